@@ -47,6 +47,7 @@ FUSE_OBJS   = $(call objs_of,$(wildcard fuse/*.c))
 TOOLS_SHARED_OBJS = $(call objs_of,$(filter-out $(TOOLS:%=tools/%.c),$(wildcard tools/*.c)))
 UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+MICRO_BINS  = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 SIM_OBJS    = $(call objs_of,$(wildcard tests/sim/*.c))
 SCRIPTS     = $(patsubst tools/%.sh,$(BIN)/%,$(wildcard tools/dfs-cluster.sh tools/mount.dfs.sh))
 
@@ -62,10 +63,10 @@ PROGS = $(BIN)/dfs-master $(BIN)/dfs-chunkserver $(BIN)/dfs-mount \
         $(TOOLS:%=$(BIN)/%) $(RAFTSIM) $(SCRIPTS)
 
 .SECONDARY:
-.PHONY: all test unit asan fuzz deps clean install run stop bench
+.PHONY: bench-micro all test unit asan fuzz deps clean install run stop bench
 .DEFAULT_GOAL := all
 
-all: $(PROGS) $(UNIT_BINS)
+all: $(PROGS) $(UNIT_BINS) $(MICRO_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -113,6 +114,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_HTTP) $(LIBS_COMMON)
 
+$(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(ALL_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_HTTP) $(LIBS_COMMON)
+
 # ---- dependencies --------------------------------------------------------
 deps:
 	@tools/install-deps.sh
@@ -154,6 +159,10 @@ stop:
 
 bench: deps all
 	@tools/bench.sh
+
+# Micro-benchmarks of single modules (tests/bench/*.c): figures, not tests.
+bench-micro: $(MICRO_BINS)
+	@for b in $(MICRO_BINS); do $$b || exit 1; done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
