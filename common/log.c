@@ -31,13 +31,16 @@ static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 int log_init(const char *name, enum log_level min, const char *path)
 {
+    int fd = STDERR_FILENO;
+    if (path) {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return -errno;
+    }
+    if (logger.fd != STDERR_FILENO)
+        close(logger.fd);
     logger.name = name;
     logger.min = min;
-    if (!path)
-        return 0;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
     logger.fd = fd;
     return 0;
 }

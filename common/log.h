@@ -13,7 +13,8 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 /*
  * name: the program's name, printed on every line (borrowed: must outlive
  * the logger, a string literal or argv[0] is fine).  path: NULL for stderr,
- * else a file opened for append.  Returns 0 or a negative errno.
+ * else a file opened for append.  A file from an earlier call is closed.
+ * On error the logger is left as it was.  Returns 0 or a negative errno.
  */
 int log_init(const char *name, enum log_level min, const char *path);
 
