@@ -17,6 +17,10 @@ static const char *const dfs_messages[DFS_ELAST - DFS_EBASE] = {
     [DFS_ESTALE_VER - DFS_EBASE] = "stale chunk version",
     [DFS_ECONF - DFS_EBASE]      = "invalid configuration",
     [DFS_ECLUSTER - DFS_EBASE]   = "data directory belongs to another cluster",
+    [DFS_EIDINUSE - DFS_EBASE]   = "id already in use",
+    [DFS_ESESSION - DFS_EBASE]   = "no such client session (expired or never opened)",
+    [DFS_ESEQ - DFS_EBASE]       = "request sequence number too old to deduplicate",
+    [DFS_ENOLEASE - DFS_EBASE]   = "no write lease on this chunk",
 };
 
 const char *dfs_strerror(int err)

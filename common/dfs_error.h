@@ -22,6 +22,10 @@ enum {
     DFS_ESTALE_VER,    /* replica has an older chunk version */
     DFS_ECONF,         /* configuration file or option is invalid */
     DFS_ECLUSTER,      /* data directory belongs to another cluster */
+    DFS_EIDINUSE,      /* a leader-chosen id (inode, chunk, session) is taken */
+    DFS_ESESSION,      /* no such client session (never opened or expired) */
+    DFS_ESEQ,          /* request sequence too old to deduplicate */
+    DFS_ENOLEASE,      /* the session holds no write lease on that chunk */
     DFS_ELAST
 };
 
