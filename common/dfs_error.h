@@ -26,6 +26,7 @@ enum {
     DFS_ESESSION,      /* no such client session (never opened or expired) */
     DFS_ESEQ,          /* request sequence too old to deduplicate */
     DFS_ENOLEASE,      /* the session holds no write lease on that chunk */
+    DFS_ENOTREADY,     /* leader still applying earlier terms: retry */
     DFS_ELAST
 };
 
