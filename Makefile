@@ -47,9 +47,11 @@ FUSE_OBJS   = $(call objs_of,$(wildcard fuse/*.c))
 TOOLS_SHARED_OBJS = $(call objs_of,$(filter-out $(TOOLS:%=tools/%.c),$(wildcard tools/*.c)))
 UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+CLUSTER_BINS = $(patsubst tests/cluster/%.c,$(BUILD)/tests/cluster/%,$(wildcard tests/cluster/*.c))
 MICRO_BINS  = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 SIM_OBJS    = $(call objs_of,$(wildcard tests/sim/*.c))
-SCRIPTS     = $(patsubst tools/%.sh,$(BIN)/%,$(wildcard tools/dfs-cluster.sh tools/mount.dfs.sh))
+SCRIPTS     = $(patsubst tools/%.py,$(BIN)/%,$(wildcard tools/dfs-cluster.py)) \
+              $(patsubst tools/%.sh,$(BIN)/%,$(wildcard tools/mount.dfs.sh))
 
 LIB_COMMON = $(BUILD)/libcommon.a
 LIB_DFS    = $(BUILD)/libdfs.a
@@ -66,7 +68,7 @@ PROGS = $(BIN)/dfs-master $(BIN)/dfs-chunkserver $(BIN)/dfs-mount \
 .PHONY: bench-micro all test unit asan fuzz deps clean install run stop bench
 .DEFAULT_GOAL := all
 
-all: $(PROGS) $(UNIT_BINS) $(MICRO_BINS)
+all: $(PROGS) $(UNIT_BINS) $(MICRO_BINS) $(CLUSTER_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -109,10 +111,18 @@ $(TOOLS:%=$(BIN)/%): $(BIN)/%: $(BUILD)/tools/%.o $(TOOLS_SHARED_OBJS) $(LIB_DFS
 $(BIN)/%: tools/%.sh
 	@mkdir -p $(@D)
 	install -m 0755 $< $@
+$(BIN)/%: tools/%.py
+	@mkdir -p $(@D)
+	install -m 0755 $< $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_HTTP) $(LIBS_COMMON)
+
+# Helper programs of the multi-process suites: clients built on libdfs.
+$(BUILD)/tests/cluster/%: $(BUILD)/tests/cluster/%.o $(LIB_DFS) $(LIB_COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
 
 $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)

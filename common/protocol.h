@@ -35,7 +35,7 @@
  * payload not exactly its fields) closes the connection.
  *
  * Compound types used below:
- *   HEAD   session u64, seq u64, seq_done u64
+ *   HEAD   session u64, seq u64, seq_done u64, CRED
  *          Starts every client -> master request except SESSION_OPEN.
  *          session: from SESSION_OPEN (0: none; allowed only where a
  *          request needs no session state).  seq: for a request marked
@@ -45,6 +45,10 @@
  *          once and answers a repeat with the first reply.  0 for other
  *          requests.  seq_done: every seq below it has been answered and
  *          may be forgotten (Raft thesis §6.3).
+ *   CRED   uid u32, gid u32, ngroups u32, gid u32[ngroups]
+ *          The caller (the process behind the mount): permission checks
+ *          and the owner of what it creates.  ngroups at most
+ *          PROTO_GROUPS_MAX.
  *   ATTR   inode u64, mode u32, nlink u32, uid u32, gid u32, rdev u32,
  *          size u64, atime i64, mtime i64, ctime i64, goal u8
  *          mode includes the S_IFMT type bits; times are nanoseconds since
@@ -80,6 +84,7 @@
 #define PROTO_READDIR_MAX     1024          /* entries in one READDIR reply */
 #define PROTO_SNAPSHOT_PIECE  (1u << 20)    /* snapshot bytes per message */
 #define PROTO_ROOT_INODE      1
+#define PROTO_GROUPS_MAX      32            /* supplementary groups in CRED */
 
 /* ---- message ids ------------------------------------------------------ */
 
@@ -108,18 +113,16 @@ enum proto_msg {
      *     <- ATTR
      * Fields whose bit is not in valid are ignored. */
     PROTO_SETATTR = 0x0112,
-    /* [M] -> HEAD, parent u64, name str, mode u32, uid u32, gid u32
+    /* [M] -> HEAD, parent u64, name str, mode u32
      *     <- ATTR */
     PROTO_MKDIR = 0x0113,
     /* [M] -> HEAD, parent u64, name str        <- (empty) */
     PROTO_RMDIR = 0x0114,
-    /* [M] -> HEAD, parent u64, name str, mode u32, uid u32, gid u32,
-     *        flags u32 (PROTO_OPEN_*)
+    /* [M] -> HEAD, parent u64, name str, mode u32, flags u32 (PROTO_OPEN_*)
      *     <- fh u64, ATTR
      * Creates and opens, as one step. */
     PROTO_CREATE = 0x0115,
-    /* [M] -> HEAD, parent u64, name str, mode u32, rdev u32, uid u32,
-     *        gid u32
+    /* [M] -> HEAD, parent u64, name str, mode u32, rdev u32
      *     <- ATTR */
     PROTO_MKNOD = 0x0116,
     /* [M] -> HEAD, parent u64, name str        <- (empty)
@@ -132,7 +135,7 @@ enum proto_msg {
     PROTO_RENAME = 0x0118,
     /* [M] -> HEAD, inode u64, new_parent u64, new_name str   <- ATTR */
     PROTO_LINK = 0x0119,
-    /* [M] -> HEAD, parent u64, name str, target str, uid u32, gid u32
+    /* [M] -> HEAD, parent u64, name str, target str
      *     <- ATTR */
     PROTO_SYMLINK = 0x011A,
     /* -> HEAD, inode u64                       <- target str */
@@ -170,7 +173,8 @@ enum proto_msg {
     /* [M] -> HEAD, inode u64, flags u32 (PROTO_OPEN_*)   <- fh u64, ATTR
      * fh names this open in the session. */
     PROTO_OPEN = 0x0130,
-    /* [M] -> HEAD, fh u64                      <- (empty)
+    /* [M] -> HEAD, fh u64, flags u32 (the open's PROTO_OPEN_READ|WRITE)
+     *     <- (empty)
      * Drops the open and the flock locks taken through it. */
     PROTO_RELEASE = 0x0131,
     /* [M] -> HEAD, fh u64, owner u64, kind u8 (PROTO_LOCK_FLOCK|POSIX),
@@ -251,33 +255,43 @@ enum proto_msg {
 
     /* ---- master <-> master: Raft (0x03xx), one-way, req_id 0 ---- */
 
-    /* RAFT, last_index u64, last_term u64, flags u8 (PROTO_VOTE_*)
+    /* Layouts follow master/raft.h's struct raft_msg; master/raftwire
+     * is the codec.  Every payload is RAFT, then: */
+    /* last_index u64, last_term u64, flags u8 (PROTO_VOTE_*)
      * With PROTO_VOTE_PREVOTE, term is the term the candidate would
      * take; voters change no state. */
     PROTO_RAFT_REQUEST_VOTE = 0x0301,
-    /* RAFT, granted u8, flags u8 (PROTO_VOTE_PREVOTE echoed) */
+    /* granted u8, flags u8 (PROTO_VOTE_PREVOTE echoed) */
     PROTO_RAFT_REQUEST_VOTE_RESP = 0x0302,
-    /* RAFT, prev_index u64, prev_term u64, commit u64, ctx u64,
+    /* prev_index u64, prev_term u64, commit u64, seq u64,
      *   count u32, ENTRY[count]
      *   ENTRY = term u64, type u8, data bytes
-     * type is the Raft core's entry type (normal, configuration, no-op);
-     * ctx is the leader's heartbeat round, echoed for ReadIndex. */
+     * Entries are prev_index + 1, + 2, ...; type is the core's entry type
+     * (normal, no-op, configuration); seq is the leader's ReadIndex round,
+     * echoed in the answer. */
     PROTO_RAFT_APPEND_ENTRIES = 0x0303,
-    /* RAFT, success u8, index u64, ctx u64
-     * index: on success the last index now matching the leader's log; on
-     * failure the follower's hint where to probe next. */
+    /* reject u8, index u64, hint_index u64, hint_term u64, seq u64
+     * index: accepted, the last index matching the leader's log; rejected,
+     * the prev_index refused; (hint_index, hint_term): where to retry. */
     PROTO_RAFT_APPEND_ENTRIES_RESP = 0x0304,
-    /* RAFT, last_index u64, last_term u64, conf bytes, total u64,
-     *   offset u64, done u8, piece bytes (at most PROTO_SNAPSHOT_PIECE)
-     * One piece of the snapshot at last_index; conf is the membership at
-     * last_index; pieces go in order, done on the last one. */
+    /* SNAPMETA, total u64, offset u64, piece bytes
+     *   SNAPMETA = index u64, term u64, members bytes (raft_members_encode)
+     * One piece (at most PROTO_SNAPSHOT_PIECE bytes) of the snapshot at
+     * index; pieces go in order, the last ends at total. */
     PROTO_RAFT_INSTALL_SNAPSHOT = 0x0305,
-    /* RAFT, last_index u64, offset u64 (bytes stored so far), done u8 */
+    /* index u64, offset u64 (bytes received so far), flags u8
+     * (PROTO_SNAP_DONE: installed; PROTO_SNAP_GAP: a piece arrived past
+     * offset, resend from offset) */
     PROTO_RAFT_INSTALL_SNAPSHOT_RESP = 0x0306,
-    /* RAFT
+    /* (nothing more)
      * Leadership transfer: start an election now, votes flagged
      * PROTO_VOTE_TRANSFER. */
     PROTO_RAFT_TIMEOUT_NOW = 0x0307,
+    /* commit u64, seq u64
+     * Leadership and commit index, no log matching. */
+    PROTO_RAFT_HEARTBEAT = 0x0308,
+    /* seq u64 */
+    PROTO_RAFT_HEARTBEAT_RESP = 0x0309,
 
     /* ---- chunkserver <-> master (0x04xx) ---- */
 
@@ -407,6 +421,10 @@ enum proto_msg {
 /* REQUEST_VOTE flags */
 #define PROTO_VOTE_PREVOTE  0x1
 #define PROTO_VOTE_TRANSFER 0x2         /* ignore the leader lease */
+
+/* INSTALL_SNAPSHOT_RESP flags */
+#define PROTO_SNAP_DONE 0x1
+#define PROTO_SNAP_GAP  0x2
 
 /* ADMIN_FSCK problem state */
 #define PROTO_FSCK_UNDER   1            /* fewer healthy replicas than goal */

@@ -1,28 +1,429 @@
 /*
- * dfsadmin: shows cluster state and checks it (fsck).
+ * dfsadmin: cluster state and namespace administration from the shell.
  *
- * Placeholder entry point: it parses --help and --version and says plainly
- * that the program is not built yet.  Its issue replaces this file.
+ *   dfsadmin [-M masters] [-k keyfile] [--json] COMMAND ARGS
+ *
+ * Each command is one function below; they share the session opened by
+ * main() and return a tool exit code.
  */
-#include "common/log.h"
-#include "common/version.h"
-
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/dfs_error.h"
+#include "common/version.h"
+#include "tools/toolkit.h"
+
+struct admin {
+    struct dfs *d;
+    bool json;
+    bool recursive;
+    bool parents;
+    bool no_follow;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: dfsadmin [-M host:port,...] [-k keyfile] [--json] COMMAND\n"
+            "\n"
+            "Commands:\n"
+            "  status            leader, term, commit index and every master's view\n"
+            "  ls PATH           list a directory\n"
+            "  stat PATH         attributes of one file or directory\n"
+            "  mkdir [-p] PATH   make a directory (-p: with its parents, no error if present)\n"
+            "  rm [-r] PATH      remove a file, or a directory tree with -r\n"
+            "  mv SRC DST        rename (DST may be an existing directory to move into)\n"
+            "\n"
+            "Options:\n"
+            "  -M host:port,...  masters (default: $DFS_MASTERS)\n"
+            "  -k FILE           cluster key file (default: $DFS_KEY_FILE)\n"
+            "  --json            machine-readable output\n"
+            "  --no-follow       status: the answering master's own view, even when\n"
+            "                    it is not the leader (with -M naming one master)\n"
+            "\n"
+            "Exit codes: 0 success, 1 the operation failed, 2 usage error.\n");
+}
+
+static int fail(const char *what, const char *path, int err)
+{
+    fprintf(stderr, "dfsadmin: %s %s: %s\n", what, path, dfs_strerror(err));
+    return TOOL_FAILED;
+}
+
+/* ---- status ------------------------------------------------------------- */
+
+/* Copies the value of "key": in a flat part of our own JSON into buf. */
+static const char *json_field(const char *json, const char *key, char *buf,
+                              size_t size)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    if (!p)
+        return "?";
+    p += strlen(pat);
+    if (*p == '"')
+        p++;
+    size_t n = strcspn(p, "\",}");
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/*
+ * The leader's document: the answering master's own, or, when it is not
+ * the leader, the one its masters list names as leader.
+ */
+static int leader_status(struct admin *a, char **json)
+{
+    int rc = dfs_admin_status(a->d, json);
+    char role[32], addr[128], *doc;
+    if (rc < 0 || a->no_follow || !strcmp(json_field(*json, "role", role, 32), "leader"))
+        return rc;
+    json_field(*json, "leader_address", addr, sizeof(addr));
+    /* No leader known: this master's view is the news. */
+    if (addr[0] && dfs_admin_status_of(a->d, addr, &doc) == 0) {
+        free(*json);
+        *json = doc;
+    }
+    return 0;
+}
+
+static int cmd_status(struct admin *a)
+{
+    char *json;
+    int rc = leader_status(a, &json);
+    if (rc < 0)
+        return fail("status", "", rc);
+    if (a->json) {
+        printf("%s\n", json);
+        free(json);
+        return TOOL_OK;
+    }
+    char b[5][64];
+    printf("cluster %s  leader master %s  term %s  commit %s\n",
+           json_field(json, "cluster", b[0], 64), json_field(json, "leader", b[1], 64),
+           json_field(json, "term", b[2], 64), json_field(json, "commit_index", b[3], 64));
+    printf("files %s  directories %s\n\n", json_field(json, "files", b[0], 64),
+           json_field(json, "directories", b[1], 64));
+    printf("%-4s %-22s %-12s %-6s %-10s %-10s\n", "id", "address", "role", "term",
+           "commit", "applied");
+    /* Each master answers for itself. */
+    for (const char *m = strstr(json, "\"address\":\""); m;
+         m = strstr(m + 1, "\"address\":\"")) {
+        char addr[128], id[32];
+        json_field(m, "address", addr, sizeof(addr));
+        const char *start = m;
+        while (start > json && *start != '{')
+            start--;
+        json_field(start, "id", id, sizeof(id));
+        char *own;
+        if (dfs_admin_status_of(a->d, addr, &own) < 0) {
+            printf("%-4s %-22s %-12s\n", id, addr, "unreachable");
+            continue;
+        }
+        printf("%-4s %-22s %-12s %-6s %-10s %-10s\n", id, addr,
+               json_field(own, "role", b[0], 64), json_field(own, "term", b[1], 64),
+               json_field(own, "commit_index", b[2], 64),
+               json_field(own, "applied_index", b[3], 64));
+        free(own);
+    }
+    free(json);
+    return TOOL_OK;
+}
+
+/* ---- ls and stat ---------------------------------------------------------- */
+
+struct ls_state {
+    bool json;
+    bool first;
+};
+
+static void print_attr_json(const char *name, const struct dfs_attr *at)
+{
+    printf("{\"name\":");
+    toolkit_json_string(stdout, name);
+    printf(",\"type\":\"%s\",\"size\":%" PRIu64 ",\"inode\":%" PRIu64
+           ",\"mode\":\"%04o\",\"nlink\":%u,\"uid\":%u,\"gid\":%u,\"mtime_ns\":%" PRId64
+           ",\"goal\":%u}",
+           toolkit_type_name(at->mode), at->size, at->ino, at->mode & 07777,
+           at->nlink, at->uid, at->gid, at->mtime, at->goal);
+}
+
+static void print_attr_line(const char *name, const struct dfs_attr *at)
+{
+    char mode[11], when[32];
+    toolkit_mode_string(at->mode, mode);
+    time_t t = (time_t)(at->mtime / 1000000000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+    printf("%s %3u %5u %5u %12" PRIu64 " %s %s\n", mode, at->nlink, at->uid,
+           at->gid, at->size, when, name);
+}
+
+static int ls_entry(const struct dfs_dirent *e, void *arg)
+{
+    struct ls_state *st = arg;
+    if (!strcmp(e->name, ".") || !strcmp(e->name, ".."))
+        return 0;
+    if (st->json) {
+        printf("%s\n  ", st->first ? "" : ",");
+        print_attr_json(e->name, e->attr);
+    } else {
+        print_attr_line(e->name, e->attr);
+    }
+    st->first = false;
+    return 0;
+}
+
+static int cmd_ls(struct admin *a, const char *path)
+{
+    struct dfs_attr at;
+    int rc = dfs_resolve(a->d, path, &at);
+    if (rc < 0)
+        return fail("ls", path, rc);
+    struct ls_state st = { .json = a->json, .first = true };
+    if (!S_ISDIR(at.mode)) {
+        const char *base = strrchr(path, '/');
+        struct dfs_dirent e = { .ino = at.ino, .mode = at.mode,
+                                .name = base ? base + 1 : path, .attr = &at };
+        if (a->json)
+            printf("[");
+        ls_entry(&e, &st);
+        printf(a->json ? "\n]\n" : "");
+        return TOOL_OK;
+    }
+    if (a->json)
+        printf("[");
+    rc = dfs_readdir(a->d, at.ino, 0, DFS_READDIR_PLUS, ls_entry, &st);
+    if (a->json)
+        printf("\n]\n");
+    return rc < 0 ? fail("ls", path, rc) : TOOL_OK;
+}
+
+static int cmd_stat(struct admin *a, const char *path)
+{
+    struct dfs_attr at;
+    int rc = dfs_resolve(a->d, path, &at);
+    if (rc < 0)
+        return fail("stat", path, rc);
+    if (a->json) {
+        /* Chunks come from CHUNK_LOCATIONS once files hold data; a file
+         * that was never written has none. */
+        printf("{\"path\":");
+        toolkit_json_string(stdout, path);
+        printf(",\"inode\":%" PRIu64 ",\"type\":\"%s\",\"size\":%" PRIu64
+               ",\"goal\":%u,\"mode\":\"%04o\",\"nlink\":%u,\"uid\":%u,\"gid\":%u"
+               ",\"mtime_ns\":%" PRId64 ",\"ctime_ns\":%" PRId64 ",\"chunks\":[]}\n",
+               at.ino, toolkit_type_name(at.mode), at.size, at.goal, at.mode & 07777,
+               at.nlink, at.uid, at.gid, at.mtime, at.ctime);
+        return TOOL_OK;
+    }
+    printf("  path: %s\n inode: %" PRIu64 "\n  type: %s\n  size: %" PRIu64
+           "\n  mode: %04o\n links: %u\n owner: %u:%u\n  goal: %u\n",
+           path, at.ino, toolkit_type_name(at.mode), at.size, at.mode & 07777,
+           at.nlink, at.uid, at.gid, at.goal);
+    return TOOL_OK;
+}
+
+/* ---- changes ------------------------------------------------------------- */
+
+static int mkdir_one(struct admin *a, const char *path)
+{
+    struct dfs_attr parent, made;
+    char name[256];
+    int rc = toolkit_parent(a->d, path, &parent, name, sizeof(name));
+    if (rc == 0)
+        rc = dfs_mkdir(a->d, parent.ino, name, 0755, &made);
+    return rc;
+}
+
+static int cmd_mkdir(struct admin *a, const char *path)
+{
+    if (!a->parents) {
+        int rc = mkdir_one(a, path);
+        return rc < 0 ? fail("mkdir", path, rc) : TOOL_OK;
+    }
+    char *p = strdup(path);
+    if (!p)
+        return fail("mkdir", path, -ENOMEM);
+    int rc = 0;
+    for (char *s = p + 1; rc == 0; s++) {
+        bool end = *s == '\0';
+        if (*s != '/' && !end)
+            continue;
+        *s = '\0';
+        rc = mkdir_one(a, p);
+        if (rc == -EEXIST)
+            rc = 0;
+        if (end)
+            break;
+        *s = '/';
+    }
+    free(p);
+    return rc < 0 ? fail("mkdir", path, rc) : TOOL_OK;
+}
+
+struct rm_walk {
+    struct admin *a;
+    uint64_t dir;
+    int err;
+    char names[64][256];   /* a batch of children to remove after listing */
+    int n;
+    bool more;
+};
+
+static int rm_tree(struct admin *a, uint64_t parent, const char *name);
+
+static int rm_collect(const struct dfs_dirent *e, void *arg)
+{
+    struct rm_walk *w = arg;
+    if (!strcmp(e->name, ".") || !strcmp(e->name, ".."))
+        return 0;
+    if (w->n == 64) {
+        w->more = true;
+        return 1;   /* remove this batch, then list again */
+    }
+    snprintf(w->names[w->n++], sizeof(w->names[0]), "%s", e->name);
+    return 0;
+}
+
+/* Removes every child of dir, a batch at a time. */
+static int rm_children(struct admin *a, uint64_t dir)
+{
+    struct rm_walk *w = malloc(sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    int rc = 0;
+    do {
+        w->n = 0;
+        w->more = false;
+        rc = dfs_readdir(a->d, dir, 0, 0, rm_collect, w);
+        if (rc == 1)
+            rc = 0;
+        for (int i = 0; rc == 0 && i < w->n; i++)
+            rc = rm_tree(a, dir, w->names[i]);
+    } while (rc == 0 && w->more);
+    free(w);
+    return rc;
+}
+
+static int rm_tree(struct admin *a, uint64_t parent, const char *name)
+{
+    struct dfs_attr at;
+    int rc = dfs_lookup(a->d, parent, name, &at);
+    if (rc < 0)
+        return rc;
+    if (!S_ISDIR(at.mode))
+        return dfs_unlink(a->d, parent, name);
+    rc = rm_children(a, at.ino);
+    return rc < 0 ? rc : dfs_rmdir(a->d, parent, name);
+}
+
+static int cmd_rm(struct admin *a, const char *path)
+{
+    struct dfs_attr parent, at;
+    char name[256];
+    int rc = toolkit_parent(a->d, path, &parent, name, sizeof(name));
+    if (rc == 0)
+        rc = dfs_lookup(a->d, parent.ino, name, &at);
+    if (rc == 0 && S_ISDIR(at.mode) && !a->recursive)
+        rc = -EISDIR;
+    if (rc == 0)
+        rc = a->recursive ? rm_tree(a, parent.ino, name)
+                          : dfs_unlink(a->d, parent.ino, name);
+    return rc < 0 ? fail("rm", path, rc) : TOOL_OK;
+}
+
+static int cmd_mv(struct admin *a, const char *src, const char *dst)
+{
+    struct dfs_attr sp, dp, target;
+    char sname[256], dname[256];
+    int rc = toolkit_parent(a->d, src, &sp, sname, sizeof(sname));
+    if (rc < 0)
+        return fail("mv", src, rc);
+    /* Into an existing directory, like mv(1). */
+    if (dfs_resolve(a->d, dst, &target) == 0 && S_ISDIR(target.mode)) {
+        dp = target;
+        snprintf(dname, sizeof(dname), "%s", sname);
+    } else {
+        rc = toolkit_parent(a->d, dst, &dp, dname, sizeof(dname));
+        if (rc < 0)
+            return fail("mv", dst, rc);
+    }
+    rc = dfs_rename(a->d, sp.ino, sname, dp.ino, dname, 0);
+    return rc < 0 ? fail("mv", src, rc) : TOOL_OK;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int run(struct admin *a, int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    if (!strcmp(cmd, "status") && argc == 1)
+        return cmd_status(a);
+    if (!strcmp(cmd, "ls") && argc <= 2)
+        return cmd_ls(a, argc == 2 ? argv[1] : "/");
+    if (!strcmp(cmd, "stat") && argc == 2)
+        return cmd_stat(a, argv[1]);
+    if (!strcmp(cmd, "mkdir") && argc == 2)
+        return cmd_mkdir(a, argv[1]);
+    if (!strcmp(cmd, "rm") && argc == 2)
+        return cmd_rm(a, argv[1]);
+    if (!strcmp(cmd, "mv") && argc == 3)
+        return cmd_mv(a, argv[1], argv[2]);
+    fprintf(stderr, "dfsadmin: bad command or arguments (see --help)\n");
+    return TOOL_USAGE;
+}
 
 int main(int argc, char **argv)
 {
+    struct toolkit_opts o = { 0 };
+    struct admin a = { 0 };
+    char *rest[8];
+    int n = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: dfsadmin [--help] [--version]\nshows cluster state and checks it (fsck).\n");
-            return 0;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return TOOL_OK;
         }
-        if (strcmp(argv[i], "--version") == 0) {
+        if (!strcmp(argv[i], "--version")) {
             printf("dfsadmin %s\n", DFS_VERSION);
-            return 0;
+            return TOOL_OK;
+        }
+        if (toolkit_common_option(argc, argv, &i, &o))
+            continue;
+        if (!strcmp(argv[i], "--json"))
+            a.json = true;
+        else if (!strcmp(argv[i], "-r"))
+            a.recursive = true;
+        else if (!strcmp(argv[i], "-p"))
+            a.parents = true;
+        else if (!strcmp(argv[i], "--no-follow"))
+            a.no_follow = true;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "dfsadmin: unknown option %s (see --help)\n", argv[i]);
+            return TOOL_USAGE;
+        } else if (n < 8) {
+            rest[n++] = argv[i];
         }
     }
-    log_init("dfsadmin", LOG_INFO, NULL);
-    log_error("dfsadmin is not built yet in this version of dfs");
-    return 2;
+    if (n == 0) {
+        usage(stderr);
+        return TOOL_USAGE;
+    }
+    a.d = toolkit_open("dfsadmin", &o);
+    if (!a.d)
+        return TOOL_FAILED;
+    int rc = run(&a, n, rest);
+    dfs_close(a.d);
+    return rc;
 }

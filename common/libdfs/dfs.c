@@ -1,0 +1,816 @@
+/*
+ * dfs: the client library's session, leader finding, retries and the
+ * namespace calls.
+ *
+ * States of the connection (d->fd): none (-1) -> connected to one master
+ * (dfs_connect) -> none again on any transport error or NOT_LEADER.
+ *
+ * Invariants:
+ *  1. d->mu serialises every request on d->fd; the keepalive thread takes
+ *     it like any caller.
+ *  2. A mutation's sequence number is taken once, before the first try,
+ *     and reused on every retry, so the master applies it at most once.
+ *  3. A request is retried only on transport errors, NOT_LEADER and
+ *     DFS_ENOTREADY, within op_timeout_ms; any other status is the answer.
+ */
+#include "dfs.h"
+#include "dfs_priv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/auth.h"
+#include "common/dfs_error.h"
+#include "common/net.h"
+#include "common/protocol.h"
+#include "common/rpc.h"
+#include "common/wire.h"
+
+#define DFS_MAX_MASTERS 16
+#define DFS_LEASE_MS 30000u
+#define DFS_BACKOFF_MIN_MS 20
+#define DFS_BACKOFF_MAX_MS 500
+
+struct dfs_master {
+    char host[NET_HOST_MAX];
+    uint16_t port;
+};
+
+/* An idle connection to a chunkserver, kept for the next request. */
+struct dfs_csconn {
+    struct dfs_csconn *next;
+    char addr[PROTO_ADDR_MAX];
+    int fd;
+};
+
+struct dfs {
+    pthread_mutex_t mu;               /* the connection, session, errmsg */
+    pthread_mutex_t pool_mu;          /* pool */
+    struct dfs_csconn *pool;          /* idle chunkserver connections */
+    struct auth_key key;
+    struct dfs_master masters[DFS_MAX_MASTERS];
+    size_t n_masters;
+    size_t next;                      /* master to try next */
+    struct dfs_master hint;           /* leader named by NOT_LEADER */
+    bool have_hint;
+    int fd;
+    int op_timeout_ms, connect_timeout_ms;
+    uint32_t uid, gid;
+    char client_name[PROTO_CLIENT_NAME_MAX];
+    uint64_t session;
+    uint32_t lease_ms;
+    uint64_t seq;                     /* last sequence number taken */
+    char errmsg[512];
+    /* keepalive thread */
+    pthread_t keepalive;
+    bool keepalive_running;
+    bool stopping;
+    pthread_cond_t stop_cv;
+};
+
+/* ---- time ---------------------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+/* ---- connection ------------------------------------------------------------- */
+
+static void dfs_disconnect(struct dfs *d)
+{
+    if (d->fd >= 0)
+        close(d->fd);
+    d->fd = -1;
+}
+
+/* Connects to the hinted leader, else to the next master in turn. */
+static int dfs_connect(struct dfs *d, int timeout_ms)
+{
+    struct dfs_master m = d->have_hint ? d->hint : d->masters[d->next];
+    if (!d->have_hint)
+        d->next = (d->next + 1) % d->n_masters;
+    d->have_hint = false;
+    int fd = rpc_dial(m.host, m.port, &d->key, timeout_ms);
+    if (fd < 0) {
+        snprintf(d->errmsg, sizeof(d->errmsg), "master %s:%u: %s", m.host, m.port,
+                 dfs_strerror(fd));
+        return fd;
+    }
+    d->fd = fd;
+    return 0;
+}
+
+/* Reads NOT_LEADER's hint: leader_id u64, leader_addr str. */
+static void dfs_take_hint(struct dfs *d, const struct rpc_reply *r)
+{
+    struct wire_reader rd;
+    wire_reader_init(&rd, r->payload, r->len);
+    uint64_t id = wire_get_u64(&rd);
+    char *addr = wire_get_str(&rd, PROTO_ADDR_MAX);
+    if (!rd.err && id && addr &&
+        net_parse_addr(addr, d->hint.host, sizeof(d->hint.host), &d->hint.port) == 0)
+        d->have_hint = true;
+    free(addr);
+}
+
+/* Builds HEAD + body for a request. */
+static int dfs_payload(struct dfs *d, uint16_t type, uint64_t seq,
+                       const struct wire_writer *body, struct wire_writer *out)
+{
+    wire_writer_init(out);
+    if (type != PROTO_SESSION_OPEN) {
+        wire_put_u64(out, d->session);
+        wire_put_u64(out, seq);
+        wire_put_u64(out, seq ? seq - 1 : 0);
+        wire_put_u32(out, d->uid);
+        wire_put_u32(out, d->gid);
+        wire_put_u32(out, 0);
+    }
+    if (body)
+        wire_put_raw(out, body->buf, body->len);
+    return out->err;
+}
+
+/*
+ * One request, retried across masters until an answer or the deadline.
+ * Called with d->mu held.  On 0, *r holds the answer (status included).
+ */
+static int dfs_call_locked(struct dfs *d, uint16_t type, uint64_t seq,
+                           const struct wire_writer *body, struct rpc_reply *r)
+{
+    struct wire_writer p;
+    int rc = dfs_payload(d, type, seq, body, &p);
+    int64_t deadline = mono_ms() + d->op_timeout_ms;
+    int backoff = DFS_BACKOFF_MIN_MS;
+    while (rc == 0) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        int tmo = (int)(left < d->connect_timeout_ms ? left : d->connect_timeout_ms);
+        if (d->fd < 0 && dfs_connect(d, tmo) < 0)
+            goto retry;
+        rc = rpc_call_fd(d->fd, type, p.buf, p.len, 0, (int)left, r);
+        if (rc < 0) {
+            snprintf(d->errmsg, sizeof(d->errmsg), "master connection: %s",
+                     dfs_strerror(rc));
+            dfs_disconnect(d);
+            rc = 0;
+            goto retry;
+        }
+        if (r->hdr.status == -DFS_ENOTLEADER) {
+            dfs_take_hint(d, r);
+            rpc_reply_release(r);
+            dfs_disconnect(d);
+            if (d->have_hint)
+                continue;
+            goto retry;
+        }
+        if (r->hdr.status == -DFS_ENOTREADY) {
+            rpc_reply_release(r);
+            goto retry;
+        }
+        break;   /* an answer */
+retry:
+        sleep_ms(backoff);
+        backoff = backoff * 2 > DFS_BACKOFF_MAX_MS ? DFS_BACKOFF_MAX_MS : backoff * 2;
+    }
+    wire_writer_release(&p);
+    return rc;
+}
+
+static int dfs_open_session_locked(struct dfs *d)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_str(&b, d->client_name);
+    wire_put_u32(&b, DFS_LEASE_MS);
+    struct rpc_reply r;
+    int rc = dfs_call_locked(d, PROTO_SESSION_OPEN, 0, &b, &r);
+    wire_writer_release(&b);
+    if (rc < 0)
+        return rc;
+    rc = r.hdr.status;
+    if (rc == 0) {
+        struct wire_reader rd;
+        wire_reader_init(&rd, r.payload, r.len);
+        d->session = wire_get_u64(&rd);
+        d->lease_ms = wire_get_u32(&rd);
+        d->seq = 0;
+        rc = rd.err ? -EBADMSG : 0;
+    }
+    rpc_reply_release(&r);
+    return rc;
+}
+
+/*
+ * A request with the session: mutations take a sequence number.  A session
+ * the cluster expired (a long outage) is reopened once.
+ */
+int dfs_call(struct dfs *d, uint16_t type, bool mutating,
+             const struct wire_writer *body, struct rpc_reply *r)
+{
+    pthread_mutex_lock(&d->mu);
+    /* Reads need no session: a session is a log entry, opened lazily. */
+    int rc = mutating && !d->session ? dfs_open_session_locked(d) : 0;
+    for (int attempt = 0; rc == 0 && attempt < 2; attempt++) {
+        uint64_t seq = mutating ? ++d->seq : 0;
+        rc = dfs_call_locked(d, type, seq, body, r);
+        if (rc < 0 || r->hdr.status != -DFS_ESESSION || attempt)
+            break;
+        rpc_reply_release(r);
+        rc = dfs_open_session_locked(d);
+        if (rc < 0)
+            break;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+/*
+ * Connects to some master within the operation timeout, so that a wrong
+ * key or a cluster that is down is reported by dfs_open itself.
+ */
+static int dfs_reach(struct dfs *d)
+{
+    int64_t deadline = mono_ms() + d->op_timeout_ms;
+    int rc = -ETIMEDOUT;
+    while (mono_ms() < deadline) {
+        rc = dfs_connect(d, d->connect_timeout_ms);
+        if (rc == 0 || rc == -DFS_EAUTH || rc == -DFS_EMAGIC || rc == -DFS_EVERSION)
+            break;
+        /* Every master refused: nothing listens, say so at once. */
+        if (rc == -ECONNREFUSED && d->next == 0)
+            break;
+    }
+    return rc;
+}
+
+/* ---- keepalive ------------------------------------------------------------- */
+
+static void *dfs_keepalive_main(void *arg)
+{
+    struct dfs *d = arg;
+    pthread_mutex_lock(&d->mu);
+    while (!d->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint32_t every = d->lease_ms / 3;
+        ts.tv_sec += every / 1000;
+        ts.tv_nsec += (long)(every % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_cond_timedwait(&d->stop_cv, &d->mu, &ts) != ETIMEDOUT)
+            continue;
+        if (!d->session)
+            continue;
+        pthread_mutex_unlock(&d->mu);
+        struct rpc_reply r;
+        if (dfs_call(d, PROTO_SESSION_KEEPALIVE, true, NULL, &r) == 0)
+            rpc_reply_release(&r);
+        pthread_mutex_lock(&d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* ---- open / close ------------------------------------------------------------ */
+
+static int dfs_parse_masters(struct dfs *d, const char *spec, char *errbuf,
+                             size_t errlen)
+{
+    char *copy = strdup(spec ? spec : "");
+    if (!copy)
+        return -ENOMEM;
+    int rc = 0;
+    char *save = NULL;
+    for (char *a = strtok_r(copy, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
+        struct dfs_master *m = &d->masters[d->n_masters];
+        if (d->n_masters == DFS_MAX_MASTERS ||
+            net_parse_addr(a, m->host, sizeof(m->host), &m->port) < 0) {
+            snprintf(errbuf, errlen, "bad master address \"%s\" (want host:port)", a);
+            rc = -EINVAL;
+            break;
+        }
+        d->n_masters++;
+    }
+    free(copy);
+    if (rc == 0 && d->n_masters == 0) {
+        snprintf(errbuf, errlen, "no masters given (-M host:port,... or DFS_MASTERS)");
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+int dfs_open(const struct dfs_opts *o, struct dfs **out, char *errbuf,
+             size_t errlen)
+{
+    struct dfs *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->pool_mu, NULL);
+    pthread_cond_init(&d->stop_cv, NULL);
+    d->fd = -1;
+    d->op_timeout_ms = o->op_timeout_ms > 0 ? o->op_timeout_ms : 60000;
+    d->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 2000;
+    d->uid = o->uid;
+    d->gid = o->gid;
+    d->lease_ms = DFS_LEASE_MS;
+    snprintf(d->client_name, sizeof(d->client_name), "%s",
+             o->client_name ? o->client_name : "dfs");
+    int rc = dfs_parse_masters(d, o->masters, errbuf, errlen);
+    if (rc < 0)
+        goto err;
+    if (!o->key_file) {
+        snprintf(errbuf, errlen, "no cluster key given (-k FILE or DFS_KEY_FILE)");
+        rc = -EINVAL;
+        goto err;
+    }
+    rc = auth_key_load(o->key_file, &d->key, errbuf, errlen);
+    if (rc < 0)
+        goto err;
+    rc = dfs_reach(d);
+    if (rc < 0) {
+        snprintf(errbuf, errlen, "%s", d->errmsg[0] ? d->errmsg : dfs_strerror(rc));
+        goto err;
+    }
+    if (pthread_create(&d->keepalive, NULL, dfs_keepalive_main, d) == 0)
+        d->keepalive_running = true;
+    *out = d;
+    return 0;
+err:
+    dfs_close(d);
+    return rc;
+}
+
+void dfs_close(struct dfs *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->stopping = true;
+    pthread_cond_broadcast(&d->stop_cv);
+    pthread_mutex_unlock(&d->mu);
+    if (d->keepalive_running)
+        pthread_join(d->keepalive, NULL);
+    if (d->session) {
+        struct rpc_reply r;
+        int saved = d->op_timeout_ms;
+        d->op_timeout_ms = 2000;   /* the lease ends it anyway */
+        if (dfs_call(d, PROTO_SESSION_CLOSE, true, NULL, &r) == 0)
+            rpc_reply_release(&r);
+        d->op_timeout_ms = saved;
+    }
+    dfs_disconnect(d);
+    while (d->pool) {
+        struct dfs_csconn *c = d->pool;
+        d->pool = c->next;
+        close(c->fd);
+        free(c);
+    }
+    auth_key_release(&d->key);
+    pthread_mutex_destroy(&d->pool_mu);
+    pthread_cond_destroy(&d->stop_cv);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}
+
+const char *dfs_last_error(struct dfs *d)
+{
+    return d->errmsg;
+}
+
+void dfs_set_error(struct dfs *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->errmsg, sizeof(d->errmsg), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- chunkserver connections ---------------------------------------------- */
+
+static struct dfs_csconn *pool_take(struct dfs *d, const char *addr)
+{
+    pthread_mutex_lock(&d->pool_mu);
+    for (struct dfs_csconn **pp = &d->pool; *pp; pp = &(*pp)->next) {
+        if (!strcmp((*pp)->addr, addr)) {
+            struct dfs_csconn *c = *pp;
+            *pp = c->next;
+            pthread_mutex_unlock(&d->pool_mu);
+            return c;
+        }
+    }
+    pthread_mutex_unlock(&d->pool_mu);
+    struct dfs_csconn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    char host[NET_HOST_MAX];
+    uint16_t port;
+    c->fd = net_parse_addr(addr, host, sizeof(host), &port) < 0 ? -EINVAL
+          : rpc_dial(host, port, &d->key, d->connect_timeout_ms);
+    return c;
+}
+
+static void pool_put(struct dfs *d, struct dfs_csconn *c)
+{
+    pthread_mutex_lock(&d->pool_mu);
+    c->next = d->pool;
+    d->pool = c;
+    pthread_mutex_unlock(&d->pool_mu);
+}
+
+int dfs_cs_call(struct dfs *d, const char *addr, uint16_t type,
+                const struct wire_writer *payload, struct rpc_reply *r)
+{
+    struct dfs_csconn *c = pool_take(d, addr);
+    if (!c)
+        return -ENOMEM;
+    int rc = c->fd;
+    if (rc >= 0)
+        rc = rpc_call_fd(c->fd, type, payload->buf, payload->len, 0,
+                         d->op_timeout_ms, r);
+    if (rc < 0) {
+        dfs_set_error(d, "chunkserver %s: %s", addr, dfs_strerror(rc));
+        if (c->fd >= 0)
+            close(c->fd);
+        free(c);
+        return rc;
+    }
+    pool_put(d, c);
+    return 0;
+}
+
+/* ---- namespace calls ---------------------------------------------------------- */
+
+static void get_attr(struct wire_reader *r, struct dfs_attr *a)
+{
+    a->ino = wire_get_u64(r);
+    a->mode = wire_get_u32(r);
+    a->nlink = wire_get_u32(r);
+    a->uid = wire_get_u32(r);
+    a->gid = wire_get_u32(r);
+    a->rdev = wire_get_u32(r);
+    a->size = wire_get_u64(r);
+    a->atime = wire_get_i64(r);
+    a->mtime = wire_get_i64(r);
+    a->ctime = wire_get_i64(r);
+    a->goal = wire_get_u8(r);
+}
+
+/*
+ * Sends body as request type and decodes an ATTR reply into out (may be
+ * NULL), after skip_u64 leading u64 fields (CREATE's fh).
+ */
+static int dfs_attr_call(struct dfs *d, uint16_t type, bool mutating,
+                         struct wire_writer *body, unsigned skip_u64,
+                         struct dfs_attr *out)
+{
+    struct rpc_reply r;
+    int rc = body->err ? body->err : dfs_call(d, type, mutating, body, &r);
+    wire_writer_release(body);
+    if (rc < 0)
+        return rc;
+    rc = r.hdr.status;
+    if (rc == 0 && out) {
+        struct wire_reader rd;
+        wire_reader_init(&rd, r.payload, r.len);
+        for (unsigned i = 0; i < skip_u64; i++)
+            wire_get_u64(&rd);
+        get_attr(&rd, out);
+        rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
+    }
+    rpc_reply_release(&r);
+    return rc;
+}
+
+/* For calls whose reply is empty. */
+static int dfs_void_call(struct dfs *d, uint16_t type, struct wire_writer *body)
+{
+    struct rpc_reply r;
+    int rc = body->err ? body->err : dfs_call(d, type, true, body, &r);
+    wire_writer_release(body);
+    if (rc < 0)
+        return rc;
+    rc = r.hdr.status;
+    rpc_reply_release(&r);
+    return rc;
+}
+
+static void put_name(struct wire_writer *w, uint64_t parent, const char *name)
+{
+    wire_put_u64(w, parent);
+    wire_put_str(w, name);
+}
+
+int dfs_lookup(struct dfs *d, uint64_t parent, const char *name,
+               struct dfs_attr *out)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    put_name(&b, parent, name);
+    return dfs_attr_call(d, PROTO_LOOKUP, false, &b, 0, out);
+}
+
+int dfs_getattr(struct dfs *d, uint64_t ino, struct dfs_attr *out)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, ino);
+    return dfs_attr_call(d, PROTO_GETATTR, false, &b, 0, out);
+}
+
+int dfs_resolve(struct dfs *d, const char *path, struct dfs_attr *out)
+{
+    if (path[0] != '/')
+        return -EINVAL;
+    int rc = dfs_getattr(d, DFS_ROOT_INO, out);
+    char name[PROTO_NAME_MAX + 1];
+    for (const char *p = path; rc == 0 && *p;) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (n == 0)
+            break;
+        if (n > PROTO_NAME_MAX)
+            return -ENAMETOOLONG;
+        memcpy(name, p, n);
+        name[n] = '\0';
+        rc = dfs_lookup(d, out->ino, name, out);
+        p += n;
+    }
+    return rc;
+}
+
+int dfs_mkdir(struct dfs *d, uint64_t parent, const char *name, uint32_t mode,
+              struct dfs_attr *out)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    put_name(&b, parent, name);
+    wire_put_u32(&b, mode);
+    return dfs_attr_call(d, PROTO_MKDIR, true, &b, 0, out);
+}
+
+int dfs_create(struct dfs *d, uint64_t parent, const char *name, uint32_t mode,
+               uint32_t flags, struct dfs_attr *out)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    put_name(&b, parent, name);
+    wire_put_u32(&b, mode);
+    wire_put_u32(&b, flags);
+    return dfs_attr_call(d, PROTO_CREATE, true, &b, 1, out);
+}
+
+int dfs_mknod(struct dfs *d, uint64_t parent, const char *name, uint32_t mode,
+              uint32_t rdev, struct dfs_attr *out)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    put_name(&b, parent, name);
+    wire_put_u32(&b, mode);
+    wire_put_u32(&b, rdev);
+    return dfs_attr_call(d, PROTO_MKNOD, true, &b, 0, out);
+}
+
+int dfs_symlink(struct dfs *d, uint64_t parent, const char *name,
+                const char *target, struct dfs_attr *out)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    put_name(&b, parent, name);
+    wire_put_str(&b, target);
+    return dfs_attr_call(d, PROTO_SYMLINK, true, &b, 0, out);
+}
+
+int dfs_link(struct dfs *d, uint64_t ino, uint64_t newparent,
+             const char *newname, struct dfs_attr *out)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, ino);
+    put_name(&b, newparent, newname);
+    return dfs_attr_call(d, PROTO_LINK, true, &b, 0, out);
+}
+
+int dfs_unlink(struct dfs *d, uint64_t parent, const char *name)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    put_name(&b, parent, name);
+    return dfs_void_call(d, PROTO_UNLINK, &b);
+}
+
+int dfs_rmdir(struct dfs *d, uint64_t parent, const char *name)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    put_name(&b, parent, name);
+    return dfs_void_call(d, PROTO_RMDIR, &b);
+}
+
+int dfs_rename(struct dfs *d, uint64_t parent, const char *name,
+               uint64_t newparent, const char *newname, uint32_t flags)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    put_name(&b, parent, name);
+    put_name(&b, newparent, newname);
+    wire_put_u32(&b, flags);
+    return dfs_void_call(d, PROTO_RENAME, &b);
+}
+
+int dfs_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
+                struct dfs_attr *out)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, ino);
+    wire_put_u32(&b, set->valid);
+    wire_put_u32(&b, set->mode);
+    wire_put_u32(&b, set->uid);
+    wire_put_u32(&b, set->gid);
+    wire_put_u64(&b, set->size);
+    wire_put_i64(&b, set->atime);
+    wire_put_i64(&b, set->mtime);
+    wire_put_u8(&b, set->goal);
+    return dfs_attr_call(d, PROTO_SETATTR, true, &b, 0, out);
+}
+
+/* Sends a read request and hands back the raw reply (status checked). */
+static int dfs_read_call(struct dfs *d, uint16_t type, struct wire_writer *body,
+                         struct rpc_reply *r)
+{
+    int rc = body->err ? body->err : dfs_call(d, type, false, body, r);
+    wire_writer_release(body);
+    if (rc == 0 && r->hdr.status < 0) {
+        rc = r->hdr.status;
+        rpc_reply_release(r);
+    }
+    return rc;
+}
+
+int dfs_readlink(struct dfs *d, uint64_t ino, char **target)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, ino);
+    struct rpc_reply r;
+    int rc = dfs_read_call(d, PROTO_READLINK, &b, &r);
+    if (rc < 0)
+        return rc;
+    struct wire_reader rd;
+    wire_reader_init(&rd, r.payload, r.len);
+    *target = wire_get_str(&rd, PROTO_PATH_MAX);
+    rc = wire_reader_finish(&rd) < 0 || !*target ? -EBADMSG : 0;
+    if (rc < 0) {
+        free(*target);
+        *target = NULL;
+    }
+    rpc_reply_release(&r);
+    return rc;
+}
+
+/* Decodes one READDIR batch, calling fn; *cookie and *eof advance. */
+static int dfs_readdir_batch(const struct rpc_reply *r, unsigned flags,
+                             int (*fn)(const struct dfs_dirent *, void *),
+                             void *arg, uint64_t *cookie, bool *eof)
+{
+    struct wire_reader rd;
+    wire_reader_init(&rd, r->payload, r->len);
+    uint32_t n = wire_get_u32(&rd);
+    char name[PROTO_NAME_MAX + 1];
+    for (uint32_t i = 0; i < n && !rd.err; i++) {
+        struct dfs_attr a;
+        struct dfs_dirent e = { .name = name };
+        e.cookie = wire_get_u64(&rd);
+        e.ino = wire_get_u64(&rd);
+        e.mode = wire_get_u32(&rd);
+        const uint8_t *p;
+        size_t len = wire_get_bytes(&rd, &p, PROTO_NAME_MAX);
+        if (flags & DFS_READDIR_PLUS) {
+            get_attr(&rd, &a);
+            e.attr = &a;
+        }
+        if (rd.err)
+            break;
+        memcpy(name, p, len);
+        name[len] = '\0';
+        *cookie = e.cookie;
+        int rc = fn(&e, arg);
+        if (rc)
+            return rc;
+    }
+    *eof = wire_get_u8(&rd) != 0 || n == 0;
+    return wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
+}
+
+int dfs_readdir(struct dfs *d, uint64_t ino, uint64_t cookie, unsigned flags,
+                int (*fn)(const struct dfs_dirent *e, void *arg), void *arg)
+{
+    bool eof = false;
+    int rc = 0;
+    while (rc == 0 && !eof) {
+        struct wire_writer b;
+        wire_writer_init(&b);
+        wire_put_u64(&b, ino);
+        wire_put_u64(&b, cookie);
+        wire_put_u32(&b, PROTO_READDIR_MAX);
+        wire_put_u8(&b, (uint8_t)(flags & DFS_READDIR_PLUS ? PROTO_READDIR_PLUS : 0));
+        struct rpc_reply r;
+        rc = dfs_read_call(d, PROTO_READDIR, &b, &r);
+        if (rc < 0)
+            break;
+        rc = dfs_readdir_batch(&r, flags, fn, arg, &cookie, &eof);
+        rpc_reply_release(&r);
+    }
+    return rc;
+}
+
+int dfs_statfs(struct dfs *d, struct dfs_statfs *out)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    struct rpc_reply r;
+    int rc = dfs_read_call(d, PROTO_STATFS, &b, &r);
+    if (rc < 0)
+        return rc;
+    struct wire_reader rd;
+    wire_reader_init(&rd, r.payload, r.len);
+    out->bytes_total = wire_get_u64(&rd);
+    out->bytes_free = wire_get_u64(&rd);
+    out->bytes_avail = wire_get_u64(&rd);
+    out->files = wire_get_u64(&rd);
+    out->files_free = wire_get_u64(&rd);
+    rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
+    rpc_reply_release(&r);
+    return rc;
+}
+
+static int dfs_status_reply(struct rpc_reply *r, char **json)
+{
+    struct wire_reader rd;
+    wire_reader_init(&rd, r->payload, r->len);
+    *json = wire_get_str(&rd, WIRE_MAX_PAYLOAD);
+    int rc = wire_reader_finish(&rd) < 0 || !*json ? -EBADMSG : 0;
+    if (rc < 0) {
+        free(*json);
+        *json = NULL;
+    }
+    rpc_reply_release(r);
+    return rc;
+}
+
+int dfs_admin_status(struct dfs *d, char **json)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    struct rpc_reply r;
+    int rc = dfs_read_call(d, PROTO_ADMIN_STATUS, &b, &r);
+    return rc < 0 ? rc : dfs_status_reply(&r, json);
+}
+
+int dfs_admin_status_of(struct dfs *d, const char *addr, char **json)
+{
+    char host[NET_HOST_MAX];
+    uint16_t port;
+    if (net_parse_addr(addr, host, sizeof(host), &port) < 0)
+        return -EINVAL;
+    int fd = rpc_dial(host, port, &d->key, d->connect_timeout_ms);
+    if (fd < 0)
+        return fd;
+    struct wire_writer p;
+    int rc = dfs_payload(d, PROTO_ADMIN_STATUS, 0, NULL, &p);
+    struct rpc_reply r;
+    if (rc == 0)
+        rc = rpc_call_fd(fd, PROTO_ADMIN_STATUS, p.buf, p.len, 0,
+                         d->connect_timeout_ms, &r);
+    wire_writer_release(&p);
+    close(fd);
+    if (rc == 0 && r.hdr.status < 0) {
+        rc = r.hdr.status;
+        rpc_reply_release(&r);
+    }
+    return rc < 0 ? rc : dfs_status_reply(&r, json);
+}

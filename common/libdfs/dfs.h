@@ -1,0 +1,162 @@
+/*
+ * dfs: the client library — what dfs-mount and the tools call.
+ *
+ * A struct dfs is a session with the cluster, opened with the first
+ * mutation (a session is a log entry; reads need none): it knows the
+ * master list,
+ * finds the leader (following NOT_LEADER hints), keeps its session lease
+ * alive from a background thread, and retries a request across failovers
+ * with backoff until the operation timeout.  Every mutation carries the
+ * session's (id, sequence), the same on each retry, so it takes effect at
+ * most once.
+ *
+ * Thread-safe: calls may come from many threads; they are serialised on
+ * the one connection to the leader.  Errors are 0 or a negative errno /
+ * -DFS_E* code (common/dfs_error.h); dfs_last_error() gives a message that
+ * names the master and the reason for the last transport failure.
+ */
+#ifndef DFS_LIBDFS_H
+#define DFS_LIBDFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct dfs;
+
+struct dfs_opts {
+    const char *masters;      /* "host:port,host:port,..." (required) */
+    const char *key_file;     /* cluster key (required) */
+    const char *client_name;  /* shown on the status page; NULL: "dfs" */
+    int op_timeout_ms;        /* give up on one operation after; 0: 60 s */
+    int connect_timeout_ms;   /* per master; 0: 2 s */
+    uint32_t uid, gid;        /* the caller, unless set per call */
+};
+
+/*
+ * Reads the key and connects to a master.  On failure errbuf says which
+ * master failed and why (wrong key, nothing listening, timeout).
+ */
+int dfs_open(const struct dfs_opts *opts, struct dfs **out, char *errbuf,
+             size_t errlen);
+/* Closes the session (best effort) and frees everything. */
+void dfs_close(struct dfs *d);
+
+/* Message for the last failure on d (valid until the next call). */
+const char *dfs_last_error(struct dfs *d);
+
+/* Attributes, as the master reports them (protocol ATTR). */
+struct dfs_attr {
+    uint64_t ino;
+    uint32_t mode, nlink, uid, gid, rdev;
+    uint64_t size;
+    int64_t atime, mtime, ctime;   /* ns since the epoch */
+    uint8_t goal;
+};
+
+#define DFS_ROOT_INO 1
+
+int dfs_lookup(struct dfs *d, uint64_t parent, const char *name,
+               struct dfs_attr *out);
+int dfs_getattr(struct dfs *d, uint64_t ino, struct dfs_attr *out);
+/* Resolves an absolute path ("/a/b"; "/" is the root). */
+int dfs_resolve(struct dfs *d, const char *path, struct dfs_attr *out);
+
+int dfs_mkdir(struct dfs *d, uint64_t parent, const char *name, uint32_t mode,
+              struct dfs_attr *out);
+/* flags: DFS_O_* below. */
+int dfs_create(struct dfs *d, uint64_t parent, const char *name, uint32_t mode,
+               uint32_t flags, struct dfs_attr *out);
+int dfs_mknod(struct dfs *d, uint64_t parent, const char *name, uint32_t mode,
+              uint32_t rdev, struct dfs_attr *out);
+int dfs_symlink(struct dfs *d, uint64_t parent, const char *name,
+                const char *target, struct dfs_attr *out);
+int dfs_link(struct dfs *d, uint64_t ino, uint64_t newparent,
+             const char *newname, struct dfs_attr *out);
+int dfs_unlink(struct dfs *d, uint64_t parent, const char *name);
+int dfs_rmdir(struct dfs *d, uint64_t parent, const char *name);
+/* flags: DFS_RENAME_NOREPLACE, DFS_RENAME_EXCHANGE. */
+int dfs_rename(struct dfs *d, uint64_t parent, const char *name,
+               uint64_t newparent, const char *newname, uint32_t flags);
+/* target: malloc'ed, NUL-terminated; the caller frees. */
+int dfs_readlink(struct dfs *d, uint64_t ino, char **target);
+
+enum {
+    DFS_O_READ = 0x01, DFS_O_WRITE = 0x02, DFS_O_TRUNC = 0x04,
+    DFS_O_APPEND = 0x08, DFS_O_EXCL = 0x10,
+};
+enum { DFS_RENAME_NOREPLACE = 1, DFS_RENAME_EXCHANGE = 2 };
+
+/* setattr: which fields of struct dfs_setattr apply (DFS_SET_*). */
+enum {
+    DFS_SET_MODE = 0x001, DFS_SET_UID = 0x002, DFS_SET_GID = 0x004,
+    DFS_SET_SIZE = 0x008, DFS_SET_ATIME = 0x010, DFS_SET_MTIME = 0x020,
+    DFS_SET_ATIME_NOW = 0x040, DFS_SET_MTIME_NOW = 0x080, DFS_SET_GOAL = 0x100,
+};
+struct dfs_setattr {
+    uint32_t valid;
+    uint32_t mode, uid, gid;
+    uint64_t size;
+    int64_t atime, mtime;
+    uint8_t goal;
+};
+int dfs_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
+                struct dfs_attr *out);
+
+struct dfs_dirent {
+    uint64_t cookie;          /* resume after this entry */
+    uint64_t ino;
+    uint32_t mode;            /* S_IFMT bits */
+    const char *name;         /* valid during the callback */
+    const struct dfs_attr *attr;   /* with DFS_READDIR_PLUS, else NULL */
+};
+enum { DFS_READDIR_PLUS = 1 };
+/*
+ * Lists directory ino from cookie (0: the start; "." and ".." included),
+ * calling fn for each entry until the end or until fn returns non-zero
+ * (returned).  Each batch is one request: a listing that runs while the
+ * directory changes sees every entry that stays exactly once.
+ */
+int dfs_readdir(struct dfs *d, uint64_t ino, uint64_t cookie, unsigned flags,
+                int (*fn)(const struct dfs_dirent *e, void *arg), void *arg);
+
+struct dfs_statfs {
+    uint64_t bytes_total, bytes_free, bytes_avail, files, files_free;
+};
+int dfs_statfs(struct dfs *d, struct dfs_statfs *out);
+
+/* ---- file data ---------------------------------------------------------- */
+
+/*
+ * An open file: reads go to any up-to-date replica (block CRCs verified,
+ * next replica on error, the bad one reported); writes go through the
+ * chunk's replication chain under this session's write lease.  Data
+ * written is durable on every replica and its length committed by the
+ * masters only after dfs_file_fsync() or dfs_file_close() return 0.
+ * A struct dfs_file may be used from several threads (calls serialise).
+ */
+struct dfs_file;
+
+/* flags: DFS_O_READ / DFS_O_WRITE (DFS_O_TRUNC truncates first). */
+int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
+                  struct dfs_file **out);
+/* Returns bytes read (short only at end of file) or a negative error. */
+ssize_t dfs_file_pread(struct dfs_file *f, void *buf, size_t len, uint64_t off);
+/* Returns len or a negative error; extends the file as needed. */
+ssize_t dfs_file_pwrite(struct dfs_file *f, const void *buf, size_t len,
+                        uint64_t off);
+/* Makes every byte written so far durable and committed (DESIGN §2). */
+int dfs_file_fsync(struct dfs_file *f);
+/* The file size as this handle sees it (its own writes included). */
+uint64_t dfs_file_size(struct dfs_file *f);
+/* fsync, then releases the open; frees f whatever it returns. */
+int dfs_file_close(struct dfs_file *f);
+
+/* The status document (JSON, malloc'ed, NUL-terminated) of the master
+ * this session is connected to, whatever its role. */
+int dfs_admin_status(struct dfs *d, char **json);
+/* The status document of one master by address, whatever its role. */
+int dfs_admin_status_of(struct dfs *d, const char *addr, char **json);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * dfs_priv: what the client library's files share beyond the public
+ * header: the session's request path and the chunkserver connection pool.
+ * Only the files of common/libdfs include it.
+ */
+#ifndef DFS_LIBDFS_PRIV_H
+#define DFS_LIBDFS_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/libdfs/dfs.h"
+#include "common/rpc.h"
+#include "common/wire.h"
+
+/*
+ * One request to the leader with the session's HEAD, retried across
+ * failovers (see dfs.c).  On 0, *r holds the answer and its status.
+ */
+int dfs_call(struct dfs *d, uint16_t type, bool mutating,
+             const struct wire_writer *body, struct rpc_reply *r);
+
+/*
+ * A request to the chunkserver at addr ("host:port") on a pooled
+ * connection.  0 with *r filled (its status is the server's answer), or
+ * a transport error (the connection is then dropped).
+ */
+int dfs_cs_call(struct dfs *d, const char *addr, uint16_t type,
+                const struct wire_writer *payload, struct rpc_reply *r);
+
+/* Records a failure message for dfs_last_error(). */
+void dfs_set_error(struct dfs *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

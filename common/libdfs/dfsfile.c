@@ -1,0 +1,475 @@
+/*
+ * dfsfile: file data — reads from replicas, writes through chains.
+ *
+ * States of a file's write side (f->w): idle -> leased (WRITE_BEGIN gave
+ * chunk, version and chain for one chunk index) -> idle again after
+ * WRITE_END.  Writing to another chunk first ends the current one.
+ *
+ * Invariants:
+ *  1. Data is sent to the chain head only after this session holds the
+ *     chunk's write lease at the version in the request.
+ *  2. dfs_file_fsync returns 0 only after every replica of the chain
+ *     fdatasynced (a SYNC write) and the master committed the chunk
+ *     length (WRITE_END): DESIGN §2's durability.
+ *  3. Every block read is checked against its CRC32C before it is copied
+ *     out; a bad replica is reported and the next one tried.
+ *  4. f->mu serialises the calls on one file.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/dfs_error.h"
+#include "common/protocol.h"
+#include "common/libdfs/dfs.h"
+#include "common/libdfs/dfs_priv.h"
+
+#define DFSFILE_MAX_CHAIN 8
+#define DFSFILE_RETRY_MS 50
+
+struct dfsfile_node {
+    uint32_t id;
+    char addr[PROTO_ADDR_MAX];
+};
+
+struct dfsfile_chain {
+    uint32_t n;
+    struct dfsfile_node node[DFSFILE_MAX_CHAIN];
+};
+
+struct dfs_file {
+    struct dfs *d;
+    pthread_mutex_t mu;
+    uint64_t ino;
+    uint32_t flags;
+    uint64_t size;
+    struct {
+        bool leased;
+        bool dirty;                 /* data sent since the last sync */
+        uint32_t index;
+        uint64_t chunk;
+        uint32_t version, prev_version;
+        uint32_t length;            /* end of data in the chunk */
+        struct dfsfile_chain chain;
+    } w;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { 0, (long)ms * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+static void get_chain(struct wire_reader *r, struct dfsfile_chain *c)
+{
+    c->n = wire_get_u32(r);
+    if (c->n > DFSFILE_MAX_CHAIN) {
+        r->err = -DFS_ETOOBIG;
+        c->n = 0;
+        return;
+    }
+    for (uint32_t i = 0; i < c->n; i++) {
+        c->node[i].id = wire_get_u32(r);
+        const uint8_t *p;
+        size_t len = wire_get_bytes(r, &p, PROTO_ADDR_MAX - 1);
+        memcpy(c->node[i].addr, p ? (const char *)p : "", len);
+        c->node[i].addr[len] = '\0';
+    }
+}
+
+/* A master call whose reply payload the caller decodes; status checked. */
+static int master_call(struct dfs *d, uint16_t type, bool mutating,
+                       struct wire_writer *body, struct rpc_reply *r)
+{
+    int rc = body->err ? body->err : dfs_call(d, type, mutating, body, r);
+    wire_writer_release(body);
+    if (rc == 0 && r->hdr.status < 0) {
+        rc = r->hdr.status;
+        rpc_reply_release(r);
+    }
+    return rc;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static uint32_t proto_open_flags(uint32_t flags)
+{
+    return flags & (DFS_O_READ | DFS_O_WRITE | DFS_O_TRUNC | DFS_O_APPEND);
+}
+
+int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
+                  struct dfs_file **out)
+{
+    struct dfs_file *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    pthread_mutex_init(&f->mu, NULL);
+    f->d = d;
+    f->ino = ino;
+    f->flags = flags;
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, ino);
+    wire_put_u32(&b, proto_open_flags(flags));
+    struct rpc_reply r;
+    int rc = master_call(d, PROTO_OPEN, true, &b, &r);
+    if (rc == 0) {
+        struct wire_reader rd;
+        wire_reader_init(&rd, r.payload, r.len);
+        wire_get_u64(&rd);          /* fh */
+        wire_get_u64(&rd);          /* ino */
+        wire_get_u32(&rd);          /* mode */
+        wire_get_u32(&rd);          /* nlink */
+        wire_get_u32(&rd);          /* uid */
+        wire_get_u32(&rd);          /* gid */
+        wire_get_u32(&rd);          /* rdev */
+        f->size = wire_get_u64(&rd);
+        rc = rd.err ? -EBADMSG : 0;
+        rpc_reply_release(&r);
+    }
+    if (rc < 0) {
+        pthread_mutex_destroy(&f->mu);
+        free(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+uint64_t dfs_file_size(struct dfs_file *f)
+{
+    pthread_mutex_lock(&f->mu);
+    uint64_t size = f->size;
+    pthread_mutex_unlock(&f->mu);
+    return size;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* WRITE_BEGIN for chunk index: lease, version and chain. */
+static int write_begin(struct dfs_file *f, uint32_t index)
+{
+    for (;;) {
+        struct wire_writer b;
+        wire_writer_init(&b);
+        wire_put_u64(&b, f->ino);
+        wire_put_u32(&b, index);
+        struct rpc_reply r;
+        int rc = master_call(f->d, PROTO_WRITE_BEGIN, true, &b, &r);
+        if (rc == -EAGAIN) {        /* another session holds the lease */
+            sleep_ms(DFSFILE_RETRY_MS);
+            continue;
+        }
+        if (rc < 0)
+            return rc;
+        struct wire_reader rd;
+        wire_reader_init(&rd, r.payload, r.len);
+        f->w.chunk = wire_get_u64(&rd);
+        f->w.version = wire_get_u32(&rd);
+        f->w.prev_version = wire_get_u32(&rd);
+        f->w.length = wire_get_u32(&rd);
+        wire_get_u32(&rd);          /* lease_ms: kept alive with the session */
+        get_chain(&rd, &f->w.chain);
+        rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
+        rpc_reply_release(&r);
+        if (rc == 0 && f->w.chain.n == 0)
+            rc = -EIO;
+        if (rc < 0)
+            return rc;
+        f->w.leased = true;
+        f->w.index = index;
+        return 0;
+    }
+}
+
+/* One CS_WRITE to the chain head; the rest of the chain rides along. */
+static int chain_write(struct dfs_file *f, uint64_t off_in_chunk,
+                       const void *data, size_t len, uint8_t flags)
+{
+    struct wire_writer p;
+    wire_writer_init(&p);
+    wire_put_u64(&p, f->w.chunk);
+    wire_put_u32(&p, f->w.version);
+    wire_put_u32(&p, f->w.prev_version);
+    wire_put_u8(&p, flags);
+    wire_put_u32(&p, f->w.chain.n - 1);
+    for (uint32_t i = 1; i < f->w.chain.n; i++) {
+        wire_put_u32(&p, f->w.chain.node[i].id);
+        wire_put_str(&p, f->w.chain.node[i].addr);
+    }
+    wire_put_blocks(&p, off_in_chunk, data, len);
+    struct rpc_reply r;
+    int rc = p.err ? p.err : dfs_cs_call(f->d, f->w.chain.node[0].addr,
+                                         PROTO_CS_WRITE, &p, &r);
+    wire_writer_release(&p);
+    if (rc == 0) {
+        rc = r.hdr.status;
+        if (rc < 0)
+            dfs_set_error(f->d, "write of chunk %016" PRIx64 " through %s: %s",
+                          f->w.chunk, f->w.chain.node[0].addr, dfs_strerror(rc));
+        rpc_reply_release(&r);
+    }
+    return rc;
+}
+
+/* WRITE_END: commits the chunk length and the file size. */
+static int write_end(struct dfs_file *f, bool keep_lease)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, f->ino);
+    wire_put_u32(&b, f->w.index);
+    wire_put_u64(&b, f->w.chunk);
+    wire_put_u32(&b, f->w.version);
+    wire_put_u32(&b, f->w.length);
+    wire_put_u64(&b, f->size);
+    wire_put_i64(&b, now_ns());
+    wire_put_u8(&b, keep_lease);
+    struct rpc_reply r;
+    int rc = master_call(f->d, PROTO_WRITE_END, true, &b, &r);
+    if (rc == 0)
+        rpc_reply_release(&r);
+    return rc;
+}
+
+/* Makes the leased chunk durable on its chain and commits it. */
+static int flush_chunk(struct dfs_file *f, bool keep_lease)
+{
+    if (!f->w.leased)
+        return 0;
+    int rc = 0;
+    if (f->w.dirty)
+        rc = chain_write(f, f->w.length, NULL, 0, PROTO_WRITE_SYNC);
+    if (rc == 0)
+        rc = write_end(f, keep_lease);
+    if (rc == 0) {
+        f->w.dirty = false;
+        f->w.leased = keep_lease;
+        f->w.prev_version = f->w.version;
+    }
+    return rc;
+}
+
+ssize_t dfs_file_pwrite(struct dfs_file *f, const void *buf, size_t len,
+                        uint64_t off)
+{
+    if (!(f->flags & DFS_O_WRITE))
+        return -EBADF;
+    pthread_mutex_lock(&f->mu);
+    const uint8_t *p = buf;
+    size_t done = 0;
+    int rc = 0;
+    while (done < len) {
+        uint64_t pos = off + done;
+        uint32_t index = (uint32_t)(pos / PROTO_CHUNK_SIZE);
+        uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
+        size_t n = len - done;
+        if (n > PROTO_CHUNK_SIZE - in_chunk)
+            n = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
+        if (n > PROTO_DATA_MAX)
+            n = PROTO_DATA_MAX;
+        if (f->w.leased && f->w.index != index)
+            rc = flush_chunk(f, false);
+        if (rc == 0 && !f->w.leased)
+            rc = write_begin(f, index);
+        if (rc == 0)
+            rc = chain_write(f, in_chunk, p + done, n, 0);
+        if (rc < 0)
+            break;
+        f->w.dirty = true;
+        if (in_chunk + n > f->w.length)
+            f->w.length = (uint32_t)(in_chunk + n);
+        done += n;
+        if (pos + n > f->size)
+            f->size = pos + n;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc < 0 ? rc : (ssize_t)len;
+}
+
+int dfs_file_fsync(struct dfs_file *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int rc = flush_chunk(f, true);
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+int dfs_file_close(struct dfs_file *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int rc = flush_chunk(f, false);
+    pthread_mutex_unlock(&f->mu);
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, f->ino);
+    wire_put_u32(&b, proto_open_flags(f->flags) & (DFS_O_READ | DFS_O_WRITE));
+    struct rpc_reply r;
+    int rc2 = master_call(f->d, PROTO_RELEASE, true, &b, &r);
+    if (rc2 == 0)
+        rpc_reply_release(&r);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+    return rc < 0 ? rc : rc2;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+struct dfsfile_loc {
+    bool present;
+    uint64_t chunk;
+    uint32_t version, length;
+    struct dfsfile_chain where;
+};
+
+static int locate(struct dfs_file *f, uint32_t index, struct dfsfile_loc *loc)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, f->ino);
+    wire_put_u32(&b, index);
+    wire_put_u32(&b, 1);
+    struct rpc_reply r;
+    int rc = master_call(f->d, PROTO_CHUNK_LOCATIONS, false, &b, &r);
+    if (rc < 0)
+        return rc;
+    struct wire_reader rd;
+    wire_reader_init(&rd, r.payload, r.len);
+    uint64_t size = wire_get_u64(&rd);
+    uint32_t count = wire_get_u32(&rd);
+    loc->present = false;
+    if (count) {
+        uint32_t got = wire_get_u32(&rd);
+        loc->chunk = wire_get_u64(&rd);
+        loc->version = wire_get_u32(&rd);
+        loc->length = wire_get_u32(&rd);
+        get_chain(&rd, &loc->where);
+        loc->present = got == index;
+    }
+    rc = rd.err ? -EBADMSG : 0;
+    rpc_reply_release(&r);
+    if (rc == 0 && size > f->size)
+        f->size = size;
+    return rc;
+}
+
+static void report_bad(struct dfs_file *f, const struct dfsfile_loc *loc,
+                       uint32_t cs, uint32_t block)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, loc->chunk);
+    wire_put_u32(&b, loc->version);
+    wire_put_u32(&b, cs);
+    wire_put_u32(&b, block);
+    struct rpc_reply r;
+    if (master_call(f->d, PROTO_BAD_REPLICA, false, &b, &r) == 0)
+        rpc_reply_release(&r);
+}
+
+/*
+ * Reads [in_chunk, in_chunk + len) of a chunk from one replica into buf;
+ * bytes past the replica's length are zeros.  Returns 0 or an error.
+ */
+static int read_replica(struct dfs_file *f, const struct dfsfile_loc *loc,
+                        const struct dfsfile_node *node, uint64_t in_chunk,
+                        uint8_t *buf, size_t len)
+{
+    struct wire_writer p;
+    wire_writer_init(&p);
+    wire_put_u64(&p, loc->chunk);
+    wire_put_u32(&p, loc->version);
+    wire_put_u64(&p, in_chunk);
+    wire_put_u32(&p, (uint32_t)len);
+    struct rpc_reply r;
+    int rc = p.err ? p.err : dfs_cs_call(f->d, node->addr, PROTO_CS_READ, &p, &r);
+    wire_writer_release(&p);
+    if (rc < 0)
+        return rc;
+    rc = r.hdr.status;
+    struct wire_blocks blk;
+    struct wire_reader rd;
+    wire_reader_init(&rd, r.payload, r.len);
+    if (rc == 0) {
+        wire_get_u32(&rd);          /* chunk_length */
+        rc = wire_get_blocks(&rd, &blk, PROTO_DATA_MAX);
+    }
+    if (rc == 0 && (blk.offset != in_chunk || blk.length > len))
+        rc = -EBADMSG;
+    uint32_t bad = 0;
+    if (rc == 0)
+        rc = wire_verify_blocks(&blk, &bad);
+    if (rc == -DFS_ECORRUPT)
+        report_bad(f, loc, node->id, bad);
+    if (rc == 0) {
+        memcpy(buf, blk.data, blk.length);
+        memset(buf + blk.length, 0, len - blk.length);
+    }
+    rpc_reply_release(&r);
+    return rc;
+}
+
+/* Reads a piece of one chunk, trying each replica in turn. */
+static int read_piece(struct dfs_file *f, const struct dfsfile_loc *loc,
+                      uint64_t in_chunk, uint8_t *buf, size_t len)
+{
+    if (!loc->present) {
+        memset(buf, 0, len);        /* a hole */
+        return 0;
+    }
+    int rc = -EIO;
+    for (uint32_t i = 0; i < loc->where.n; i++) {
+        rc = read_replica(f, loc, &loc->where.node[i], in_chunk, buf, len);
+        if (rc == 0)
+            return 0;
+    }
+    if (loc->where.n == 0)
+        dfs_set_error(f->d, "chunk %016" PRIx64 ": no replica available", loc->chunk);
+    return rc == -DFS_ECORRUPT ? -EIO : rc;
+}
+
+ssize_t dfs_file_pread(struct dfs_file *f, void *buf, size_t len, uint64_t off)
+{
+    pthread_mutex_lock(&f->mu);
+    uint8_t *p = buf;
+    size_t done = 0;
+    int rc = 0;
+    struct dfsfile_loc loc = { 0 };
+    uint32_t loc_index = UINT32_MAX;
+    while (done < len) {
+        uint64_t pos = off + done;
+        uint32_t index = (uint32_t)(pos / PROTO_CHUNK_SIZE);
+        if (index != loc_index) {
+            rc = locate(f, index, &loc);
+            if (rc < 0)
+                break;
+            loc_index = index;
+        }
+        if (pos >= f->size)
+            break;
+        uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
+        size_t n = len - done;
+        if (n > PROTO_CHUNK_SIZE - in_chunk)
+            n = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
+        if (n > PROTO_DATA_MAX)
+            n = PROTO_DATA_MAX;
+        if (n > f->size - pos)
+            n = (size_t)(f->size - pos);
+        rc = read_piece(f, &loc, in_chunk, p + done, n);
+        if (rc < 0)
+            break;
+        done += n;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc < 0 && done == 0 ? rc : (ssize_t)done;
+}

@@ -1,0 +1,93 @@
+/*
+ * csreg: the leader's view of the chunkservers and of where chunk replicas
+ * are — soft state rebuilt from registrations, heartbeats and chunk
+ * reports (GFS), never written to the Raft log.
+ *
+ * Owned by the master's server; called on the loop thread only.  It
+ * touches no socket: the caller passes the connection a chunkserver
+ * registered on as an opaque pointer, to send it orders later.
+ */
+#ifndef DFS_CSREG_H
+#define DFS_CSREG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CSREG_MAX_REPLICAS 8
+#define CSREG_ADDR_MAX 256
+#define CSREG_RACK_MAX 64
+
+enum csreg_state { CSREG_UP, CSREG_DOWN, CSREG_DECOMMISSIONING };
+
+struct csreg_server {
+    uint32_t id;
+    char addr[CSREG_ADDR_MAX];
+    char rack[CSREG_RACK_MAX];
+    enum csreg_state state;
+    uint64_t bytes_total, bytes_used;
+    uint32_t chunks, load;
+    int64_t last_heartbeat_ms;
+    void *conn;                 /* the caller's, NULL when disconnected */
+    uint64_t errors;
+};
+
+/* A replica of a chunk as reported or expected. */
+struct csreg_replica {
+    uint32_t cs;
+    uint32_t version;
+    uint32_t length;
+    bool corrupt;
+};
+
+struct csreg;
+
+struct csreg *csreg_new(uint64_t heartbeat_timeout_ms, uint64_t seed);
+void csreg_free(struct csreg *r);
+
+/*
+ * A chunkserver registers (id 0: a new one, given the next free id).
+ * Returns the id, or a negative error: -EEXIST when another live
+ * connection holds that id.  Its replica list starts empty (reports fill
+ * it).  addr and rack are copied.
+ */
+int64_t csreg_register(struct csreg *r, uint32_t id, const char *addr,
+                       const char *rack, uint64_t total, uint64_t used,
+                       void *conn, int64_t now_ms);
+int csreg_heartbeat(struct csreg *r, uint32_t id, uint64_t total,
+                    uint64_t used, uint32_t chunks, uint32_t load,
+                    int64_t now_ms);
+/* The connection went away: the server is down until it registers again. */
+void csreg_disconnected(struct csreg *r, void *conn);
+/* Marks servers silent past the timeout down; returns how many changed. */
+size_t csreg_expire(struct csreg *r, int64_t now_ms);
+
+/* The replica cs holds of chunk: recorded, replacing an older entry. */
+int csreg_set_replica(struct csreg *r, uint64_t chunk, uint32_t cs,
+                      uint32_t version, uint32_t length, bool corrupt);
+void csreg_drop_replica(struct csreg *r, uint64_t chunk, uint32_t cs);
+/* Forgets every replica of cs (a full report follows). */
+void csreg_forget_server_replicas(struct csreg *r, uint32_t cs);
+
+/*
+ * Up to max healthy replicas of chunk at version on servers that are up,
+ * least loaded first.  Returns how many.
+ */
+size_t csreg_locations(const struct csreg *r, uint64_t chunk, uint32_t version,
+                       uint32_t *out, size_t max);
+
+/*
+ * Chooses n distinct up servers for a new chunk, none in exclude,
+ * spreading over racks first and weighting by free space.  Returns how
+ * many it found (fewer when not enough servers are up).
+ */
+size_t csreg_place(struct csreg *r, size_t n, const uint32_t *exclude,
+                   size_t nexclude, uint32_t *out);
+
+const struct csreg_server *csreg_server(const struct csreg *r, uint32_t id);
+/* The i-th known server (i < csreg_count), in id order. */
+const struct csreg_server *csreg_at(const struct csreg *r, size_t i);
+size_t csreg_count(const struct csreg *r);
+size_t csreg_up_count(const struct csreg *r);
+
+#endif

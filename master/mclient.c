@@ -1,0 +1,938 @@
+/*
+ * mclient: client requests in, replies out.
+ *
+ * A mutating request becomes one struct ns_op, encoded and proposed; it
+ * waits in mc->props (in log order) until the entry at its index is
+ * applied, and is answered from that apply's result.  A read waits in
+ * mc->reads for its ReadIndex confirmation, then runs against the
+ * namespace.  Nothing here changes the namespace.
+ *
+ * Invariants:
+ *  1. mc->props is sorted by index: proposals are appended in the order
+ *     the log assigns them, and applied entries pop them from the front.
+ *  2. A waiting request whose entry was replaced (another term at its
+ *     index) or whose leader stepped down is answered NOT_LEADER: the
+ *     client retries with the same (session, seq), which the namespace
+ *     deduplicates, so the request takes effect at most once.
+ *  3. Leader-chosen ids (inodes, sessions, chunks) come from counters that
+ *     only grow while this master leads, set once every entry of earlier
+ *     leaders is applied (the barrier), so two proposals never pick the
+ *     same id.
+ *  4. A waiting request never outlives its connection's pointer: on close
+ *     its conn is set to NULL and its answer dropped.
+ */
+#include "mclient.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/dfs_error.h"
+#include "common/ev.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "common/rpc.h"
+#include "common/wire.h"
+#include "common/strbuf.h"
+#include "master/csreg.h"
+#include "master/mstatus.h"
+#include "master/ns.h"
+#include "master/ns_op.h"
+#include "master/raft.h"
+#include "master/rnode.h"
+
+#define MCLIENT_LEASE_MS_DEFAULT 30000u
+#define MCLIENT_LEASE_MS_MIN 1000u
+#define MCLIENT_LEASE_MS_MAX 600000u
+#define MCLIENT_EXPIRY_SCAN_MS 1000
+
+/* A request waiting for its entry or its read confirmation. */
+struct mclient_wait {
+    struct rpc_conn *conn;          /* NULL once the connection closed */
+    uint64_t req_id;
+    uint16_t type;
+    uint64_t index, term;           /* proposals */
+    uint64_t ctx;                   /* reads */
+    uint8_t *payload;               /* reads: the request, owned */
+    size_t len;
+    uint32_t lease_ms;              /* SESSION_OPEN / KEEPALIVE */
+};
+
+struct mclient_queue {
+    struct mclient_wait *v;
+    size_t head, n, cap;            /* a ring: v[(head + i) % cap] */
+};
+
+struct mclient {
+    struct mclient_queue props;
+    struct mclient_queue reads;
+    uint64_t next_read_ctx;
+    uint64_t next_ino, next_session, next_chunk;
+    uint64_t expiry_timer;
+    bool leader;
+    uint64_t barrier;               /* last index when leadership began */
+    bool ids_ready;                 /* counters set past the barrier */
+};
+
+/* The decoded HEAD of a request. */
+struct mclient_head {
+    uint64_t session, seq, seq_done;
+    struct ns_cred cred;
+};
+
+/* ---- queues -------------------------------------------------------------- */
+
+static struct mclient_wait *queue_at(struct mclient_queue *q, size_t i)
+{
+    return &q->v[(q->head + i) % q->cap];
+}
+
+static int queue_push(struct mclient_queue *q, const struct mclient_wait *w)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? 2 * q->cap : 64;
+        struct mclient_wait *v = malloc(cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        for (size_t i = 0; i < q->n; i++)
+            v[i] = *queue_at(q, i);
+        free(q->v);
+        q->v = v;
+        q->cap = cap;
+        q->head = 0;
+    }
+    *queue_at(q, q->n++) = *w;
+    return 0;
+}
+
+static void queue_pop(struct mclient_queue *q)
+{
+    free(queue_at(q, 0)->payload);
+    q->head = (q->head + 1) % q->cap;
+    q->n--;
+}
+
+/* ---- replies --------------------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void reply_raw(struct rpc_conn *c, uint16_t type, uint64_t req_id,
+                      int32_t status, struct wire_writer *w)
+{
+    if (!c)
+        return;
+    if (w && w->err) {
+        status = w->err;
+        w->len = 0;
+    }
+    rpc_send(c, type, req_id, WIRE_F_REPLY, status, w ? w->buf : NULL,
+             w ? w->len : 0);
+}
+
+/* NOT_LEADER, with the leader's id and address when known. */
+static void reply_not_leader(struct mserver *s, struct rpc_conn *c,
+                             uint16_t type, uint64_t req_id)
+{
+    struct wire_writer w;
+    wire_writer_init(&w);
+    const char *addr = "";
+    for (size_t i = 0; i < s->n_masters; i++) {
+        if (s->master_ids[i] == s->leader && s->leader != s->conf->id)
+            addr = s->master_addrs[i];
+    }
+    wire_put_u64(&w, addr[0] ? s->leader : 0);
+    wire_put_str(&w, addr);
+    reply_raw(c, type, req_id, -DFS_ENOTLEADER, &w);
+    wire_writer_release(&w);
+}
+
+void mclient_reply_error(struct mserver *s, struct rpc_conn *c, uint16_t type,
+                         uint64_t req_id, int err)
+{
+    if (err == -DFS_ENOTLEADER) {
+        reply_not_leader(s, c, type, req_id);
+        return;
+    }
+    reply_raw(c, type, req_id, err, NULL);
+}
+
+static void put_attr(struct wire_writer *w, const struct ns_attr *a)
+{
+    wire_put_u64(w, a->ino);
+    wire_put_u32(w, a->mode);
+    wire_put_u32(w, a->nlink);
+    wire_put_u32(w, a->uid);
+    wire_put_u32(w, a->gid);
+    wire_put_u32(w, a->rdev);
+    wire_put_u64(w, a->size);
+    wire_put_i64(w, a->atime);
+    wire_put_i64(w, a->mtime);
+    wire_put_i64(w, a->ctime);
+    wire_put_u8(w, (uint8_t)a->goal);
+}
+
+/* ---- requests: decoding -------------------------------------------------- */
+
+static void get_head(struct wire_reader *r, struct mclient_head *h)
+{
+    h->session = wire_get_u64(r);
+    h->seq = wire_get_u64(r);
+    h->seq_done = wire_get_u64(r);
+    h->cred.uid = wire_get_u32(r);
+    h->cred.gid = wire_get_u32(r);
+    h->cred.ngroups = wire_get_u32(r);
+    if (h->cred.ngroups > NS_GROUPS_MAX) {
+        r->err = -DFS_ETOOBIG;
+        return;
+    }
+    for (uint32_t i = 0; i < h->cred.ngroups; i++)
+        h->cred.groups[i] = wire_get_u32(r);
+}
+
+static struct ns_str get_name(struct wire_reader *r, size_t max)
+{
+    const uint8_t *p;
+    size_t n = wire_get_bytes(r, &p, max);
+    return (struct ns_str){ (const char *)p, (uint32_t)n };
+}
+
+static uint32_t open_flags(uint32_t f)
+{
+    return (f & PROTO_OPEN_READ ? NS_OPEN_READ : 0) |
+           (f & PROTO_OPEN_WRITE ? NS_OPEN_WRITE : 0) |
+           (f & PROTO_OPEN_TRUNC ? NS_OPEN_TRUNC : 0) |
+           (f & PROTO_OPEN_EXCL ? NS_CREATE_EXCL : 0);
+}
+
+/* CHAIN: count u32, then (cs_id u32, addr str) per server. */
+static void put_chain(struct wire_writer *w, const struct csreg *reg,
+                      const uint32_t *ids, size_t n)
+{
+    wire_put_u32(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const struct csreg_server *cs = csreg_server(reg, ids[i]);
+        wire_put_u32(w, ids[i]);
+        wire_put_str(w, cs ? cs->addr : "");
+    }
+}
+
+/*
+ * The chain for a write session that WRITE_BEGIN opened at version: a new
+ * chunk goes to freshly placed servers; an existing one to the replicas
+ * that hold the version before.  The chain's servers are recorded as
+ * holding the new version so that readers find them at once.
+ */
+static int write_chain(struct mserver *s, uint64_t chunk, uint32_t version,
+                       uint32_t *ids, size_t *n)
+{
+    struct ns_chunk_info ci;
+    int rc = ns_chunk_lookup(s->ns, chunk, &ci);
+    if (rc < 0)
+        return rc;
+    size_t goal = ci.goal ? ci.goal : NS_GOAL_DEFAULT;
+    if (goal > CSREG_MAX_REPLICAS)
+        goal = CSREG_MAX_REPLICAS;
+    if (version == 1) {
+        *n = csreg_place(s->csreg, goal, NULL, 0, ids);
+    } else {
+        *n = csreg_locations(s->csreg, chunk, version - 1, ids, goal);
+        /* A retried WRITE_BEGIN: the chain was recorded at version. */
+        if (*n == 0)
+            *n = csreg_locations(s->csreg, chunk, version, ids, goal);
+    }
+    if (*n == 0)
+        return -EIO;   /* no chunkserver up (or none holds the chunk) */
+    for (size_t i = 0; i < *n; i++)
+        csreg_set_replica(s->csreg, chunk, ids[i], version, ci.length, false);
+    return 0;
+}
+
+/* Fills op from a mutating request's payload; -EBADMSG and friends when
+ * it does not decode, -ENOSYS for a type that is not a mutation here. */
+static int decode_mutation(struct mclient *mc, const struct ns *ns,
+                           uint16_t type, struct wire_reader *r,
+                           struct ns_op *op, uint32_t *lease_ms)
+{
+    switch (type) {
+    case PROTO_MKDIR:
+    case PROTO_CREATE:
+    case PROTO_MKNOD:
+    case PROTO_SYMLINK: {
+        struct ns_op_make *m = &op->u.make;
+        m->parent = wire_get_u64(r);
+        m->name = get_name(r, PROTO_NAME_MAX + 1);
+        if (type == PROTO_SYMLINK) {
+            m->target = get_name(r, PROTO_PATH_MAX + 1);
+            m->mode = 0777;
+        } else {
+            m->mode = wire_get_u32(r);
+        }
+        if (type == PROTO_MKNOD)
+            m->rdev = wire_get_u32(r);
+        if (type == PROTO_CREATE) {
+            m->flags = open_flags(wire_get_u32(r));
+        }
+        op->type = type == PROTO_MKDIR ? NS_OP_MKDIR : type == PROTO_CREATE
+                 ? NS_OP_CREATE : type == PROTO_MKNOD ? NS_OP_MKNOD : NS_OP_SYMLINK;
+        mc->next_ino = ns_next_free_ino(ns, mc->next_ino);
+        m->ino = mc->next_ino;
+        return 0;
+    }
+    case PROTO_UNLINK:
+    case PROTO_RMDIR:
+        op->type = type == PROTO_UNLINK ? NS_OP_UNLINK : NS_OP_RMDIR;
+        op->u.remove.parent = wire_get_u64(r);
+        op->u.remove.name = get_name(r, PROTO_NAME_MAX + 1);
+        return 0;
+    case PROTO_RENAME:
+        op->type = NS_OP_RENAME;
+        op->u.rename.parent = wire_get_u64(r);
+        op->u.rename.name = get_name(r, PROTO_NAME_MAX + 1);
+        op->u.rename.newparent = wire_get_u64(r);
+        op->u.rename.newname = get_name(r, PROTO_NAME_MAX + 1);
+        op->u.rename.flags = wire_get_u32(r);
+        return 0;
+    case PROTO_LINK:
+        op->type = NS_OP_LINK;
+        op->u.link.ino = wire_get_u64(r);
+        op->u.link.newparent = wire_get_u64(r);
+        op->u.link.newname = get_name(r, PROTO_NAME_MAX + 1);
+        return 0;
+    case PROTO_SETATTR: {
+        struct ns_op_setattr *a = &op->u.setattr;
+        op->type = NS_OP_SETATTR;
+        a->ino = wire_get_u64(r);
+        uint32_t v = wire_get_u32(r);
+        a->mode = wire_get_u32(r);
+        a->uid = wire_get_u32(r);
+        a->gid = wire_get_u32(r);
+        a->size = wire_get_u64(r);
+        a->atime = wire_get_i64(r);
+        a->mtime = wire_get_i64(r);
+        a->goal = wire_get_u8(r);
+        /* PROTO_SETATTR_* and NS_SET_* share their bit values. */
+        a->valid = v & 0x1ff;
+        return 0;
+    }
+    case PROTO_OPEN:
+    case PROTO_RELEASE:
+        op->type = type == PROTO_OPEN ? NS_OP_OPEN : NS_OP_RELEASE;
+        op->u.open.ino = wire_get_u64(r);
+        op->u.open.flags = open_flags(wire_get_u32(r));
+        return 0;
+    case PROTO_WRITE_BEGIN:
+        op->type = NS_OP_WRITE_BEGIN;
+        op->u.write.ino = wire_get_u64(r);
+        op->u.write.index = wire_get_u32(r);
+        if (mc->next_chunk < ns_max_chunk_id(ns))
+            mc->next_chunk = ns_max_chunk_id(ns);
+        op->u.write.chunk_id = ++mc->next_chunk;
+        return 0;
+    case PROTO_WRITE_END: {
+        struct ns_op_write *w = &op->u.write;
+        op->type = NS_OP_WRITE_END;
+        w->ino = wire_get_u64(r);
+        w->index = wire_get_u32(r);
+        w->chunk_id = wire_get_u64(r);
+        wire_get_u32(r);              /* version: the lease names it */
+        w->length = wire_get_u32(r);
+        wire_get_u64(r);              /* file_size: index and length give it */
+        w->mtime = wire_get_i64(r);
+        w->flags = wire_get_u8(r) ? NS_WRITE_KEEP_LEASE : 0;
+        return 0;
+    }
+    case PROTO_SESSION_KEEPALIVE:
+    case PROTO_SESSION_CLOSE:
+        op->type = type == PROTO_SESSION_CLOSE ? NS_OP_SESSION_CLOSE
+                                               : NS_OP_SESSION_KEEPALIVE;
+        op->u.session.session = op->client;
+        *lease_ms = MCLIENT_LEASE_MS_DEFAULT;
+        op->u.session.expiry = op->now + (int64_t)*lease_ms * 1000000;
+        return 0;
+    default:
+        return -ENOSYS;
+    }
+}
+
+/* ---- proposals -------------------------------------------------------------- */
+
+/*
+ * Mutations wait until this leader has applied everything earlier leaders
+ * appended: only then do the id counters see every id already chosen.
+ */
+static int leader_ready(struct mserver *s)
+{
+    struct mclient *mc = s->mc;
+    if (mc->ids_ready)
+        return 0;
+    struct rnode_status st;
+    rnode_status(s->rnode, &st);
+    if (st.applied < mc->barrier)
+        return -DFS_ENOTREADY;
+    mc->next_ino = ns_next_free_ino(s->ns, NS_ROOT_INO);
+    mc->next_session = ns_max_session_id(s->ns);
+    mc->next_chunk = ns_max_chunk_id(s->ns);
+    mc->ids_ready = true;
+    return 0;
+}
+
+static int propose(struct mserver *s, const struct ns_op *op,
+                   struct mclient_wait *w)
+{
+    struct wire_writer enc;
+    wire_writer_init(&enc);
+    ns_op_encode(op, &enc);
+    int rc = enc.err;
+    if (rc == 0)
+        rc = rnode_propose(s->rnode, enc.buf, enc.len, &w->index, &w->term);
+    wire_writer_release(&enc);
+    if (rc == 0)
+        rc = queue_push(&s->mc->props, w);
+    return rc;
+}
+
+static void handle_session_open(struct mserver *s, struct rpc_conn *c,
+                                const struct wire_frame *f, struct wire_reader *r)
+{
+    struct mclient *mc = s->mc;
+    const uint8_t *name;
+    wire_get_bytes(r, &name, PROTO_CLIENT_NAME_MAX);
+    uint32_t lease = wire_get_u32(r);
+    if (wire_reader_finish(r) < 0) {
+        mclient_reply_error(s, c, f->hdr.type, f->hdr.req_id, -EBADMSG);
+        return;
+    }
+    int rc = leader_ready(s);
+    if (rc < 0) {
+        mclient_reply_error(s, c, f->hdr.type, f->hdr.req_id, rc);
+        return;
+    }
+    if (lease < MCLIENT_LEASE_MS_MIN)
+        lease = MCLIENT_LEASE_MS_MIN;
+    if (lease > MCLIENT_LEASE_MS_MAX)
+        lease = MCLIENT_LEASE_MS_MAX;
+    struct ns_op op = { .type = NS_OP_SESSION_OPEN, .now = now_ns() };
+    op.client = op.u.session.session = ++mc->next_session;
+    op.u.session.expiry = op.now + (int64_t)lease * 1000000;
+    struct mclient_wait w = { .conn = c, .req_id = f->hdr.req_id,
+                              .type = f->hdr.type, .lease_ms = lease };
+    rc = propose(s, &op, &w);
+    if (rc < 0)
+        mclient_reply_error(s, c, f->hdr.type, f->hdr.req_id, rc);
+}
+
+static void handle_mutation(struct mserver *s, struct rpc_conn *c,
+                            const struct wire_frame *f, struct wire_reader *r,
+                            const struct mclient_head *h)
+{
+    struct ns_op op = { .client = h->session, .seq = h->seq, .now = now_ns(),
+                        .cred = h->cred };
+    struct mclient_wait w = { .conn = c, .req_id = f->hdr.req_id,
+                              .type = f->hdr.type };
+    int rc = leader_ready(s);
+    if (rc == 0)
+        rc = decode_mutation(s->mc, s->ns, f->hdr.type, r, &op, &w.lease_ms);
+    if (rc == 0 && wire_reader_finish(r) < 0)
+        rc = -EBADMSG;
+    if (rc == 0 && (!h->session || !h->seq))
+        rc = -DFS_ESESSION;
+    if (rc == 0)
+        rc = propose(s, &op, &w);
+    if (rc < 0)
+        mclient_reply_error(s, c, f->hdr.type, f->hdr.req_id, rc);
+}
+
+/* Encodes the reply to a mutation from its apply result. */
+static int encode_mutation_reply(struct mserver *s,
+                                 const struct mclient_wait *w,
+                                 const struct ns_op *op,
+                                 const struct ns_result *res,
+                                 struct wire_writer *out)
+{
+    uint32_t chain[CSREG_MAX_REPLICAS];
+    size_t n;
+    int rc;
+    struct ns_chunk_info ci;
+    switch (w->type) {
+    case PROTO_WRITE_BEGIN:
+        rc = write_chain(s, res->reply.chunk_id, res->reply.version, chain, &n);
+        if (rc < 0)
+            return rc;
+        ns_chunk_lookup(s->ns, res->reply.chunk_id, &ci);
+        wire_put_u64(out, res->reply.chunk_id);
+        wire_put_u32(out, res->reply.version);
+        wire_put_u32(out, res->reply.version - 1);
+        wire_put_u32(out, ci.length);
+        wire_put_u32(out, MCLIENT_LEASE_MS_DEFAULT);
+        put_chain(out, s->csreg, chain, n);
+        break;
+    case PROTO_OPEN:
+        wire_put_u64(out, res->reply.attr.ino);   /* fh: the inode */
+        put_attr(out, &res->reply.attr);
+        break;
+    case PROTO_WRITE_END:
+        put_attr(out, &res->reply.attr);
+        break;
+    case PROTO_SESSION_OPEN:
+        wire_put_u64(out, op->u.session.session);
+        wire_put_u32(out, w->lease_ms);
+        break;
+    case PROTO_SESSION_KEEPALIVE:
+        wire_put_u32(out, w->lease_ms);
+        break;
+    case PROTO_CREATE:
+        wire_put_u64(out, res->reply.attr.ino);   /* fh: the inode */
+        put_attr(out, &res->reply.attr);
+        break;
+    case PROTO_MKDIR:
+    case PROTO_MKNOD:
+    case PROTO_SYMLINK:
+    case PROTO_LINK:
+    case PROTO_SETATTR:
+        put_attr(out, &res->reply.attr);
+        break;
+    default:
+        break;   /* UNLINK, RMDIR, RENAME, RELEASE, SESSION_CLOSE: empty */
+    }
+    return 0;
+}
+
+void mclient_applied(struct mserver *s, const struct raft_entry *e,
+                     const struct ns_op *op, const struct ns_result *res)
+{
+    struct mclient_queue *q = &s->mc->props;
+    while (q->n && queue_at(q, 0)->index <= e->index) {
+        struct mclient_wait *w = queue_at(q, 0);
+        if (w->index < e->index || w->term != e->term || !op) {
+            /* Its entry was overwritten by another leader's. */
+            if (w->index == e->index && !op)
+                mclient_reply_error(s, w->conn, w->type, w->req_id, res->reply.err);
+            else
+                reply_not_leader(s, w->conn, w->type, w->req_id);
+        } else if (res->reply.err) {
+            mclient_reply_error(s, w->conn, w->type, w->req_id, res->reply.err);
+        } else {
+            struct wire_writer out;
+            wire_writer_init(&out);
+            int rc = encode_mutation_reply(s, w, op, res, &out);
+            if (rc < 0)
+                mclient_reply_error(s, w->conn, w->type, w->req_id, rc);
+            else
+                reply_raw(w->conn, w->type, w->req_id, 0, &out);
+            wire_writer_release(&out);
+        }
+        queue_pop(q);
+    }
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+static int read_attr_reply(struct mserver *s, uint16_t type,
+                           struct wire_reader *r, const struct mclient_head *h,
+                           struct wire_writer *out)
+{
+    struct ns_attr a;
+    int rc;
+    if (type == PROTO_LOOKUP) {
+        uint64_t parent = wire_get_u64(r);
+        struct ns_str name = get_name(r, PROTO_NAME_MAX + 1);
+        if (wire_reader_finish(r) < 0)
+            return -EBADMSG;
+        rc = ns_lookup(s->ns, &h->cred, parent, name, &a);
+    } else {
+        uint64_t ino = wire_get_u64(r);
+        if (wire_reader_finish(r) < 0)
+            return -EBADMSG;
+        rc = ns_getattr(s->ns, ino, &a);
+    }
+    if (rc == 0)
+        put_attr(out, &a);
+    return rc;
+}
+
+static int read_readdir(struct mserver *s, struct wire_reader *r,
+                        const struct mclient_head *h, struct wire_writer *out)
+{
+    uint64_t dir = wire_get_u64(r);
+    uint64_t cookie = wire_get_u64(r);
+    uint32_t max = wire_get_u32(r);
+    uint8_t flags = wire_get_u8(r);
+    if (wire_reader_finish(r) < 0)
+        return -EBADMSG;
+    if (max == 0 || max > PROTO_READDIR_MAX)
+        max = PROTO_READDIR_MAX;
+    struct ns_dirent *ents = malloc(max * sizeof(*ents));
+    if (!ents)
+        return -ENOMEM;
+    size_t n = 0;
+    int rc = ns_readdir(s->ns, &h->cred, dir, cookie, ents, max, &n);
+    if (rc == 0) {
+        wire_put_u32(out, (uint32_t)n);
+        for (size_t i = 0; i < n; i++) {
+            wire_put_u64(out, ents[i].cookie);
+            wire_put_u64(out, ents[i].ino);
+            wire_put_u32(out, ents[i].mode);
+            wire_put_bytes(out, ents[i].name, ents[i].len);
+            struct ns_attr a = { .ino = ents[i].ino, .mode = ents[i].mode };
+            if ((flags & PROTO_READDIR_PLUS) && ns_getattr(s->ns, ents[i].ino, &a) < 0)
+                a = (struct ns_attr){ .ino = ents[i].ino, .mode = ents[i].mode };
+            if (flags & PROTO_READDIR_PLUS)
+                put_attr(out, &a);
+        }
+        wire_put_u8(out, n < max);
+    }
+    free(ents);
+    return rc;
+}
+
+/* CHUNK_LOCATIONS: the chunks of a range, each with its live replicas. */
+static int read_locations(struct mserver *s, struct wire_reader *r,
+                          struct wire_writer *out)
+{
+    uint64_t ino = wire_get_u64(r);
+    uint32_t first = wire_get_u32(r);
+    uint32_t count = wire_get_u32(r);
+    if (wire_reader_finish(r) < 0)
+        return -EBADMSG;
+    if (count == 0 || count > 64)
+        count = 64;
+    struct ns_attr a;
+    struct ns_chunk_info ci[64];
+    size_t n = 0;
+    int rc = ns_getattr(s->ns, ino, &a);
+    if (rc == 0)
+        rc = ns_chunk_range(s->ns, ino, first, ci, count, &n);
+    if (rc < 0)
+        return rc;
+    size_t present = 0;
+    for (size_t i = 0; i < n; i++)
+        present += ci[i].id != 0;
+    wire_put_u64(out, a.size);
+    wire_put_u32(out, (uint32_t)present);
+    for (size_t i = 0; i < n; i++) {
+        if (!ci[i].id)
+            continue;
+        uint32_t where[CSREG_MAX_REPLICAS];
+        size_t k = csreg_locations(s->csreg, ci[i].id, ci[i].version, where,
+                                   CSREG_MAX_REPLICAS);
+        wire_put_u32(out, first + (uint32_t)i);
+        wire_put_u64(out, ci[i].id);
+        wire_put_u32(out, ci[i].version);
+        wire_put_u32(out, ci[i].length);
+        put_chain(out, s->csreg, where, k);
+    }
+    return 0;
+}
+
+static int read_other(struct mserver *s, uint16_t type, struct wire_reader *r,
+                      struct wire_writer *out)
+{
+    if (type == PROTO_CHUNK_LOCATIONS)
+        return read_locations(s, r, out);
+    if (type == PROTO_READLINK) {
+        uint64_t ino = wire_get_u64(r);
+        if (wire_reader_finish(r) < 0)
+            return -EBADMSG;
+        const char *t;
+        uint32_t len;
+        int rc = ns_readlink(s->ns, ino, &t, &len);
+        if (rc == 0)
+            wire_put_bytes(out, t, len);
+        return rc;
+    }
+    if (wire_reader_finish(r) < 0)
+        return -EBADMSG;
+    struct ns_statfs st;
+    ns_statfs(s->ns, &st);
+    /* Space comes from chunkservers; until they report, none is known. */
+    wire_put_u64(out, 0);
+    wire_put_u64(out, 0);
+    wire_put_u64(out, 0);
+    wire_put_u64(out, st.inodes);
+    wire_put_u64(out, st.free_inodes);
+    return 0;
+}
+
+/* Runs a read request against the namespace and answers it. */
+static void serve_read(struct mserver *s, struct mclient_wait *w)
+{
+    struct wire_reader r;
+    struct mclient_head h;
+    wire_reader_init(&r, w->payload, w->len);
+    get_head(&r, &h);
+    struct wire_writer out;
+    wire_writer_init(&out);
+    int rc = r.err ? -EBADMSG : 0;
+    if (rc == 0 && (w->type == PROTO_LOOKUP || w->type == PROTO_GETATTR))
+        rc = read_attr_reply(s, w->type, &r, &h, &out);
+    else if (rc == 0 && w->type == PROTO_READDIR)
+        rc = read_readdir(s, &r, &h, &out);
+    else if (rc == 0)
+        rc = read_other(s, w->type, &r, &out);
+    if (rc < 0)
+        mclient_reply_error(s, w->conn, w->type, w->req_id, rc);
+    else
+        reply_raw(w->conn, w->type, w->req_id, 0, &out);
+    wire_writer_release(&out);
+}
+
+static void handle_read(struct mserver *s, struct rpc_conn *c,
+                        const struct wire_frame *f)
+{
+    struct mclient *mc = s->mc;
+    struct mclient_wait w = { .conn = c, .req_id = f->hdr.req_id,
+                              .type = f->hdr.type, .ctx = ++mc->next_read_ctx,
+                              .len = f->hdr.payload_len };
+    w.payload = malloc(w.len ? w.len : 1);
+    if (!w.payload) {
+        mclient_reply_error(s, c, f->hdr.type, f->hdr.req_id, -ENOMEM);
+        return;
+    }
+    memcpy(w.payload, f->payload, w.len);
+    int rc = queue_push(&mc->reads, &w);
+    if (rc == 0) {
+        rc = rnode_read(s->rnode, w.ctx);
+        if (rc < 0)
+            mc->reads.n--;   /* just pushed: take it back */
+    }
+    if (rc < 0) {
+        free(w.payload);
+        mclient_reply_error(s, c, f->hdr.type, f->hdr.req_id, rc);
+    }
+}
+
+void mclient_read_ready(void *ctx, uint64_t read_ctx, int status)
+{
+    struct mserver *s = ctx;
+    struct mclient_queue *q = &s->mc->reads;
+    /* Confirmations come in the order reads were started. */
+    while (q->n && queue_at(q, 0)->ctx <= read_ctx) {
+        struct mclient_wait *w = queue_at(q, 0);
+        if (status < 0 || w->ctx < read_ctx)
+            mclient_reply_error(s, w->conn, w->type, w->req_id,
+                        status < 0 ? status : -DFS_ENOTLEADER);
+        else
+            serve_read(s, w);
+        queue_pop(q);
+    }
+}
+
+/* ---- admin ------------------------------------------------------------------ */
+
+static void handle_status(struct mserver *s, struct rpc_conn *c,
+                          const struct wire_frame *f)
+{
+    struct strbuf json;
+    strbuf_init(&json, 0);
+    int rc = mstatus_json(s, &json);
+    struct wire_writer out;
+    wire_writer_init(&out);
+    if (rc == 0)
+        wire_put_str(&out, strbuf_str(&json));
+    reply_raw(c, f->hdr.type, f->hdr.req_id, rc, rc == 0 ? &out : NULL);
+    wire_writer_release(&out);
+    strbuf_release(&json);
+}
+
+/* A reader found a replica with a bad block: stop sending readers there. */
+static void handle_bad_replica(struct mserver *s, struct rpc_conn *c,
+                               const struct wire_frame *f, struct wire_reader *r)
+{
+    struct mclient_head h;
+    get_head(r, &h);
+    uint64_t chunk = wire_get_u64(r);
+    uint32_t version = wire_get_u32(r);
+    uint32_t cs = wire_get_u32(r);
+    uint32_t block = wire_get_u32(r);
+    int rc = wire_reader_finish(r) < 0 ? -EBADMSG : 0;
+    if (rc == 0) {
+        rc = csreg_set_replica(s->csreg, chunk, cs, version, 0, true);
+        log_warn("chunk %016" PRIx64 " v%u on chunkserver %u: bad block %u reported by %s",
+                 chunk, version, cs, block, rpc_peer(c));
+        mstatus_event(s, STATUS_EV_CORRUPT, "chunk %016" PRIx64 " on chunkserver %u: bad block %u",
+                      chunk, cs, block);
+    }
+    reply_raw(c, f->hdr.type, f->hdr.req_id, rc, NULL);
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+static bool is_read(uint16_t type)
+{
+    return type == PROTO_LOOKUP || type == PROTO_GETATTR ||
+           type == PROTO_READLINK || type == PROTO_READDIR ||
+           type == PROTO_STATFS || type == PROTO_CHUNK_LOCATIONS;
+}
+
+/* The name a request is counted under on the status page. */
+static const char *op_name(uint16_t type)
+{
+    switch (type) {
+    case PROTO_LOOKUP: return "lookup";
+    case PROTO_GETATTR: return "getattr";
+    case PROTO_SETATTR: return "setattr";
+    case PROTO_MKDIR: return "mkdir";
+    case PROTO_RMDIR: return "rmdir";
+    case PROTO_CREATE: return "create";
+    case PROTO_MKNOD: return "mknod";
+    case PROTO_UNLINK: return "unlink";
+    case PROTO_RENAME: return "rename";
+    case PROTO_LINK: return "link";
+    case PROTO_SYMLINK: return "symlink";
+    case PROTO_READLINK: return "readlink";
+    case PROTO_READDIR: return "readdir";
+    case PROTO_STATFS: return "statfs";
+    case PROTO_SESSION_OPEN: return "session_open";
+    case PROTO_SESSION_KEEPALIVE: return "session_keepalive";
+    case PROTO_SESSION_CLOSE: return "session_close";
+    case PROTO_OPEN: return "open";
+    case PROTO_RELEASE: return "release";
+    case PROTO_WRITE_BEGIN: return "write_begin";
+    case PROTO_WRITE_END: return "write_end";
+    case PROTO_CHUNK_LOCATIONS: return "chunk_locations";
+    case PROTO_BAD_REPLICA: return "bad_replica";
+    default: return "other";
+    }
+}
+
+void mclient_request(struct mserver *s, struct rpc_conn *c,
+                     const struct wire_frame *f)
+{
+    uint16_t type = f->hdr.type;
+    mstatus_count_op(s, op_name(type));
+    if (type == PROTO_ADMIN_STATUS) {
+        handle_status(s, c, f);
+        return;
+    }
+    if (!s->mc->leader) {
+        reply_not_leader(s, c, type, f->hdr.req_id);
+        return;
+    }
+    struct wire_reader r;
+    wire_reader_init(&r, f->payload, f->hdr.payload_len);
+    if (type == PROTO_SESSION_OPEN) {
+        handle_session_open(s, c, f, &r);
+        return;
+    }
+    if (is_read(type)) {
+        handle_read(s, c, f);
+        return;
+    }
+    if (type == PROTO_BAD_REPLICA) {
+        handle_bad_replica(s, c, f, &r);
+        return;
+    }
+    struct mclient_head h;
+    get_head(&r, &h);
+    if (r.err) {
+        mclient_reply_error(s, c, type, f->hdr.req_id, -EBADMSG);
+        return;
+    }
+    handle_mutation(s, c, f, &r, &h);
+}
+
+/* ---- sessions ------------------------------------------------------------------ */
+
+/* The leader expires sessions whose lease has passed, through the log. */
+static int64_t expiry_scan(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct mserver *s = arg;
+    if (!s->mc->leader)
+        return MCLIENT_EXPIRY_SCAN_MS;
+    uint64_t ids[64];
+    int64_t now = now_ns();
+    size_t n = ns_expired_sessions(s->ns, now, ids, 64);
+    for (size_t i = 0; i < n; i++) {
+        struct ns_op op = { .type = NS_OP_SESSION_EXPIRE, .now = now };
+        op.u.session.session = ids[i];
+        struct wire_writer enc;
+        wire_writer_init(&enc);
+        ns_op_encode(&op, &enc);
+        uint64_t index, term;
+        if (!enc.err && rnode_propose(s->rnode, enc.buf, enc.len, &index, &term) == 0)
+            log_info("session %" PRIu64 " expired", ids[i]);
+        wire_writer_release(&enc);
+    }
+    return MCLIENT_EXPIRY_SCAN_MS;
+}
+
+/* ---- life ------------------------------------------------------------------------ */
+
+int mclient_init(struct mserver *s)
+{
+    s->mc = calloc(1, sizeof(*s->mc));
+    if (!s->mc)
+        return -ENOMEM;
+    s->mc->next_ino = NS_ROOT_INO;
+    s->mc->expiry_timer = ev_timer_add(s->loop, MCLIENT_EXPIRY_SCAN_MS, expiry_scan, s);
+    return s->mc->expiry_timer ? 0 : -ENOMEM;
+}
+
+static void fail_all(struct mserver *s, struct mclient_queue *q)
+{
+    while (q->n) {
+        struct mclient_wait *w = queue_at(q, 0);
+        reply_not_leader(s, w->conn, w->type, w->req_id);
+        queue_pop(q);
+    }
+}
+
+void mclient_shutdown(struct mserver *s)
+{
+    if (!s->mc)
+        return;
+    fail_all(s, &s->mc->props);
+    fail_all(s, &s->mc->reads);
+    ev_timer_cancel(s->loop, s->mc->expiry_timer);
+    free(s->mc->props.v);
+    free(s->mc->reads.v);
+    free(s->mc);
+    s->mc = NULL;
+}
+
+bool mclient_is_leader(const struct mserver *s)
+{
+    return s->mc && s->mc->leader;
+}
+
+void mclient_role_changed(struct mserver *s, bool leader)
+{
+    struct mclient *mc = s->mc;
+    if (leader && !mc->leader) {
+        struct rnode_status st;
+        rnode_status(s->rnode, &st);
+        mc->barrier = st.last_index;
+        mc->ids_ready = false;
+    }
+    mc->leader = leader;
+    if (!leader) {
+        fail_all(s, &mc->props);
+        fail_all(s, &mc->reads);
+    }
+}
+
+static void forget_conn(struct mclient_queue *q, struct rpc_conn *c)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        if (queue_at(q, i)->conn == c)
+            queue_at(q, i)->conn = NULL;
+    }
+}
+
+void mclient_conn_closed(struct mserver *s, struct rpc_conn *c)
+{
+    if (!s->mc)
+        return;
+    forget_conn(&s->mc->props, c);
+    forget_conn(&s->mc->reads, c);
+}

@@ -1,0 +1,238 @@
+/*
+ * mstatus: builds status snapshots from the live server and publishes one
+ * to the HTTP thread every second.
+ *
+ * Invariants:
+ *  1. The HTTP thread sees only snapshots: whole copies published with
+ *     httpd_publish, never the live server state.
+ *  2. The activity ring gets one sample per STATUS_SAMPLE_SECONDS from the
+ *     difference of the op counters, so a page shows rates, not totals.
+ */
+#include "mstatus.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/dfs_error.h"
+#include "common/ev.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/strbuf.h"
+#include "common/version.h"
+#include "master/csreg.h"
+#include "master/httpd.h"
+#include "master/mcs.h"
+#include "master/ns.h"
+#include "master/rnode.h"
+
+#define MSTATUS_PUBLISH_MS 1000
+
+struct mstatus {
+    struct httpd *httpd;
+    uint64_t timer;
+    int64_t start_ms;
+    struct status_history history;
+    struct status_events events;
+    struct status_ops ops;
+    uint64_t ops_total;
+    uint64_t ops_at_last_sample;
+    int64_t last_sample_ms;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum status_role role_of(enum raft_state st)
+{
+    switch (st) {
+    case RAFT_LEADER: return STATUS_ROLE_LEADER;
+    case RAFT_CANDIDATE:
+    case RAFT_PRECANDIDATE: return STATUS_ROLE_CANDIDATE;
+    default: return STATUS_ROLE_FOLLOWER;
+    }
+}
+
+static void fill_masters(struct mserver *s, const struct rnode_status *rs,
+                         struct status_snap *snap)
+{
+    const struct raft_members *mb = rnode_members(s->rnode);
+    for (size_t i = 0; i < s->n_masters; i++) {
+        struct status_master *m = &snap->masters[i];
+        m->id = s->master_ids[i];
+        snprintf(m->address, sizeof(m->address), "%s", s->master_addrs[i]);
+        if (s->master_http[i])
+            snprintf(m->http, sizeof(m->http), "http://%s/", s->master_http[i]);
+        m->self = m->id == rs->id;
+        m->contact_age_ms = -1;
+        const struct raft_server *rsv = raft_members_find(mb, m->id);
+        if (m->self)
+            m->role = role_of(rs->state);
+        else if (m->id == rs->leader)
+            m->role = STATUS_ROLE_LEADER;
+        else if (rsv && rsv->role == RAFT_LEARNER)
+            m->role = STATUS_ROLE_LEARNER;
+        else
+            m->role = rs->leader ? STATUS_ROLE_FOLLOWER : STATUS_ROLE_UNKNOWN;
+        if (m->self)
+            m->snapshot_index = rs->snapshot_index;
+    }
+}
+
+static void fill_chunkservers(struct mserver *s, struct status_snap *snap)
+{
+    static const enum status_cs_state states[] = {
+        [CSREG_UP] = STATUS_CS_UP, [CSREG_DOWN] = STATUS_CS_DOWN,
+        [CSREG_DECOMMISSIONING] = STATUS_CS_DECOMMISSIONING,
+    };
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (size_t i = 0; i < snap->ncs; i++) {
+        const struct csreg_server *cs = csreg_at(s->csreg, i);
+        struct status_chunkserver *o = &snap->chunkservers[i];
+        o->id = cs->id;
+        snprintf(o->address, sizeof(o->address), "%.*s", (int)sizeof(o->address) - 1, cs->addr);
+        snprintf(o->rack, sizeof(o->rack), "%.*s", (int)sizeof(o->rack) - 1, cs->rack);
+        o->state = states[cs->state];
+        o->bytes_total = cs->bytes_total;
+        o->bytes_used = cs->bytes_used;
+        o->chunks = cs->chunks;
+        o->load = cs->load;
+        o->heartbeat_age_ms = now - cs->last_heartbeat_ms;
+        o->errors_total = cs->errors;
+    }
+}
+
+struct status_snap *mstatus_snapshot(struct mserver *s)
+{
+    struct mstatus *ms = s->st;
+    size_t ncs = s->csreg ? csreg_count(s->csreg) : 0;
+    struct status_snap *snap = status_snap_new(s->n_masters, ncs);
+    if (!snap)
+        return NULL;
+    struct rnode_status rs;
+    rnode_status(s->rnode, &rs);
+    struct ns_statfs fs;
+    ns_statfs(s->ns, &fs);
+    snprintf(snap->cluster, sizeof(snap->cluster), "%s", s->cluster_id);
+    snprintf(snap->version, sizeof(snap->version), "%s", DFS_VERSION);
+    snap->now_ms = wall_ms();
+    snap->start_ms = ms->start_ms;
+    snap->self_id = rs.id;
+    snap->role = role_of(rs.state);
+    snap->leader_id = rs.leader;
+    snap->term = rs.term;
+    snap->commit_index = rs.commit;
+    snap->applied_index = rs.applied;
+    snap->snapshot_index = rs.snapshot_index;
+    snap->state_digest = ns_digest(s->ns);
+    snap->leader_changes_total = rs.leader_changes;
+    snap->files = fs.files;
+    snap->directories = fs.dirs;
+    if (s->mcs)
+        mcs_health(s, &snap->chunks);
+    fill_chunkservers(s, snap);
+    snap->ops = ms->ops;
+    snap->history = ms->history;
+    snap->events = ms->events;
+    fill_masters(s, &rs, snap);
+    return snap;
+}
+
+int mstatus_json(struct mserver *s, struct strbuf *out)
+{
+    struct status_snap *snap = mstatus_snapshot(s);
+    if (!snap)
+        return -ENOMEM;
+    int rc = status_render_json(snap, out);
+    status_snap_free(snap);
+    return rc;
+}
+
+void mstatus_event(struct mserver *s, enum status_event_kind kind,
+                   const char *fmt, ...)
+{
+    char text[STATUS_EVENT_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (s->st)
+        status_events_add(&s->st->events, wall_ms(), kind, "%s", text);
+}
+
+void mstatus_count_op(struct mserver *s, const char *name)
+{
+    if (!s->st)
+        return;
+    status_ops_add(&s->st->ops, name, 1);
+    s->st->ops_total++;
+}
+
+static void mstatus_sample(struct mstatus *ms)
+{
+    int64_t now = wall_ms();
+    if (now - ms->last_sample_ms < STATUS_SAMPLE_SECONDS * 1000)
+        return;
+    struct status_sample smp = { .time_ms = now,
+                                 .ops = ms->ops_total - ms->ops_at_last_sample };
+    status_history_add(&ms->history, &smp);
+    ms->ops_at_last_sample = ms->ops_total;
+    ms->last_sample_ms = now;
+}
+
+static int64_t mstatus_tick(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct mserver *s = arg;
+    mstatus_sample(s->st);
+    if (s->st->httpd) {
+        struct status_snap *snap = mstatus_snapshot(s);
+        if (snap)
+            httpd_publish(s->st->httpd, snap);
+    }
+    return MSTATUS_PUBLISH_MS;
+}
+
+int mstatus_init(struct mserver *s)
+{
+    struct mstatus *ms = calloc(1, sizeof(*ms));
+    if (!ms)
+        return -ENOMEM;
+    s->st = ms;
+    ms->start_ms = ms->last_sample_ms = wall_ms();
+    if (s->conf->http && s->conf->http[0]) {
+        char host[NET_HOST_MAX];
+        uint16_t port;
+        int rc = net_parse_addr(s->conf->http, host, sizeof(host), &port);
+        if (rc == 0)
+            rc = httpd_start(host, port, NULL, &ms->httpd);
+        if (rc < 0) {
+            log_error("status page on %s: %s", s->conf->http, dfs_strerror(rc));
+            return rc;
+        }
+    }
+    ms->timer = ev_timer_add(s->loop, MSTATUS_PUBLISH_MS, mstatus_tick, s);
+    return ms->timer ? 0 : -ENOMEM;
+}
+
+void mstatus_shutdown(struct mserver *s)
+{
+    struct mstatus *ms = s->st;
+    if (!ms)
+        return;
+    if (ms->timer)
+        ev_timer_cancel(s->loop, ms->timer);
+    httpd_stop(ms->httpd);
+    free(ms);
+    s->st = NULL;
+}

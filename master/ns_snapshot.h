@@ -1,0 +1,39 @@
+/*
+ * ns_snapshot: the whole namespace as bytes (the Raft snapshot's payload)
+ * and back, plus the digest of the same canonical form.
+ *
+ * The body is canonical: inodes by number, entries by entry id, xattrs by
+ * name, locks in lock order, sessions by id, their opens, leases and
+ * replies sorted; nothing that depends on hash layout or allocation
+ * history (chunk handles, table capacities) is in it.  Two namespaces
+ * with equal bodies behave identically.
+ */
+#ifndef DFS_NS_SNAPSHOT_H
+#define DFS_NS_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ns;
+struct wire_writer;
+
+/*
+ * Appends the snapshot to w: a header (magic, format, body length), the
+ * body deflated (zlib), and a CRC32C of everything before it.  0, -ENOMEM
+ * or w->err.
+ */
+int ns_snapshot_write(const struct ns *ns, struct wire_writer *w);
+
+/*
+ * A new namespace from a snapshot in buf[0..len) (the buffer is not kept).
+ * 0 and *out (the caller frees with ns_free), or: -DFS_ETRUNC (short),
+ * -DFS_ECORRUPT (bad magic, checksum, compressed stream or content, or a
+ * state that fails ns_check), -DFS_EVERSION (unknown format), -DFS_ETOOBIG
+ * (a declared size over the limits), -ENOMEM.
+ */
+int ns_snapshot_load(const void *buf, size_t len, struct ns **out);
+
+/* SHA-256 of the canonical body into md.  0 or -ENOMEM. */
+int ns_snapshot_hash(const struct ns *ns, uint8_t md[32]);
+
+#endif

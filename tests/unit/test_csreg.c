@@ -1,0 +1,119 @@
+/* Tests of csreg: registration, expiry, replica locations and placement. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "master/csreg.h"
+
+static int conns[16];
+#define conn_a conns[0]
+#define conn_b conns[15]
+
+static struct csreg *with_servers(int n, int racks)
+{
+    struct csreg *r = csreg_new(3000, 42);
+    for (int i = 1; i <= n; i++) {
+        char addr[32], rack[16];
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", 9000 + i);
+        snprintf(rack, sizeof(rack), "r%d", racks ? i % racks : 0);
+        assert_int_equal(csreg_register(r, (uint32_t)i, addr, rack, 100u << 30,
+                                        (uint64_t)i << 30, &conns[i], 0), i);
+    }
+    return r;
+}
+
+static void test_register_assigns_ids_and_refuses_twins(void **state)
+{
+    (void)state;
+    struct csreg *r = csreg_new(3000, 1);
+    assert_int_equal(csreg_register(r, 0, "a:1", "", 10, 0, &conn_a, 0), 1);
+    assert_int_equal(csreg_register(r, 0, "b:1", "", 10, 0, &conn_b, 0), 2);
+    assert_int_equal(csreg_register(r, 1, "c:1", "", 10, 0, &conn_b, 0), -EEXIST);
+    assert_string_equal(csreg_server(r, 1)->rack, "default");
+    csreg_disconnected(r, &conn_a);
+    assert_int_equal(csreg_server(r, 1)->state, CSREG_DOWN);
+    assert_int_equal(csreg_heartbeat(r, 1, 10, 0, 0, 0, 5), -ENOENT);
+    assert_int_equal(csreg_register(r, 1, "a:2", "x", 10, 0, &conn_a, 10), 1);
+    assert_int_equal(csreg_server(r, 1)->state, CSREG_UP);
+    assert_string_equal(csreg_server(r, 1)->addr, "a:2");
+    csreg_free(r);
+}
+
+static void test_expiry(void **state)
+{
+    (void)state;
+    struct csreg *r = with_servers(3, 0);
+    assert_int_equal(csreg_heartbeat(r, 2, 1, 0, 0, 0, 2500), 0);
+    assert_int_equal(csreg_expire(r, 3500), 2);
+    assert_int_equal(csreg_up_count(r), 1);
+    assert_int_equal(csreg_server(r, 2)->state, CSREG_UP);
+    csreg_free(r);
+}
+
+static void test_locations_filter_version_corrupt_and_down(void **state)
+{
+    (void)state;
+    struct csreg *r = with_servers(4, 0);
+    assert_int_equal(csreg_set_replica(r, 77, 1, 5, 100, false), 0);
+    assert_int_equal(csreg_set_replica(r, 77, 2, 4, 100, false), 0);  /* stale */
+    assert_int_equal(csreg_set_replica(r, 77, 3, 5, 100, true), 0);   /* corrupt */
+    assert_int_equal(csreg_set_replica(r, 77, 4, 5, 100, false), 0);
+    uint32_t out[8];
+    assert_int_equal(csreg_locations(r, 77, 5, out, 8), 2);
+    csreg_disconnected(r, &conns[4]);
+    assert_int_equal(csreg_locations(r, 77, 5, out, 8), 1);
+    assert_int_equal(out[0], 1);
+    csreg_drop_replica(r, 77, 1);
+    assert_int_equal(csreg_locations(r, 77, 5, out, 8), 0);
+    assert_int_equal(csreg_locations(r, 999, 1, out, 8), 0);
+    /* Many chunks force rehashing; every one stays findable. */
+    for (uint64_t c = 1; c <= 5000; c++)
+        assert_int_equal(csreg_set_replica(r, c * 7919, 2, 1, 0, false), 0);
+    for (uint64_t c = 1; c <= 5000; c++)
+        assert_int_equal(csreg_locations(r, c * 7919, 1, out, 8), 1);
+    csreg_forget_server_replicas(r, 2);
+    assert_int_equal(csreg_locations(r, 7919, 1, out, 8), 0);
+    csreg_free(r);
+}
+
+static void test_placement_distinct_racks_excludes(void **state)
+{
+    (void)state;
+    struct csreg *r = with_servers(6, 3);
+    for (int round = 0; round < 200; round++) {
+        uint32_t out[3], ex[1] = { 2 };
+        assert_int_equal(csreg_place(r, 3, ex, 1, out), 3);
+        for (int i = 0; i < 3; i++) {
+            assert_int_not_equal(out[i], 2);
+            for (int k = 0; k < i; k++) {
+                assert_int_not_equal(out[i], out[k]);
+                /* Three racks, three replicas: one per rack. */
+                assert_string_not_equal(csreg_server(r, out[i])->rack,
+                                        csreg_server(r, out[k])->rack);
+            }
+        }
+    }
+    /* Fewer servers up than asked: as many as there are, never a down one. */
+    for (int i = 1; i <= 4; i++)
+        csreg_disconnected(r, &conns[i]);
+    uint32_t out[3];
+    assert_int_equal(csreg_place(r, 3, NULL, 0, out), 2);
+    assert_true(out[0] >= 5 && out[1] >= 5);
+    csreg_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_register_assigns_ids_and_refuses_twins),
+        cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_locations_filter_version_corrupt_and_down),
+        cmocka_unit_test(test_placement_distinct_racks_excludes),
+    };
+    return cmocka_run_group_tests_name("csreg", tests, NULL, NULL);
+}
