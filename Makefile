@@ -65,7 +65,7 @@ PROGS = $(BIN)/dfs-master $(BIN)/dfs-chunkserver $(BIN)/dfs-mount \
         $(TOOLS:%=$(BIN)/%) $(RAFTSIM) $(SCRIPTS)
 
 .SECONDARY:
-.PHONY: bench-micro all test unit asan fuzz deps clean install run stop bench
+.PHONY: asan-build bench-micro all test unit asan fuzz deps clean install run stop bench
 .DEFAULT_GOAL := all
 
 all: $(PROGS) $(UNIT_BINS) $(MICRO_BINS) $(CLUSTER_BINS)
@@ -140,8 +140,11 @@ unit: $(UNIT_BINS)
 
 # The sanitizer build lives in its own folder and never touches bin/.
 asan:
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan BIN=build/asan/bin \
+	    OPT="-O1 -g" SAN="$(ASAN_FLAGS)" asan-build
 	@$(MAKE) --no-print-directory BUILD=build/asan BIN=build/asan/bin \
 	    OPT="-O1 -g" SAN="$(ASAN_FLAGS)" unit sim-slice
+asan-build: $(UNIT_BINS) $(RAFTSIM)
 
 SIM_SEEDS ?= 1-2000
 SIM_SLICE ?= 1-200
@@ -153,8 +156,10 @@ sim-slice: $(RAFTSIM)
 fuzz:
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory sim
 	@$(MAKE) --no-print-directory asan

@@ -2,9 +2,10 @@
  * store: the chunk store of one data directory (docs/CHUNKS.md).
  *
  * Owns the index id -> struct store_chunk, every chunk file, and the
- * directory's identity (its file format is storeid.c's).  A chunk file is laid out by chunkfile.h: two
- * alternating header slots (id, version, length, CRC of the partial last
- * block), an array with the CRC of every full block, then the data.
+ * directory's identity (its file format is storeid.c's).  A chunk file is
+ * laid out by chunkfile.h: two alternating header slots (id, version,
+ * length, CRC of the partial last block), an array with the CRC of every
+ * full block, then the data.
  *
  * A write puts the data and the new CRCs of the full blocks it changed in
  * place, and keeps the new length and last-block CRC in memory (dirty).  A
@@ -565,15 +566,12 @@ static int read_range(struct store *s, struct store_chunk *ch, int fd,
  */
 static int commit(struct store *s, struct store_chunk *ch, uint32_t version)
 {
-    int rc = chunk_fd(s, ch);
+    int fd = chunk_fd(s, ch);
+    if (fd < 0)
+        return fd;
+    int rc = ch->dirty ? fsio_fdatasync(s->fs, fd) : 0;
     if (rc < 0)
-        return rc;
-    rc = 0;
-    if (ch->dirty) {
-        rc = fsio_fdatasync(s->fs, ch->fd);
-        if (rc < 0)
-            goto err_flag_bad;
-    }
+        goto err_flag_bad;
     struct chunkfile_hdr h = ch->hdr;
     h.seq++;
     h.version = version;
@@ -581,9 +579,9 @@ static int commit(struct store *s, struct store_chunk *ch, uint32_t version)
     h.tail_crc = ch->tail_crc;
     uint8_t slot[CHUNKFILE_SLOT_BYTES];
     chunkfile_encode(&h, slot);
-    ssize_t n = fsio_pwrite(s->fs, ch->fd, slot, sizeof(slot),
+    ssize_t n = fsio_pwrite(s->fs, fd, slot, sizeof(slot),
                             (off_t)chunkfile_slot_off(1 - ch->slot));
-    rc = n < 0 ? (int)n : fsio_fdatasync(s->fs, ch->fd);
+    rc = n < 0 ? (int)n : fsio_fdatasync(s->fs, fd);
     if (rc < 0)
         goto err_flag_bad;
     ch->hdr = h;
@@ -832,11 +830,11 @@ static int write_locked(struct store *s, struct store_chunk *ch,
     uint64_t end_in_file = chunkfile_data_off(ch->hdr.capacity) + off + len;
     rc = space_check(s, ch->node.id, end_in_file > ch->fsize
                                     ? end_in_file - ch->fsize : 0);
-    int fd = rc == 0 ? chunk_fd(s, ch) : rc;
-    rc = fd < 0 ? fd : 0;
-    if (rc == 0)
-        rc = plan_change(s, ch, fd, off, data, len, in,
-                         max_u64(ch->length, off + len), &p);
+    if (rc < 0)
+        goto out_free_in;
+    int fd = chunk_fd(s, ch);
+    rc = fd < 0 ? fd : plan_change(s, ch, fd, off, data, len, in,
+                                   max_u64(ch->length, off + len), &p);
     if (rc < 0)
         goto out_free_in;
     rc = write_data(s, ch, off, data, len);
@@ -971,16 +969,14 @@ int store_truncate(struct store *s, uint64_t id, uint32_t version,
     rc = chunk_usable(ch, version);
     if (rc == 0 && length > ch->hdr.capacity)
         rc = -EFBIG;
-    int fd = rc == 0 ? chunk_fd(s, ch) : rc;
-    rc = fd < 0 ? fd : 0;
-    if (rc == 0) {
-        if (length < ch->length)
-            rc = shrink_locked(s, ch, length);
-        else if (length > ch->length)
-            rc = grow_locked(s, ch, length);
-        else
-            rc = sync_locked(s, ch);
-    }
+    if (rc == 0)
+        rc = chunk_fd(s, ch);
+    if (rc >= 0 && length < ch->length)
+        rc = shrink_locked(s, ch, length);
+    else if (rc >= 0 && length > ch->length)
+        rc = grow_locked(s, ch, length);
+    else if (rc >= 0)
+        rc = sync_locked(s, ch);
     chunk_release(s, ch);
     return rc;
 }

@@ -29,8 +29,9 @@
  * space (common/dfs_error.h): a negative errno (Linux numbering, which
  * every dfs node shares) or a negative DFS_E* code.  An error is carried
  * only there: an error reply has an empty payload, except -DFS_ENOTLEADER
- * (NOT_LEADER, below the message ids).  wire_hdr_decode() maps codes it does not know
- * to -EPROTO.  Requests carry status 0.  An unknown request type is
+ * (NOT_LEADER, below the message ids) and a failed CS_WRITE (it names the
+ * node that failed).  wire_hdr_decode() maps codes it does not know to
+ * -EPROTO.  Requests carry status 0.  An unknown request type is
  * answered with -ENOSYS.  A frame that fails to decode (bad header, a
  * payload not exactly its fields) closes the connection.
  *
@@ -343,7 +344,10 @@ enum proto_msg {
      * PROTO_WRITE_SYNC).  Its replica must be at version (a retry) or
      * prev_version (then moves to version); prev_version 0 creates the
      * replica; otherwise -DFS_ESTALE_VER.  A DATA of length 0 with
-     * PROTO_WRITE_SYNC flushes the chain. */
+     * PROTO_WRITE_SYNC flushes the chain.
+     * A failed write's reply carries cs_id u32, addr str: the node that
+     * failed (the one exception to "error replies are empty"), so the
+     * client can ask for a chain without it (REPLACE_REPLICA). */
     PROTO_CS_WRITE = 0x0501,
     /* -> chunk_id u64, version u32, offset u64, length u32
      * <- chunk_length u32, DATA

@@ -49,6 +49,8 @@
 #define MCLIENT_LEASE_MS_MIN 1000u
 #define MCLIENT_LEASE_MS_MAX 600000u
 #define MCLIENT_EXPIRY_SCAN_MS 1000
+/* A chain that lost a replica mid-write keeps going down to this many. */
+#define MCLIENT_MIN_REPLICAS 2
 
 /* A request waiting for its entry or its read confirmation. */
 struct mclient_wait {
@@ -60,6 +62,7 @@ struct mclient_wait {
     uint8_t *payload;               /* reads: the request, owned */
     size_t len;
     uint32_t lease_ms;              /* SESSION_OPEN / KEEPALIVE */
+    uint32_t failed_cs;             /* REPLACE_REPLICA: leave it out */
 };
 
 struct mclient_queue {
@@ -232,8 +235,10 @@ static void put_chain(struct wire_writer *w, const struct csreg *reg,
  * holding the new version so that readers find them at once.
  */
 static int write_chain(struct mserver *s, uint64_t chunk, uint32_t version,
-                       uint32_t *ids, size_t *n)
+                       uint32_t failed, uint32_t *ids, size_t *n)
 {
+    if (failed)
+        csreg_drop_replica(s->csreg, chunk, failed);
     struct ns_chunk_info ci;
     int rc = ns_chunk_lookup(s->ns, chunk, &ci);
     if (rc < 0)
@@ -249,8 +254,8 @@ static int write_chain(struct mserver *s, uint64_t chunk, uint32_t version,
         if (*n == 0)
             *n = csreg_locations(s->csreg, chunk, version, ids, goal);
     }
-    if (*n == 0)
-        return -EIO;   /* no chunkserver up (or none holds the chunk) */
+    if (*n == 0 || (failed && *n < MCLIENT_MIN_REPLICAS && *n < goal))
+        return -EIO;   /* too few chunkservers up (or holding the chunk) */
     for (size_t i = 0; i < *n; i++)
         csreg_set_replica(s->csreg, chunk, ids[i], version, ci.length, false);
     return 0;
@@ -260,7 +265,8 @@ static int write_chain(struct mserver *s, uint64_t chunk, uint32_t version,
  * it does not decode, -ENOSYS for a type that is not a mutation here. */
 static int decode_mutation(struct mclient *mc, const struct ns *ns,
                            uint16_t type, struct wire_reader *r,
-                           struct ns_op *op, uint32_t *lease_ms)
+                           struct ns_op *op, uint32_t *lease_ms,
+                           uint32_t *failed_cs)
 {
     switch (type) {
     case PROTO_MKDIR:
@@ -330,9 +336,17 @@ static int decode_mutation(struct mclient *mc, const struct ns *ns,
         op->u.open.flags = open_flags(wire_get_u32(r));
         return 0;
     case PROTO_WRITE_BEGIN:
+    case PROTO_REPLACE_REPLICA:
+        /* A replacement is a new write session on the same lease: the
+         * version goes up, so the replica left out becomes stale. */
         op->type = NS_OP_WRITE_BEGIN;
         op->u.write.ino = wire_get_u64(r);
         op->u.write.index = wire_get_u32(r);
+        if (type == PROTO_REPLACE_REPLICA) {
+            wire_get_u64(r);              /* chunk_id: the index names it */
+            wire_get_u32(r);              /* version */
+            *failed_cs = wire_get_u32(r);
+        }
         if (mc->next_chunk < ns_max_chunk_id(ns))
             mc->next_chunk = ns_max_chunk_id(ns);
         op->u.write.chunk_id = ++mc->next_chunk;
@@ -440,7 +454,8 @@ static void handle_mutation(struct mserver *s, struct rpc_conn *c,
                               .type = f->hdr.type };
     int rc = leader_ready(s);
     if (rc == 0)
-        rc = decode_mutation(s->mc, s->ns, f->hdr.type, r, &op, &w.lease_ms);
+        rc = decode_mutation(s->mc, s->ns, f->hdr.type, r, &op, &w.lease_ms,
+                             &w.failed_cs);
     if (rc == 0 && wire_reader_finish(r) < 0)
         rc = -EBADMSG;
     if (rc == 0 && (!h->session || !h->seq))
@@ -464,7 +479,9 @@ static int encode_mutation_reply(struct mserver *s,
     struct ns_chunk_info ci;
     switch (w->type) {
     case PROTO_WRITE_BEGIN:
-        rc = write_chain(s, res->reply.chunk_id, res->reply.version, chain, &n);
+    case PROTO_REPLACE_REPLICA:
+        rc = write_chain(s, res->reply.chunk_id, res->reply.version, w->failed_cs,
+                         chain, &n);
         if (rc < 0)
             return rc;
         ns_chunk_lookup(s->ns, res->reply.chunk_id, &ci);
@@ -797,6 +814,7 @@ static const char *op_name(uint16_t type)
     case PROTO_OPEN: return "open";
     case PROTO_RELEASE: return "release";
     case PROTO_WRITE_BEGIN: return "write_begin";
+    case PROTO_REPLACE_REPLICA: return "replace_replica";
     case PROTO_WRITE_END: return "write_end";
     case PROTO_CHUNK_LOCATIONS: return "chunk_locations";
     case PROTO_BAD_REPLICA: return "bad_replica";

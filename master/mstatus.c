@@ -84,6 +84,8 @@ static void fill_masters(struct mserver *s, const struct rnode_status *rs,
             m->role = rs->leader ? STATUS_ROLE_FOLLOWER : STATUS_ROLE_UNKNOWN;
         if (m->self)
             m->snapshot_index = rs->snapshot_index;
+        else
+            rnode_peer_info(s->rnode, m->id, &m->contact_age_ms, &m->match_index);
     }
 }
 

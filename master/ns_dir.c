@@ -286,6 +286,12 @@ int ns_dir_remove(struct ns_dir *d, const char *name, uint32_t len)
     return 0;
 }
 
+void ns_dir_unadd(struct ns_dir *d, const char *name, uint32_t len)
+{
+    if (ns_dir_remove(d, name, len) == 0)
+        d->next_id--;
+}
+
 int ns_dir_next(const struct ns_dir *d, uint64_t after, struct ns_dir_item *out)
 {
     uint32_t lo = 0, hi = d->n;

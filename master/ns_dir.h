@@ -76,6 +76,10 @@ int ns_dir_set_ino(struct ns_dir *d, const char *name, uint32_t len,
 /* Removes an entry.  0 or -ENOENT.  May compact (never fails for memory). */
 int ns_dir_remove(struct ns_dir *d, const char *name, uint32_t len);
 
+/* Takes back the latest ns_dir_add() (named name), its id included, for an
+ * op that fails after adding. */
+void ns_dir_unadd(struct ns_dir *d, const char *name, uint32_t len);
+
 /* The first live entry with id > after: 0 and *out filled, or -ENOENT. */
 int ns_dir_next(const struct ns_dir *d, uint64_t after, struct ns_dir_item *out);
 

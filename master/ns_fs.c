@@ -170,7 +170,7 @@ static int make_checks(const struct ns_call *c, uint32_t *mode)
 static void unmake(struct ns *ns, struct ns_inode *dir, const struct ns_inode *saved,
                    const struct ns_op_make *o)
 {
-    ns_dir_remove(dir->u.dir, o->name.p, o->name.len);
+    ns_dir_unadd(dir->u.dir, o->name.p, o->name.len);
     dir->mtime = saved->mtime;
     dir->ctime = saved->ctime;
     ns_count(ns, S_IFREG, -1);

@@ -44,6 +44,7 @@
 
 #include "common/dfs_error.h"
 #include "master/raftlogmem.h"
+#include "master/raftprog.h"
 #include "master/raftrand.h"
 #include "master/raftsnap.h"
 
@@ -53,30 +54,6 @@
 /* Readys handed out and not yet persisted before the core stops handing
  * out more: back-pressure on a storage thread that cannot keep up. */
 #define MAX_HANDOUTS 64
-
-enum pr_state {
-    PR_PROBE,       /* one append at a time until the match point is found */
-    PR_REPLICATE,   /* pipelined appends, up to max_inflight */
-    PR_SNAPSHOT,    /* sending the snapshot, one chunk at a time */
-};
-
-/* What the leader knows of one follower (or learner). */
-struct progress {
-    uint64_t id;
-    uint64_t match;            /* highest index known replicated there */
-    uint64_t next;             /* next index to send */
-    enum pr_state state;
-    bool paused;               /* probe sent, or every chunk sent: waiting */
-    bool recent_active;        /* heard from it in this check-quorum period */
-    uint64_t read_acked;       /* highest ReadIndex round it acknowledged */
-    struct raftsnap *sending;  /* PR_SNAPSHOT: the snapshot (a reference) */
-    uint64_t snap_next;        /* next byte of it to send */
-    uint64_t snap_acked;       /* bytes the follower has */
-    uint64_t snap_acked_hb;    /* snap_acked at the last heartbeat reply */
-    unsigned in_head;          /* ring of last indexes of appends in flight */
-    unsigned in_count;
-    uint64_t inflight[RAFT_MAX_INFLIGHT];
-};
 
 struct outmsg {
     struct raft_msg m;         /* entries / chunk data filled in at ready */
@@ -123,7 +100,7 @@ struct raft {
     uint64_t self_vote_seq;            /* own vote counts once persisted */
 
     /* leader */
-    struct progress prs[RAFT_MAX_SERVERS];
+    struct raftprog prs[RAFT_MAX_SERVERS];
     unsigned n_prs;
     uint64_t term_start;               /* index of this term's no-op */
     bool bcast;                        /* entries appended since last flush */
@@ -165,7 +142,7 @@ struct raft {
 };
 
 static void become_follower(struct raft *r, uint64_t term, uint64_t leader);
-static void send_append(struct raft *r, struct progress *pr, bool empty_ok);
+static void send_append(struct raft *r, struct raftprog *pr, bool empty_ok);
 static void maybe_commit(struct raft *r);
 static void release_reads(struct raft *r);
 
@@ -234,7 +211,7 @@ static unsigned quorum(const struct raft *r)
     return raft_members_voters(&r->members) / 2 + 1;
 }
 
-static struct progress *progress_of(struct raft *r, uint64_t id)
+static struct raftprog *progress_of(struct raft *r, uint64_t id)
 {
     for (unsigned i = 0; i < r->n_prs; i++)
         if (r->prs[i].id == id)
@@ -242,32 +219,18 @@ static struct progress *progress_of(struct raft *r, uint64_t id)
     return NULL;
 }
 
-static void progress_stop_snapshot(struct progress *pr)
-{
-    raftsnap_unref(pr->sending);
-    pr->sending = NULL;
-}
-
 static void progress_drop_all(struct raft *r)
 {
     for (unsigned i = 0; i < r->n_prs; i++)
-        progress_stop_snapshot(&r->prs[i]);
+        raftprog_release(&r->prs[i]);
     r->n_prs = 0;
-}
-
-static void progress_init(struct raft *r, struct progress *pr, uint64_t id)
-{
-    memset(pr, 0, sizeof(*pr));
-    pr->id = id;
-    pr->next = last_index(r) + 1;
-    pr->state = PR_PROBE;
 }
 
 /* The leader's progress array follows the configuration: new members start
  * probing from the end of the log, removed ones are forgotten. */
 static void sync_progress(struct raft *r)
 {
-    struct progress old[RAFT_MAX_SERVERS];
+    struct raftprog old[RAFT_MAX_SERVERS];
     unsigned n_old = r->n_prs;
     memcpy(old, r->prs, sizeof(old[0]) * n_old);
     r->n_prs = 0;
@@ -275,7 +238,7 @@ static void sync_progress(struct raft *r)
         uint64_t id = r->members.servers[i].id;
         if (id == r->cfg.id)
             continue;
-        struct progress *pr = &r->prs[r->n_prs++];
+        struct raftprog *pr = &r->prs[r->n_prs++];
         unsigned j = 0;
         while (j < n_old && old[j].id != id)
             j++;
@@ -283,12 +246,12 @@ static void sync_progress(struct raft *r)
             *pr = old[j];
             old[j].id = 0;
         } else {
-            progress_init(r, pr, id);
+            raftprog_init(pr, id, last_index(r) + 1);
         }
     }
     for (unsigned j = 0; j < n_old; j++)
         if (old[j].id)
-            progress_stop_snapshot(&old[j]);
+            raftprog_release(&old[j]);
 }
 
 static void set_members(struct raft *r, const struct raft_members *m,
@@ -474,7 +437,7 @@ static void become_follower(struct raft *r, uint64_t term, uint64_t leader)
 static void bcast_heartbeat(struct raft *r)
 {
     for (unsigned i = 0; i < r->n_prs; i++) {
-        struct progress *pr = &r->prs[i];
+        struct raftprog *pr = &r->prs[i];
         struct raft_msg m = {
             .type = RAFT_MSG_HEARTBEAT, .term = r->term, .to = pr->id,
             .u.heartbeat = { .commit = min_u64(pr->match, r->commit),
@@ -522,6 +485,12 @@ static void tally(struct raft *r)
 {
     bool pre = r->state == RAFT_PRECANDIDATE;
     unsigned yes = 0, no = 0;
+    /* A truncation may have rolled back the configuration that made us a
+     * voter: then this election is not ours to win. */
+    if (!is_voter(r, r->cfg.id)) {
+        become_follower(r, r->term, 0);
+        return;
+    }
     for (uint32_t i = 0; i < r->members.n; i++) {
         const struct raft_server *s = &r->members.servers[i];
         if (s->role != RAFT_VOTER)
@@ -578,54 +547,22 @@ static void campaign(struct raft *r, bool pre, bool transfer)
 
 /* ---- leader: replication ------------------------------------------------ */
 
-static void inflight_push(struct progress *pr, uint64_t last, unsigned max)
-{
-    pr->inflight[(pr->in_head + pr->in_count) % max] = last;
-    pr->in_count++;
-}
-
-static void inflight_free_to(struct progress *pr, uint64_t index, unsigned max)
-{
-    while (pr->in_count && pr->inflight[pr->in_head] <= index) {
-        pr->in_head = (pr->in_head + 1) % max;
-        pr->in_count--;
-    }
-}
-
-static void pr_become(struct progress *pr, enum pr_state state, uint64_t next)
-{
-    progress_stop_snapshot(pr);
-    pr->state = state;
-    pr->next = next;
-    pr->paused = false;
-    pr->in_head = pr->in_count = 0;
-}
-
 /* Chunks go out in a window of max_inflight of them; the follower takes
  * them in order and reports a gap, upon which we resend from there. */
-static void send_chunks(struct raft *r, struct progress *pr)
+static void send_chunks(struct raft *r, struct raftprog *pr)
 {
-    const struct raftsnap *sb = pr->sending;
-    uint64_t window = (uint64_t)r->cfg.max_inflight * r->cfg.snapshot_chunk_bytes;
-    while (!pr->paused && pr->snap_next - pr->snap_acked < window) {
-        uint32_t len = (uint32_t)min_u64(sb->len - pr->snap_next,
-                                         r->cfg.snapshot_chunk_bytes);
+    uint64_t offset;
+    uint32_t len;
+    while (raftprog_next_chunk(pr, r->cfg.snapshot_chunk_bytes,
+                               r->cfg.max_inflight, &offset, &len)) {
         struct raft_msg m = {
             .type = RAFT_MSG_SNAPSHOT, .term = r->term, .to = pr->id,
-            .u.snapshot = { .meta = sb->meta, .total = sb->len,
-                            .offset = pr->snap_next, .len = len },
+            .u.snapshot = { .meta = pr->sending->meta,
+                            .total = pr->sending->len,
+                            .offset = offset, .len = len },
         };
         emit(r, &m, 0);
-        pr->snap_next += len;
-        pr->paused = pr->snap_next >= sb->len;
     }
-}
-
-static void start_snapshot(struct raft *r, struct progress *pr)
-{
-    pr_become(pr, PR_SNAPSHOT, pr->next);
-    pr->sending = raftsnap_ref(r->snap);
-    pr->snap_next = pr->snap_acked = pr->snap_acked_hb = 0;
 }
 
 /* Last index of a batch starting at first: bounded by max_msg_bytes, but
@@ -646,17 +583,15 @@ static uint64_t batch_end(const struct raft *r, uint64_t first)
 
 /* Sends one AppendEntries (or snapshot chunk) if flow control allows;
  * true when it sent entries and another may follow. */
-static bool send_one(struct raft *r, struct progress *pr, bool empty_ok)
+static bool send_one(struct raft *r, struct raftprog *pr, bool empty_ok)
 {
-    if (pr->state != PR_SNAPSHOT && pr->next <= r->log.base && r->snap)
-        start_snapshot(r, pr);
-    if (pr->state == PR_SNAPSHOT) {
+    if (pr->state != RAFTPROG_SNAPSHOT && pr->next <= r->log.base && r->snap)
+        raftprog_start_snapshot(pr, r->snap);
+    if (pr->state == RAFTPROG_SNAPSHOT) {
         send_chunks(r, pr);
         return false;
     }
-    if (pr->state == PR_PROBE && pr->paused)
-        return false;
-    if (pr->state == PR_REPLICATE && pr->in_count >= r->cfg.max_inflight)
+    if (!raftprog_can_append(pr, r->cfg.max_inflight))
         return false;
     uint64_t first = pr->next, end = batch_end(r, first);
     if (end < first && !empty_ok)
@@ -669,18 +604,11 @@ static bool send_one(struct raft *r, struct progress *pr, bool empty_ok)
                       .n_entries = (uint32_t)(end + 1 - first) },
     };
     emit(r, &m, term_at(r, end));
-    if (pr->state == PR_PROBE) {
-        pr->paused = true;
-        return false;
-    }
-    if (end < first)
-        return false;
-    pr->next = end + 1;
-    inflight_push(pr, end, r->cfg.max_inflight);
-    return true;
+    raftprog_sent(pr, end, end >= first, r->cfg.max_inflight);
+    return pr->state == RAFTPROG_REPLICATE && end >= first;
 }
 
-static void send_append(struct raft *r, struct progress *pr, bool empty_ok)
+static void send_append(struct raft *r, struct raftprog *pr, bool empty_ok)
 {
     if (!send_one(r, pr, empty_ok))
         return;
@@ -729,7 +657,7 @@ static void maybe_commit(struct raft *r)
         if (s->id == r->cfg.id) {
             match[n++] = min_u64(r->persisted_index, last_index(r));
         } else {
-            struct progress *pr = progress_of(r, s->id);
+            struct raftprog *pr = progress_of(r, s->id);
             match[n++] = pr ? pr->match : 0;
         }
     }
@@ -754,19 +682,10 @@ static uint64_t conflict_point(const struct raft *r, uint64_t index,
     return j;
 }
 
-static void on_append_accepted(struct raft *r, struct progress *pr,
+static void on_append_accepted(struct raft *r, struct raftprog *pr,
                                uint64_t index)
 {
-    bool advanced = index > pr->match;
-    if (advanced)
-        pr->match = index;
-    if (pr->next <= index)
-        pr->next = index + 1;
-    inflight_free_to(pr, index, r->cfg.max_inflight);
-    if (pr->state == PR_PROBE ||
-        (pr->state == PR_SNAPSHOT && pr->match >= r->log.base))
-        pr_become(pr, PR_REPLICATE, pr->match + 1);
-    if (advanced)
+    if (raftprog_accepted(pr, index, r->log.base, r->cfg.max_inflight))
         maybe_commit(r);
     if (r->state != RAFT_LEADER)
         return;
@@ -776,25 +695,18 @@ static void on_append_accepted(struct raft *r, struct progress *pr,
     send_append(r, pr, false);
 }
 
-static void on_append_rejected(struct raft *r, struct progress *pr,
+static void on_append_rejected(struct raft *r, struct raftprog *pr,
                                const struct raft_msg_append_resp *a)
 {
-    /* Stale rejections answer appends we have since moved past. */
-    if (pr->state == PR_SNAPSHOT || a->index <= pr->match)
+    if (raftprog_stale_reject(pr, a->index))
         return;
-    if (pr->state == PR_PROBE && a->index != pr->next - 1)
-        return;
-    uint64_t next = conflict_point(r, min_u64(a->hint_index, a->index),
-                                   a->hint_term) + 1;
-    if (next <= pr->match)
-        next = pr->match + 1;
-    if (next > a->index)
-        next = a->index;
-    pr_become(pr, PR_PROBE, next);
+    uint64_t agree = conflict_point(r, min_u64(a->hint_index, a->index),
+                                    a->hint_term);
+    raftprog_retry_at(pr, agree + 1, a->index);
     send_append(r, pr, false);
 }
 
-static void ack_read(struct raft *r, struct progress *pr, uint64_t seq)
+static void ack_read(struct raft *r, struct raftprog *pr, uint64_t seq)
 {
     if (seq <= pr->read_acked)
         return;
@@ -804,7 +716,7 @@ static void ack_read(struct raft *r, struct progress *pr, uint64_t seq)
 
 static void on_append_resp(struct raft *r, const struct raft_msg *m)
 {
-    struct progress *pr = progress_of(r, m->from);
+    struct raftprog *pr = progress_of(r, m->from);
     if (!pr)
         return;
     pr->recent_active = true;
@@ -817,52 +729,32 @@ static void on_append_resp(struct raft *r, const struct raft_msg *m)
 
 static void on_heartbeat_resp(struct raft *r, const struct raft_msg *m)
 {
-    struct progress *pr = progress_of(r, m->from);
+    struct raftprog *pr = progress_of(r, m->from);
     if (!pr)
         return;
     pr->recent_active = true;
     ack_read(r, pr, m->u.heartbeat_resp.seq);
-    /* The follower is alive: whatever we sent it last may have been lost,
-     * so resend (a chunk, a probe, or an empty append that detects a gap). */
-    if (pr->state == PR_SNAPSHOT) {
-        if (pr->snap_acked == pr->snap_acked_hb) {
-            pr->snap_next = pr->snap_acked;
-            pr->paused = false;
-        }
-        pr->snap_acked_hb = pr->snap_acked;
-        send_append(r, pr, false);
+    /* The follower is alive: resend what may have been lost (a chunk, a
+     * probe, or an empty append that makes it report a gap). */
+    if (pr->state != RAFTPROG_SNAPSHOT && pr->match >= last_index(r))
         return;
-    }
-    if (pr->match >= last_index(r))
-        return;
-    pr->paused = false;
-    if (pr->state == PR_REPLICATE && pr->in_count >= r->cfg.max_inflight)
-        inflight_free_to(pr, pr->inflight[pr->in_head], r->cfg.max_inflight);
-    send_append(r, pr, true);
+    raftprog_alive(pr, r->cfg.max_inflight);
+    send_append(r, pr, pr->state != RAFTPROG_SNAPSHOT);
 }
 
 static void on_snapshot_resp(struct raft *r, const struct raft_msg *m)
 {
     const struct raft_msg_snapshot_resp *s = &m->u.snapshot_resp;
-    struct progress *pr = progress_of(r, m->from);
+    struct raftprog *pr = progress_of(r, m->from);
     if (!pr)
         return;
     pr->recent_active = true;
     if (s->done) {
-        if (s->index > pr->match)
-            pr->match = s->index;
-        if (pr->state == PR_SNAPSHOT)
-            pr_become(pr, PR_PROBE, pr->match + 1);
+        raftprog_snapshot_done(pr, s->index);
         maybe_commit(r);
-    } else if (pr->state == PR_SNAPSHOT &&
+    } else if (pr->state == RAFTPROG_SNAPSHOT &&
                s->index == pr->sending->meta.index) {
-        uint64_t have = min_u64(s->offset, pr->sending->len);
-        if (s->gap) {
-            pr->snap_next = pr->snap_acked = have;
-            pr->paused = false;
-        } else if (have > pr->snap_acked) {
-            pr->snap_acked = have;
-        }
+        raftprog_chunk_reply(pr, s->offset, s->gap);
     } else {
         return;
     }
@@ -925,7 +817,7 @@ static uint64_t quorum_read_seq(struct raft *r)
         const struct raft_server *s = &r->members.servers[i];
         if (s->role != RAFT_VOTER)
             continue;
-        struct progress *pr = progress_of(r, s->id);
+        struct raftprog *pr = progress_of(r, s->id);
         acked[n++] = s->id == r->cfg.id ? r->read_seq : pr ? pr->read_acked : 0;
     }
     return n ? kth_largest(acked, n, n / 2 + 1) : 0;
@@ -976,7 +868,7 @@ static bool quorum_active(struct raft *r)
         const struct raft_server *s = &r->members.servers[i];
         if (s->role != RAFT_VOTER)
             continue;
-        struct progress *pr = progress_of(r, s->id);
+        struct raftprog *pr = progress_of(r, s->id);
         active += s->id == r->cfg.id || (pr && pr->recent_active);
     }
     for (unsigned i = 0; i < r->n_prs; i++)
@@ -1031,7 +923,7 @@ int raft_transfer(struct raft *r, uint64_t to)
     r->transferee = to;
     r->transfer_elapsed = 0;
     r->timeout_sent = false;
-    struct progress *pr = progress_of(r, to);
+    struct raftprog *pr = progress_of(r, to);
     if (pr->match == last_index(r))
         send_timeout_now(r, to);
     else
@@ -1471,8 +1363,8 @@ int raft_promote(struct raft *r, uint64_t id, uint64_t *index)
     if (s->role != RAFT_LEARNER)
         return -EINVAL;
     /* Caught up: a new voter that is far behind would stall commits. */
-    struct progress *pr = progress_of(r, id);
-    if (!pr || pr->state != PR_REPLICATE || pr->match < r->commit)
+    struct raftprog *pr = progress_of(r, id);
+    if (!pr || pr->state != RAFTPROG_REPLICATE || pr->match < r->commit)
         return -EAGAIN;
     struct raft_members m = r->members;
     m.servers[s - r->members.servers].role = RAFT_VOTER;

@@ -1040,7 +1040,8 @@ static int recover_name(const char *name, void *arg)
     struct raftlog *log = arg;
     char path[PATH_MAX];
     uint64_t first;
-    if (!strcmp(name, "." HS_NAME ".tmp") || !strcmp(name, "." SNAP_NAME ".tmp")) {
+    if (!strcmp(name, "." HS_NAME ".tmp") ||
+        !strcmp(name, "." SNAP_NAME ".tmp")) {
         path_of(log, name, path);
         int rc = fsio_unlink(log->fs, path);
         log->dir_dirty = true;
@@ -1320,9 +1321,6 @@ static int recover_log(struct raftlog *log, raftlog_entry_fn fn, void *arg,
         log_warn("raftlog: %s: the log does not hold the snapshot's "
                  "(%" PRIu64 ", %" PRIu64 "): dropping it", log->dir,
                  log->snap_index, log->snap_term);
-    if (sc.torn || sc.torn_header)
-        log_warn("raftlog: %s: torn tail after index %" PRIu64 ": %" PRIu64
-                 " bytes dropped", log->dir, sc.next - 1, rec->torn_bytes);
     int rc = recover_apply(&sc);
     if (rc < 0)
         return rc;
@@ -1334,6 +1332,10 @@ static int recover_log(struct raftlog *log, raftlog_entry_fn fn, void *arg,
         log->synced_size = tail(log)->size;
     }
     log->durable = log->last_index;
+    if (sc.torn || sc.torn_header)
+        log_warn("raftlog: %s: torn tail (an append cut by a crash): %"
+                 PRIu64 " bytes dropped after index %" PRIu64, log->dir,
+                 rec->torn_bytes, log->last_index);
     return 0;
 }
 

@@ -23,10 +23,11 @@
  *
  * Errors: 0 or a negative errno / -DFS_E* code (common/dfs_error.h).  A
  * failed sync (or any failure that leaves the files in a state the handle
- * cannot describe) makes the handle failed: every later mutating call
- * returns that first error, and the owner must raftlog_close() and reopen,
- * which recovers the last durable state.  A failed write of an append is
- * undone and leaves the handle usable.
+ * cannot describe) makes the handle failed: every later call except
+ * raftlog_snapshot_load, raftlog_close and the getters returns that first
+ * error, and the owner must close and reopen, which recovers the last
+ * durable state.  A failed write of an append is undone and leaves the
+ * handle usable.
  *
  * Threads: a struct raftlog is not thread-safe; one storage thread owns it
  * (the fsio it uses may be shared).
@@ -87,7 +88,8 @@ typedef int (*raftlog_entry_fn)(const struct raft_entry *e, void *arg);
  * Opens (recovers) the log kept in directory dir, which must exist;
  * raftlog owns every file in it named "log-*", "hardstate", "snapshot" and
  * their temp files, and ignores the others.  fs is borrowed and must
- * outlive the log; dir and opt (NULL: defaults) are copied.
+ * outlive the log; dir and opt (NULL: defaults) are copied; rec may be
+ * NULL.
  *
  * Recovery: removes temp files and the segments wholly covered by the
  * snapshot, truncates a torn tail (an unsynced append cut by a crash),
@@ -100,8 +102,9 @@ typedef int (*raftlog_entry_fn)(const struct raft_entry *e, void *arg);
  * Returns 0 and *out (free with raftlog_close), -DFS_ECORRUPT when a file
  * is damaged in a way no crash explains (a bad record followed by a record
  * proving it was durable, a bad record in a segment other than the last, an
- * index gap, a bad hard state or snapshot header), -EINVAL, -ENOMEM, an
- * I/O error, or what fn returned.
+ * index gap, a bad hard state or snapshot header), -EINVAL (segment_size
+ * too small), -ENAMETOOLONG, -ENOMEM, an I/O error (-ENOENT: no dir), or
+ * what fn returned.
  */
 int raftlog_open(struct fsio *fs, const char *dir,
                  const struct raftlog_options *opt, raftlog_entry_fn fn,

@@ -42,6 +42,8 @@ struct rnode_peer {
     uint16_t port;
     struct rpc_conn *conn;
     uint64_t next_try_ms;
+    uint64_t heard_ms;            /* last message from it (0: never) */
+    uint64_t match;               /* last index it acknowledged */
     struct rnode *rn;
 };
 
@@ -355,6 +357,13 @@ void rnode_receive(struct rnode *rn, const struct wire_frame *f)
         log_warn("raft: dropping malformed message type 0x%04x: %s",
                  f->hdr.type, dfs_strerror(rc));
         return;
+    }
+    struct rnode_peer *p = rnode_peer(rn, m.from);
+    if (p) {
+        p->heard_ms = ev_now_ms(rn->loop);
+        if (m.type == RAFT_MSG_APPEND_RESP && !m.u.append_resp.reject &&
+            m.u.append_resp.index > p->match)
+            p->match = m.u.append_resp.index;
     }
     rc = raft_step(rn->raft, &m);
     free(entries);
@@ -742,4 +751,18 @@ void rnode_status(const struct rnode *rn, struct rnode_status *st)
 const struct raft_members *rnode_members(const struct rnode *rn)
 {
     return raft_members(rn->raft);
+}
+
+int rnode_peer_info(const struct rnode *rn, uint64_t id, int64_t *contact_age_ms,
+                    uint64_t *match)
+{
+    for (size_t i = 0; i < rn->n_peers; i++) {
+        const struct rnode_peer *p = &rn->peers[i];
+        if (p->id != id)
+            continue;
+        *contact_age_ms = p->heard_ms ? (int64_t)(ev_now_ms(rn->loop) - p->heard_ms) : -1;
+        *match = p->match;
+        return 0;
+    }
+    return -ENOENT;
 }

@@ -107,5 +107,11 @@ struct rnode_status {
 };
 void rnode_status(const struct rnode *rn, struct rnode_status *st);
 const struct raft_members *rnode_members(const struct rnode *rn);
+/*
+ * What this node saw of master id: ms since its last message (-1: never)
+ * and the last index it acknowledged (meaningful while leading).
+ */
+int rnode_peer_info(const struct rnode *rn, uint64_t id, int64_t *contact_age_ms,
+                    uint64_t *match);
 
 #endif

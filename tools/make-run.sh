@@ -1,14 +1,33 @@
 #!/bin/sh
-# `make run` / `make stop`: start or stop the local cluster under ./run/.
-# The cluster starter (bin/dfs-cluster) arrives with dfs-master.
+# `make run` / `make stop`: start or stop the local cluster under ./run/local
+# (3 masters, 3 chunkservers on 127.0.0.1) and, once dfs-mount works, its
+# mount at ./mnt.
 set -eu
 cd "$(dirname "$0")/.."
-if [ ! -x bin/dfs-cluster ]; then
-    echo "make run: dfs-master and dfs-chunkserver are not built yet in this version;" >&2
-    echo "          there is no cluster to start. See README.md, Status." >&2
-    exit 1
-fi
+DIR=run/local
 if [ "${1:-}" = stop ]; then
-    exec bin/dfs-cluster down -d run/local
+    if [ ! -f "$DIR/cluster.json" ]; then
+        echo "make stop: no cluster in $DIR"
+        exit 0
+    fi
+    exec bin/dfs-cluster down -d "$DIR"
 fi
-exec bin/dfs-cluster up -d run/local -m 3 -c 3
+if [ -f "$DIR/cluster.json" ] && bin/dfs-cluster status -d "$DIR" 2>/dev/null | grep -q running; then
+    echo "make run: the cluster in $DIR is already up:"
+    bin/dfs-cluster status -d "$DIR"
+    echo "stop it with: make stop"
+    exit 0
+fi
+bin/dfs-cluster up -d "$DIR" -m 3 -c 3
+. "$DIR/cluster.env"
+cat <<EOT
+
+Try this:
+  . $DIR/cluster.env; export DFS_MASTERS DFS_KEY_FILE
+  bin/dfsput README.md /
+  bin/dfsadmin ls /
+  bin/dfsget /README.md /tmp/README.copy
+  bin/dfsadmin status
+  status page: $DFS_HTTP
+Stop with: make stop
+EOT

@@ -29,6 +29,7 @@
 
 #define DFSFILE_MAX_CHAIN 8
 #define DFSFILE_RETRY_MS 50
+#define DFSFILE_REPLACE_TRIES 3
 
 struct dfsfile_node {
     uint32_t id;
@@ -194,8 +195,10 @@ static int write_begin(struct dfs_file *f, uint32_t index)
 
 /* One CS_WRITE to the chain head; the rest of the chain rides along. */
 static int chain_write(struct dfs_file *f, uint64_t off_in_chunk,
-                       const void *data, size_t len, uint8_t flags)
+                       const void *data, size_t len, uint8_t flags,
+                       uint32_t *failed)
 {
+    *failed = 0;
     struct wire_writer p;
     wire_writer_init(&p);
     wire_put_u64(&p, f->w.chunk);
@@ -212,12 +215,69 @@ static int chain_write(struct dfs_file *f, uint64_t off_in_chunk,
     int rc = p.err ? p.err : dfs_cs_call(f->d, f->w.chain.node[0].addr,
                                          PROTO_CS_WRITE, &p, &r);
     wire_writer_release(&p);
-    if (rc == 0) {
-        rc = r.hdr.status;
-        if (rc < 0)
-            dfs_set_error(f->d, "write of chunk %016" PRIx64 " through %s: %s",
-                          f->w.chunk, f->w.chain.node[0].addr, dfs_strerror(rc));
-        rpc_reply_release(&r);
+    if (rc < 0) {
+        *failed = f->w.chain.node[0].id;   /* the head itself is gone */
+        return rc;
+    }
+    rc = r.hdr.status;
+    if (rc < 0) {
+        struct wire_reader rd;
+        wire_reader_init(&rd, r.payload, r.len);
+        uint32_t id = wire_get_u32(&rd);
+        char *addr = wire_get_str(&rd, PROTO_ADDR_MAX);
+        if (!rd.err)
+            *failed = id;
+        dfs_set_error(f->d, "write of chunk %016" PRIx64 ": chunkserver %u (%s): %s",
+                      f->w.chunk, id, addr ? addr : "?", dfs_strerror(rc));
+        free(addr);
+    }
+    rpc_reply_release(&r);
+    return rc;
+}
+
+/*
+ * A chunkserver of the chain failed: the master gives a new version and a
+ * chain without it (down to the minimum of replicas).
+ */
+static int replace_replica(struct dfs_file *f, uint32_t failed)
+{
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, f->ino);
+    wire_put_u32(&b, f->w.index);
+    wire_put_u64(&b, f->w.chunk);
+    wire_put_u32(&b, f->w.version);
+    wire_put_u32(&b, failed);
+    struct rpc_reply r;
+    int rc = master_call(f->d, PROTO_REPLACE_REPLICA, true, &b, &r);
+    if (rc < 0)
+        return rc;
+    uint32_t old = f->w.version;
+    struct wire_reader rd;
+    wire_reader_init(&rd, r.payload, r.len);
+    f->w.chunk = wire_get_u64(&rd);
+    f->w.version = wire_get_u32(&rd);
+    wire_get_u32(&rd);              /* prev_version: ours is what replicas hold */
+    wire_get_u32(&rd);              /* length */
+    wire_get_u32(&rd);              /* lease_ms */
+    get_chain(&rd, &f->w.chain);
+    rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
+    rpc_reply_release(&r);
+    /* The survivors hold what was written at the old version. */
+    f->w.prev_version = old;
+    return rc;
+}
+
+/* chain_write, going on without a failed replica when the master allows. */
+static int chain_write_retry(struct dfs_file *f, uint64_t off_in_chunk,
+                             const void *data, size_t len, uint8_t flags)
+{
+    uint32_t failed;
+    int rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
+    for (int i = 0; rc < 0 && failed && i < DFSFILE_REPLACE_TRIES; i++) {
+        if (replace_replica(f, failed) < 0)
+            break;
+        rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
     }
     return rc;
 }
@@ -249,7 +309,7 @@ static int flush_chunk(struct dfs_file *f, bool keep_lease)
         return 0;
     int rc = 0;
     if (f->w.dirty)
-        rc = chain_write(f, f->w.length, NULL, 0, PROTO_WRITE_SYNC);
+        rc = chain_write_retry(f, f->w.length, NULL, 0, PROTO_WRITE_SYNC);
     if (rc == 0)
         rc = write_end(f, keep_lease);
     if (rc == 0) {
@@ -283,7 +343,7 @@ ssize_t dfs_file_pwrite(struct dfs_file *f, const void *buf, size_t len,
         if (rc == 0 && !f->w.leased)
             rc = write_begin(f, index);
         if (rc == 0)
-            rc = chain_write(f, in_chunk, p + done, n, 0);
+            rc = chain_write_retry(f, in_chunk, p + done, n, 0);
         if (rc < 0)
             break;
         f->w.dirty = true;

@@ -10,9 +10,10 @@
  * fsync, rename, directory fsync).  Read: 64 reads of 1 MiB per chunk with
  * their CRCs out (every block verified), against 64 pread of 1 MiB; once
  * cold (pages dropped with POSIX_FADV_DONTNEED after the sync) and once
- * warm.  Each figure is the median of RUNS runs, raw and store
- * alternating.  Directories: $TMPDIR (else /tmp) and /dev/shm, or the ones
- * given as arguments.  Figures only: nothing here passes or fails.
+ * warm.  Raw and store alternate chunk by chunk, so both see the same
+ * load; each figure is the median of RUNS runs.  Directories: $TMPDIR
+ * (else /tmp) and /dev/shm, or the ones given as arguments.  Figures
+ * only: nothing here passes or fails.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,7 @@
 #include "common/fsio.h"
 #include "common/log.h"
 
-#define RUNS      3
+#define RUNS      5
 #define CHUNKS    4
 #define CHUNK     (64u << 20)
 #define PIECE     (1u << 20)
@@ -80,106 +81,107 @@ static void drop_cache(const char *path)
     close(fd);
 }
 
-/* ---- plain files ------------------------------------------------------- */
+/* ---- one chunk each way ------------------------------------------------ */
 
-static double raw_write(const char *dir, const uint8_t *buf)
+static void raw_path(const char *dir, int c, char *out, size_t cap)
 {
-    char path[4200];
+    snprintf(out, cap, "%s/raw%d", dir, c);
+}
+
+static void chunk_path(const char *sdir, uint64_t id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%02x/%016" PRIx64 ".chunk", sdir,
+             (unsigned)(id & 0xff), id);
+}
+
+static double raw_write(const char *path, const uint8_t *buf)
+{
     double t0 = now_sec();
-    for (int c = 0; c < CHUNKS; c++) {
-        snprintf(path, sizeof(path), "%s/raw%d", dir, c);
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0)
-            die(path, errno);
-        for (unsigned i = 0; i < PIECES; i++)
-            if (pwrite(fd, buf, PIECE, (off_t)i * PIECE) != PIECE)
-                die("pwrite", errno);
-        if (fdatasync(fd) < 0)
-            die("fdatasync", errno);
-        close(fd);
-    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        die(path, errno);
+    for (unsigned i = 0; i < PIECES; i++)
+        if (pwrite(fd, buf, PIECE, (off_t)i * PIECE) != PIECE)
+            die("pwrite", errno);
+    if (fdatasync(fd) < 0)
+        die("fdatasync", errno);
+    close(fd);
     return now_sec() - t0;
 }
 
-static double raw_read(const char *dir, uint8_t *buf, bool cold)
+static double raw_read(const char *path, uint8_t *buf)
 {
-    char path[4200];
-    for (int c = 0; cold && c < CHUNKS; c++) {
-        snprintf(path, sizeof(path), "%s/raw%d", dir, c);
-        drop_cache(path);
-    }
     double t0 = now_sec();
-    for (int c = 0; c < CHUNKS; c++) {
-        snprintf(path, sizeof(path), "%s/raw%d", dir, c);
-        int fd = open(path, O_RDONLY);
-        if (fd < 0)
-            die(path, errno);
-        for (unsigned i = 0; i < PIECES; i++)
-            if (pread(fd, buf, PIECE, (off_t)i * PIECE) != PIECE)
-                die("pread", errno);
-        close(fd);
-    }
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        die(path, errno);
+    for (unsigned i = 0; i < PIECES; i++)
+        if (pread(fd, buf, PIECE, (off_t)i * PIECE) != PIECE)
+            die("pread", errno);
+    close(fd);
     return now_sec() - t0;
 }
 
-static void raw_remove(const char *dir)
-{
-    char path[4200];
-    for (int c = 0; c < CHUNKS; c++) {
-        snprintf(path, sizeof(path), "%s/raw%d", dir, c);
-        unlink(path);
-    }
-}
-
-/* ---- the store --------------------------------------------------------- */
-
-static double store_write_run(struct store *s, uint64_t first_id,
+static double store_write_one(struct store *s, uint64_t id,
                               const uint8_t *buf, const uint32_t *crcs)
 {
     double t0 = now_sec();
-    for (int c = 0; c < CHUNKS; c++) {
-        uint64_t id = first_id + (uint64_t)c;
-        int rc = store_create(s, id, 1);
-        for (unsigned i = 0; rc == 0 && i < PIECES; i++)
-            rc = store_write(s, id, 1, (uint64_t)i * PIECE, buf, PIECE, crcs,
-                             0);
-        if (rc == 0)
-            rc = store_sync(s, id);
-        if (rc < 0)
-            die("store write", rc);
-    }
+    int rc = store_create(s, id, 1);
+    for (unsigned i = 0; rc == 0 && i < PIECES; i++)
+        rc = store_write(s, id, 1, (uint64_t)i * PIECE, buf, PIECE, crcs, 0);
+    if (rc == 0)
+        rc = store_sync(s, id);
+    if (rc < 0)
+        die("store write", rc);
     return now_sec() - t0;
 }
 
-static double store_read_run(struct store *s, const char *sdir,
-                             uint64_t first_id, uint8_t *buf, bool cold)
+static double store_read_one(struct store *s, uint64_t id, uint8_t *buf)
 {
-    char path[4200];
     uint32_t crcs[PIECE / STORE_BLOCK_SIZE + 1];
-    for (int c = 0; cold && c < CHUNKS; c++) {
-        uint64_t id = first_id + (uint64_t)c;
-        snprintf(path, sizeof(path), "%s/%02x/%016" PRIx64 ".chunk", sdir,
-                 (unsigned)(id & 0xff), id);
-        drop_cache(path);
-    }
     double t0 = now_sec();
-    for (int c = 0; c < CHUNKS; c++)
-        for (unsigned i = 0; i < PIECES; i++) {
-            ssize_t n = store_read(s, first_id + (uint64_t)c, 1,
-                                   (uint64_t)i * PIECE, PIECE, buf, crcs);
-            if (n != PIECE)
-                die("store read", n < 0 ? (int)n : EIO);
-        }
+    for (unsigned i = 0; i < PIECES; i++) {
+        ssize_t n = store_read(s, id, 1, (uint64_t)i * PIECE, PIECE, buf,
+                               crcs);
+        if (n != PIECE)
+            die("store read", n < 0 ? (int)n : EIO);
+    }
     return now_sec() - t0;
-}
-
-static void store_remove(struct store *s, uint64_t first_id)
-{
-    for (int c = 0; c < CHUNKS; c++)
-        store_delete(s, first_id + (uint64_t)c);
 }
 
 /* ---- driver ------------------------------------------------------------ */
+
+/* One run: raw and store alternate chunk by chunk, so both see the same
+ * load; adds each one's seconds per figure. */
+static void bench_run(const char *dir, const char *sdir, struct store *s,
+                      uint64_t first_id, uint8_t *buf, const uint32_t *crcs,
+                      double raw[NFIG], double st[NFIG])
+{
+    char rp[4200], sp[4200];
+    for (int f = 0; f < NFIG; f++)
+        raw[f] = st[f] = 0;
+    for (int c = 0; c < CHUNKS; c++) {
+        raw_path(dir, c, rp, sizeof(rp));
+        raw[W] += raw_write(rp, buf);
+        st[W] += store_write_one(s, first_id + (uint64_t)c, buf, crcs);
+    }
+    for (int f = R_COLD; f <= R_WARM; f++)
+        for (int c = 0; c < CHUNKS; c++) {
+            raw_path(dir, c, rp, sizeof(rp));
+            chunk_path(sdir, first_id + (uint64_t)c, sp, sizeof(sp));
+            if (f == R_COLD) {
+                drop_cache(rp);
+                drop_cache(sp);
+            }
+            raw[f] += raw_read(rp, buf);
+            st[f] += store_read_one(s, first_id + (uint64_t)c, buf);
+        }
+    for (int c = 0; c < CHUNKS; c++) {
+        raw_path(dir, c, rp, sizeof(rp));
+        unlink(rp);
+        store_delete(s, first_id + (uint64_t)c);
+    }
+}
 
 static void bench_dir(const char *base, uint8_t *buf, const uint32_t *crcs)
 {
@@ -201,15 +203,12 @@ static void bench_dir(const char *base, uint8_t *buf, const uint32_t *crcs)
     }
     double raw[NFIG][RUNS], st[NFIG][RUNS];
     for (int r = 0; r < RUNS; r++) {
-        uint64_t id = 1 + (uint64_t)r * CHUNKS;
-        raw[W][r] = raw_write(dir, buf);
-        st[W][r] = store_write_run(s, id, buf, crcs);
-        raw[R_COLD][r] = raw_read(dir, buf, true);
-        st[R_COLD][r] = store_read_run(s, sdir, id, buf, true);
-        raw[R_WARM][r] = raw_read(dir, buf, false);
-        st[R_WARM][r] = store_read_run(s, sdir, id, buf, false);
-        raw_remove(dir);
-        store_remove(s, id);
+        double rr[NFIG], ss[NFIG];
+        bench_run(dir, sdir, s, 1 + (uint64_t)r * CHUNKS, buf, crcs, rr, ss);
+        for (int f = 0; f < NFIG; f++) {
+            raw[f][r] = rr[f];
+            st[f][r] = ss[f];
+        }
     }
     for (int f = 0; f < NFIG; f++) {
         double a = mib_per_s(median(raw[f])), b = mib_per_s(median(st[f]));

@@ -583,7 +583,8 @@ static void make_snapshot(uint64_t index, uint64_t term, uint64_t salt,
     fill_data(*data, len, index, term, salt);
 }
 
-static void set_model_snap(struct model *m, const struct raft_snapshot_meta *meta,
+static void set_model_snap(struct model *m,
+                           const struct raft_snapshot_meta *meta,
                            uint64_t salt, uint32_t len)
 {
     m->has_snap = true;
@@ -1278,14 +1279,12 @@ static void op_model(struct model *m, const struct op *op)
         m->last = m->durable = op->a;
         m->last_term = op->b;
         /* fall through */
-    case OP_SNAP_SAVE:
-        m->has_snap = true;
-        m->snap.index = op->a;
-        m->snap.term = op->b;
-        members_of(op->salt, &m->snap.members);
-        m->snap_salt = op->salt;
-        m->snap_len = op->len;
+    case OP_SNAP_SAVE: {
+        struct raft_snapshot_meta meta = { .index = op->a, .term = op->b };
+        members_of(op->salt, &meta.members);
+        set_model_snap(m, &meta, op->salt, op->len);
         break;
+    }
     case OP_HARD_STATE:
         m->hs = op->hs;
         break;
@@ -1298,12 +1297,8 @@ static void op_model(struct model *m, const struct op *op)
 static int op_snapshot(struct raftlog *log, const struct op *op)
 {
     struct raft_snapshot_meta meta;
-    uint8_t *data = malloc(op->len + 1);
-    assert_non_null(data);
-    meta.index = op->a;
-    meta.term = op->b;
-    members_of(op->salt, &meta.members);
-    fill_data(data, op->len, op->a, op->b, op->salt);
+    uint8_t *data;
+    make_snapshot(op->a, op->b, op->salt, op->len, &meta, &data);
     int rc = op->kind == OP_INSTALL ?
              raftlog_snapshot_install(log, &meta, data, op->len) :
              raftlog_snapshot_save(log, &meta, data, op->len);

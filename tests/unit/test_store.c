@@ -634,6 +634,41 @@ static void test_many_chunks(void **state)
     fsio_free(fs);
 }
 
+/* Chunk files stay open between calls up to max_open_files; beyond it
+ * clean ones are closed, while a chunk with unsynced writes keeps its. */
+static void test_open_files_bounded(void **state)
+{
+    (void)state;
+    struct fsio *fs = new_sim();
+    struct store_params p = { .chunk_size = CAP, .cluster_id = CLUSTER,
+                              .max_open_files = 2 };
+    struct store *s;
+    assert_int_equal(store_open(fs, DIR, &p, &s, NULL, 0), 0);
+    uint8_t data[3000], buf[3000];
+    fill(data, sizeof(data), 23);
+    for (uint64_t id = 1; id <= 6; id++) {
+        assert_int_equal(store_create(s, id, 1), 0);
+        assert_int_equal(put(s, id, 1, 0, data, 1000 + id, STORE_SYNC), 0);
+        assert_true(fsio_sim_open_files(fs) <= 2);
+    }
+    for (uint64_t id = 1; id <= 4; id++)
+        assert_int_equal(put(s, id, 1, 0, data + id, 500, 0), 0);
+    assert_int_equal(fsio_sim_open_files(fs), 4);       /* all dirty */
+    for (uint64_t id = 1; id <= 6; id++)
+        assert_int_equal(store_read(s, id, 1, 0, 3000, buf, NULL),
+                         (ssize_t)(1000 + id));
+    assert_true(fsio_sim_open_files(fs) <= 5);
+    for (uint64_t id = 1; id <= 4; id++) {
+        assert_int_equal(store_sync(s, id), 0);
+        expect_read(s, id, 0, 500, data + id, 500);
+    }
+    assert_true(fsio_sim_open_files(fs) <= 2);
+    assert_int_equal(store_delete(s, 4), 0);
+    store_close(s);
+    assert_int_equal(fsio_sim_open_files(fs), 0);
+    fsio_free(fs);
+}
+
 /* ======================================================================== */
 /* corruption                                                               */
 /* ======================================================================== */
@@ -1467,7 +1502,10 @@ static void test_real_dir_threads(void **state)
     assert_non_null(mkdtemp(root));
     snprintf(dir, sizeof(dir), "%s/data", root);
     struct fsio *fs = fsio_real_new();
-    struct store_params p = { .chunk_size = CAP, .cluster_id = CLUSTER };
+    /* Fewer open files than chunks: descriptors are closed and reopened
+     * under the threads' feet. */
+    struct store_params p = { .chunk_size = CAP, .cluster_id = CLUSTER,
+                              .max_open_files = 2 };
     struct store *s;
     char err[256];
     assert_int_equal(store_open(fs, dir, &p, &s, err, sizeof(err)), 0);
@@ -1544,6 +1582,7 @@ int main(void)
         cmocka_unit_test(test_create_delete_truncate),
         cmocka_unit_test(test_scan),
         cmocka_unit_test(test_many_chunks),
+        cmocka_unit_test(test_open_files_bounded),
         cmocka_unit_test(test_corrupt_data),
         cmocka_unit_test(test_truncated_file),
         cmocka_unit_test(test_corrupt_header),
