@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# File data through dfsput/dfsget on a real cluster: round trips at the
+# sizes around block and chunk edges, trees, stdin/stdout, a chunkserver
+# killed in the middle of a put, and bad input with clear errors.
+set -u
+. "$(dirname "$0")/lib.sh"
+cluster_up -m 3 -c 3
+W=$DIR/work
+mkdir -p "$W"
+MiB=$((1 << 20)); CHUNK=$((64 * MiB))
+
+step "round trips at block and chunk edges"
+for size in 0 1 65535 65536 65537 $((CHUNK - 1)) $((CHUNK + 1)); do
+    head -c "$size" /dev/urandom > "$W/in.$size"
+    "$BIN/dfsput" "$W/in.$size" "/f.$size" || fail "dfsput of $size bytes"
+    "$BIN/dfsget" "/f.$size" "$W/out.$size" || fail "dfsget of $size bytes"
+    cmp -s "$W/in.$size" "$W/out.$size" || fail "$size bytes differ after a round trip"
+    got=$("$BIN/dfsadmin" stat --json "/f.$size" | python3 -c "import json,sys; print(json.load(sys.stdin)['size'])")
+    [ "$got" = "$size" ] || fail "stat says $got bytes, not $size"
+    rm -f "$W/in.$size" "$W/out.$size"
+done
+
+step "stdin and stdout"
+head -c 3000000 /dev/urandom > "$W/pipe"
+"$BIN/dfsput" - /piped < "$W/pipe" || fail "dfsput from stdin"
+"$BIN/dfsget" /piped - | cmp -s - "$W/pipe" || fail "dfsget to stdout differs"
+
+step "a recursive tree"
+mkdir -p "$W/tree/a/b" "$W/tree/c"
+for i in 1 2 3; do head -c $((i * 70000)) /dev/urandom > "$W/tree/a/b/f$i"; done
+echo hello > "$W/tree/c/hello"
+"$BIN/dfsput" -r "$W/tree" / || fail "dfsput -r"
+"$BIN/dfsget" -r /tree "$W/tree.out" || fail "dfsget -r"
+diff -r "$W/tree" "$W/tree.out" >/dev/null || fail "the tree differs after a round trip"
+
+step "kill -9 of a chunkserver in the middle of a put"
+head -c $((150 * MiB)) /dev/urandom > "$W/big"
+"$BIN/dfsput" "$W/big" /big & put=$!
+sleep 1
+"$CLUSTER" kill chunkserver 2 -d "$DIR" >/dev/null || fail "kill"
+wait $put || fail "the put did not survive the loss of a chunkserver"
+"$BIN/dfsget" /big "$W/big.out" || fail "dfsget after the loss"
+cmp -s "$W/big" "$W/big.out" || fail "data differs after a chunkserver loss"
+rm -f "$W/big" "$W/big.out"
+"$CLUSTER" start chunkserver 2 -d "$DIR" >/dev/null
+
+step "bad input gets a clear message and exit code"
+out=$("$BIN/dfsput" "$W/nonexistent" /x 2>&1); rc=$?
+[ $rc = 1 ] && echo "$out" | grep -q "No such file" || fail "missing local file: rc=$rc: $out"
+out=$("$BIN/dfsput" "$W/pipe" /piped 2>&1); rc=$?
+[ $rc = 1 ] && echo "$out" | grep -q "exists" || fail "existing destination: rc=$rc: $out"
+"$BIN/dfsput" -f "$W/tree/c/hello" /piped || fail "overwrite with -f"
+[ "$("$BIN/dfsget" /piped -)" = hello ] || fail "-f did not replace the content"
+out=$("$BIN/dfsget" /piped "$W/pipe" 2>&1); rc=$?
+[ $rc = 1 ] && echo "$out" | grep -q "exists" || fail "existing local file: rc=$rc: $out"
+out=$("$BIN/dfsput" -M 127.0.0.1:1 "$W/pipe" /y 2>&1); rc=$?
+[ $rc = 1 ] && echo "$out" | grep -q "cannot reach" || fail "unreachable masters: rc=$rc: $out"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$W/wrong.key"; echo >> "$W/wrong.key"; chmod 600 "$W/wrong.key"
+out=$("$BIN/dfsput" -k "$W/wrong.key" "$W/pipe" /y 2>&1); rc=$?
+[ $rc = 1 ] && echo "$out" | grep -qi "key" || fail "wrong key: rc=$rc: $out"
+out=$("$BIN/dfsput" 2>&1); rc=$?
+[ $rc = 2 ] || fail "usage error: rc=$rc"
+"$BIN/dfsadmin" stat /y >/dev/null 2>&1 && fail "a failed put left /y behind"
+echo "test_data: 1 passed, 0 failed"
