@@ -67,6 +67,8 @@ struct csm_order {
     uint32_t n;
     uint64_t *ids;
     uint32_t *versions;
+    uint32_t *new_versions;            /* TRUNCATE */
+    uint64_t *lengths;                 /* TRUNCATE */
     int32_t *status;
 };
 
@@ -391,6 +393,8 @@ static void csm_order_free(struct csm_order *o)
     o->m->orders--;
     free(o->ids);
     free(o->versions);
+    free(o->new_versions);
+    free(o->lengths);
     free(o->status);
     free(o);
 }
@@ -458,7 +462,26 @@ static void csm_replicate(struct csmaster *m, const struct wire_frame *f)
         free(src[i]);
 }
 
-/* Disk thread: DELETE or VERIFY of every listed chunk. */
+/* Trims a replica cut short by a truncate and moves it to the new
+ * version; one already there (a repeated order) is left as it is. */
+static int csm_truncate_one(struct store *s, uint64_t id, uint32_t version,
+                            uint32_t new_version, uint64_t length)
+{
+    uint32_t have;
+    uint64_t len;
+    int rc = store_stat(s, id, &have, &len);
+    if (rc == 0 && have == new_version)
+        return 0;
+    if (rc == 0 && have != version)
+        return -DFS_ESTALE_VER;
+    if (rc == 0)
+        rc = store_truncate(s, id, version, length);
+    if (rc == 0)
+        rc = store_set_version(s, id, new_version);
+    return rc;
+}
+
+/* Disk thread: DELETE, VERIFY or TRUNCATE of every listed chunk. */
 static int csm_batch_work(void *arg)
 {
     struct csm_order *o = arg;
@@ -466,6 +489,11 @@ static int csm_batch_work(void *arg)
     for (uint32_t i = 0; i < o->n; i++) {
         uint32_t version;
         uint64_t length;
+        if (o->req.hdr.type == PROTO_CS_ORDER_TRUNCATE) {
+            o->status[i] = csm_truncate_one(s, o->ids[i], o->versions[i],
+                                            o->new_versions[i], o->lengths[i]);
+            continue;
+        }
         if (o->req.hdr.type == PROTO_CS_ORDER_VERIFY) {
             o->status[i] = store_verify(s, o->ids[i], o->versions[i]);
             continue;
@@ -502,14 +530,24 @@ static int csm_batch_parse(struct csm_order *o, const struct wire_frame *f)
     if (r.err || o->n > CSM_ORDER_MAX)
         return r.err ? r.err : -DFS_ETOOBIG;
     size_t k = o->n ? o->n : 1;
+    bool trunc = f->hdr.type == PROTO_CS_ORDER_TRUNCATE;
     o->ids = calloc(k, sizeof(*o->ids));
     o->versions = calloc(k, sizeof(*o->versions));
     o->status = calloc(k, sizeof(*o->status));
-    if (!o->ids || !o->versions || !o->status)
+    if (trunc) {
+        o->new_versions = calloc(k, sizeof(*o->new_versions));
+        o->lengths = calloc(k, sizeof(*o->lengths));
+    }
+    if (!o->ids || !o->versions || !o->status ||
+        (trunc && (!o->new_versions || !o->lengths)))
         return -ENOMEM;
     for (uint32_t i = 0; i < o->n; i++) {
         o->ids[i] = wire_get_u64(&r);
         o->versions[i] = wire_get_u32(&r);
+        if (trunc) {
+            o->new_versions[i] = wire_get_u32(&r);
+            o->lengths[i] = wire_get_u32(&r);
+        }
     }
     return wire_reader_finish(&r);
 }
@@ -546,6 +584,7 @@ static void csm_on_frame(struct rpc_conn *c, const struct wire_frame *f)
         break;
     case PROTO_CS_ORDER_DELETE:
     case PROTO_CS_ORDER_VERIFY:
+    case PROTO_CS_ORDER_TRUNCATE:
         csm_batch(m, f);
         break;
     default:

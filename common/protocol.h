@@ -331,6 +331,14 @@ enum proto_msg {
      * Re-reads each replica: 0, -DFS_ECORRUPT, -DFS_ESTALE_VER or
      * -ENOENT. */
     PROTO_CS_ORDER_VERIFY = 0x0412,
+    /* master -> cs
+     * -> count u32, { chunk_id u64, version u32, new_version u32,
+     *    length u32 }[count]
+     * <- count u32, status i32[count]
+     * A truncate cut the chunk short: trim each replica at version to
+     * length and move it to new_version (one already at new_version is
+     * left alone). */
+    PROTO_CS_ORDER_TRUNCATE = 0x0413,
 
     /* ---- client <-> chunkserver (0x05xx) ---- */
 

@@ -213,7 +213,8 @@ static int64_t rpc_call_timeout(struct ev_loop *loop, void *arg)
     (void)loop;
     struct rpc_call_slot *s = arg;
     rpc_unlink_call(s->conn, s);
-    s->fn(s->arg, -ETIMEDOUT, NULL, 0);
+    if (s->fn)
+        s->fn(s->arg, -ETIMEDOUT, NULL, 0);
     free(s);
     return EV_TIMER_STOP;
 }
@@ -265,7 +266,8 @@ static bool rpc_complete_call(struct rpc_conn *c, const struct wire_frame *f)
         rpc_unlink_call(c, s);
         if (s->timer)
             ev_timer_cancel(c->loop, s->timer);
-        s->fn(s->arg, f->hdr.status, f->payload, f->hdr.payload_len);
+        if (s->fn)
+            s->fn(s->arg, f->hdr.status, f->payload, f->hdr.payload_len);
         free(s);
         return true;
     }
@@ -344,7 +346,8 @@ static void rpc_on_close(struct net_conn *nc, int err)
         c->calls = s->next;
         if (s->timer)
             ev_timer_cancel(c->loop, s->timer);
-        s->fn(s->arg, call_err, NULL, 0);
+        if (s->fn)
+            s->fn(s->arg, call_err, NULL, 0);
         free(s);
     }
     c->cbs->on_close(c, err);

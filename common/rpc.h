@@ -100,8 +100,9 @@ int rpc_reply(struct rpc_conn *c, const struct wire_frame *req,
 int rpc_send_frames(struct rpc_conn *c, struct wire_writer *w);
 
 /*
- * Sends a request and arranges for fn(arg, ...) once, as described above.
- * timeout_ms 0: no timeout.  On a non-zero return fn is not called.
+ * Sends a request and arranges for fn(arg, ...) once, as described above
+ * (fn NULL: the answer is not wanted).  timeout_ms 0: no timeout.  On a
+ * non-zero return fn is not called.
  */
 int rpc_call(struct rpc_conn *c, uint16_t type, const void *payload,
              size_t len, uint32_t timeout_ms, rpc_reply_fn fn, void *arg);

@@ -292,6 +292,28 @@ size_t csreg_locations(const struct csreg *r, uint64_t chunk, uint32_t version,
     return n;
 }
 
+size_t csreg_replicas(const struct csreg *r, uint64_t chunk,
+                      struct csreg_replica *out, size_t max)
+{
+    const struct csreg_chunk *c = find_chunk(r, chunk);
+    size_t n = 0;
+    for (uint8_t i = 0; c && i < c->n && n < max; i++)
+        out[n++] = c->r[i];
+    return n;
+}
+
+bool csreg_next_chunk(const struct csreg *r, size_t *cursor, uint64_t *chunk)
+{
+    while (*cursor < r->cap_chunks) {
+        const struct csreg_chunk *c = &r->chunks[(*cursor)++];
+        if (c->id && c->n) {
+            *chunk = c->id;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---- placement ------------------------------------------------------------- */
 
 static uint64_t next_rand(struct csreg *r)

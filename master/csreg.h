@@ -84,6 +84,14 @@ size_t csreg_locations(const struct csreg *r, uint64_t chunk, uint32_t version,
 size_t csreg_place(struct csreg *r, size_t n, const uint32_t *exclude,
                    size_t nexclude, uint32_t *out);
 
+/* Every replica recorded for chunk, whatever its state; returns how many. */
+size_t csreg_replicas(const struct csreg *r, uint64_t chunk,
+                      struct csreg_replica *out, size_t max);
+
+/* Walks the chunks with recorded replicas: *cursor starts at 0; returns
+ * false at the end, else the next chunk id in *chunk. */
+bool csreg_next_chunk(const struct csreg *r, size_t *cursor, uint64_t *chunk);
+
 const struct csreg_server *csreg_server(const struct csreg *r, uint32_t id);
 /* The i-th known server (i < csreg_count), in id order. */
 const struct csreg_server *csreg_at(const struct csreg *r, size_t i);

@@ -166,6 +166,8 @@ void mcs_request(struct mserver *s, struct rpc_conn *c,
 
 void mcs_conn_closed(struct mserver *s, struct rpc_conn *c)
 {
+    if (!s->csreg)
+        return;   /* shutting down */
     for (size_t i = 0; i < csreg_count(s->csreg); i++) {
         const struct csreg_server *cs = csreg_at(s->csreg, i);
         if (cs->conn == c) {

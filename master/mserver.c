@@ -36,6 +36,7 @@
 #include "common/rpc.h"
 #include "master/mclient.h"
 #include "master/mcs.h"
+#include "master/mrepl.h"
 #include "master/mstatus.h"
 #include "master/ns.h"
 #include "master/ns_op.h"
@@ -231,6 +232,8 @@ static void mserver_apply(void *ctx, const struct raft_entry *e)
         ns_apply(s->ns, &op, &res);
     }
     s->applied_ops++;
+    if (res.ntrimmed)
+        mrepl_trimmed(s, res.trimmed, res.ntrimmed);
     mclient_applied(s, e, rc < 0 ? NULL : &op, &res);
     ns_result_release(&res);
 }
@@ -270,6 +273,7 @@ static void mserver_role(void *ctx, enum raft_state state, uint64_t leader,
                       leader, term);
     s->leader = leader;
     mclient_role_changed(s, state == RAFT_LEADER);
+    mrepl_leader(s, state == RAFT_LEADER);
 }
 
 static void mserver_fatal(void *ctx, int err)
@@ -459,6 +463,7 @@ static void mserver_stop(struct mserver *s)
 {
     mstatus_shutdown(s);
     mclient_shutdown(s);
+    mrepl_shutdown(s);
     mcs_shutdown(s);
     net_listener_free(s->listener);
     rnode_close(s->rnode);
@@ -491,6 +496,8 @@ int mserver_run(const struct mserver_conf *c, const struct mserver_opts *o)
     rc = mclient_init(&s);
     if (rc == 0)
         rc = mcs_init(&s);
+    if (rc == 0)
+        rc = mrepl_init(&s);
     if (rc == 0)
         rc = mserver_start(&s, o);
     if (rc == 0) {

@@ -22,6 +22,7 @@ struct fsio;
 struct mclient;
 struct mstatus;
 struct mcs;
+struct mrepl;
 struct csreg;
 struct net_listener;
 struct ns;
@@ -66,6 +67,8 @@ struct mserver {
     struct mstatus *st;             /* owned by master/mstatus */
     struct mcs *mcs;                /* owned by master/mcs */
     struct csreg *csreg;            /* chunkservers and replicas (soft) */
+    struct mrepl *repl;             /* owned by master/mrepl */
+    uint64_t rereplications;        /* copies made since start */
     int signal_fd;
     int exit_code;                  /* set by a fatal error */
     uint64_t leader;                /* 0: unknown */

@@ -27,6 +27,7 @@
 #include "master/csreg.h"
 #include "master/httpd.h"
 #include "master/mcs.h"
+#include "master/mrepl.h"
 #include "master/ns.h"
 #include "master/rnode.h"
 
@@ -142,6 +143,8 @@ struct status_snap *mstatus_snapshot(struct mserver *s)
     snap->directories = fs.dirs;
     if (s->mcs)
         mcs_health(s, &snap->chunks);
+    snap->chunks.rereplicating = mrepl_inflight(s);
+    snap->rereplications_total = s->rereplications;
     fill_chunkservers(s, snap);
     snap->ops = ms->ops;
     snap->history = ms->history;

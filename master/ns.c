@@ -42,10 +42,9 @@ static int make_root(struct ns *ns)
     int rc = ns_inode_alloc(&ns->inodes, NS_ROOT_INO, S_IFDIR | 0755, &root);
     if (rc < 0)
         return rc;
-    root->u.dir = malloc(sizeof(*root->u.dir));
+    root->u.dir = ns_dir_new();
     if (!root->u.dir)
         return -ENOMEM;
-    ns_dir_init(root->u.dir);
     root->nlink = 2;
     root->aux = NS_ROOT_INO;
     root->goal = NS_GOAL_DEFAULT;
@@ -84,8 +83,7 @@ struct ns *ns_new(void)
     return ns;
 }
 
-/* Frees what an inode's union points to. */
-static void free_payload(struct ns_inode *in)
+void ns_free_payload(struct ns_inode *in)
 {
     if (S_ISDIR(in->mode) && in->u.dir) {
         ns_dir_release(in->u.dir);
@@ -104,7 +102,7 @@ void ns_free(struct ns *ns)
         return;
     for (uint64_t ino = ns_inode_next(&ns->inodes, 0); ino != 0;
          ino = ns_inode_next(&ns->inodes, ino))
-        free_payload(ns_inode_get(&ns->inodes, ino));
+        ns_free_payload(ns_inode_get(&ns->inodes, ino));
     ns_inode_table_release(&ns->inodes);
     ns_chunk_table_release(&ns->chunks);
     ns_xattr_table_release(&ns->xattrs);
@@ -259,7 +257,7 @@ void ns_free_inode(struct ns *ns, uint64_t ino, struct ns_result *res)
         }
     }
     ns_count(ns, in->mode, -1);
-    free_payload(in);
+    ns_free_payload(in);
     ns_xattr_drop(&ns->xattrs, ino);
     forget_locks(ns, ino, res);
     ns_inode_free(&ns->inodes, ino);

@@ -72,6 +72,14 @@ void ns_dir_init(struct ns_dir *d)
     ns_hidx_init(&d->idx);
 }
 
+struct ns_dir *ns_dir_new(void)
+{
+    struct ns_dir *d = malloc(sizeof(*d));
+    if (d)
+        ns_dir_init(d);
+    return d;
+}
+
 /* Frees the storage but keeps next_id: ids are never reused. */
 static void drop_storage(struct ns_dir *d)
 {
@@ -221,6 +229,18 @@ int ns_dir_add_id(struct ns_dir *d, const char *name, uint32_t len,
         (d->n > 0 && id <= ent_id(&d->ents[d->n - 1])))
         return -EINVAL;
     return append(d, name, len, ino, id);
+}
+
+int ns_dir_reserve(struct ns_dir *d, uint32_t n)
+{
+    if (d->n != 0 || n <= d->cap)
+        return 0;
+    struct ns_dir_ent *e = realloc(d->ents, (size_t)n * sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    d->ents = e;
+    d->cap = n;
+    return n > DIR_SMALL ? ns_hidx_reset(&d->idx, n) : 0;
 }
 
 int ns_dir_set_ino(struct ns_dir *d, const char *name, uint32_t len,

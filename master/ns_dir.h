@@ -51,6 +51,10 @@ struct ns_dir_item {
 void ns_dir_init(struct ns_dir *d);
 void ns_dir_release(struct ns_dir *d);
 
+/* A malloc'ed, initialised directory (free with ns_dir_release + free), or
+ * NULL. */
+struct ns_dir *ns_dir_new(void);
+
 /* 0 and *out filled, or -ENOENT. */
 int ns_dir_lookup(const struct ns_dir *d, const char *name, uint32_t len,
                   struct ns_dir_item *out);
@@ -68,6 +72,12 @@ int ns_dir_add(struct ns_dir *d, const char *name, uint32_t len, uint32_t ino,
  */
 int ns_dir_add_id(struct ns_dir *d, const char *name, uint32_t len,
                   uint32_t ino, uint64_t id);
+
+/*
+ * Sizes an empty directory for n entries (the array and the index), so a
+ * loader adds them without regrowing.  0 or -ENOMEM (still usable).
+ */
+int ns_dir_reserve(struct ns_dir *d, uint32_t n);
 
 /* Points an existing entry at another inode, keeping its id.  0 or -ENOENT. */
 int ns_dir_set_ino(struct ns_dir *d, const char *name, uint32_t len,

@@ -95,10 +95,9 @@ static int make_payload(struct ns_inode *in, const struct ns_op_make *o,
                         uint64_t parent)
 {
     if (S_ISDIR(in->mode)) {
-        in->u.dir = malloc(sizeof(*in->u.dir));
+        in->u.dir = ns_dir_new();
         if (!in->u.dir)
             return -ENOMEM;
-        ns_dir_init(in->u.dir);
         in->aux = (uint32_t)parent;
         in->nlink = 2;
         return 0;
@@ -115,14 +114,6 @@ static int make_payload(struct ns_inode *in, const struct ns_op_make *o,
         in->aux = o->rdev;
     }
     return 0;
-}
-
-static void free_payload(struct ns_inode *in)
-{
-    if (S_ISDIR(in->mode))
-        free(in->u.dir);
-    else if (S_ISLNK(in->mode))
-        free(in->u.target);
 }
 
 /* CREATE of an existing name without O_EXCL opens it. */
@@ -155,13 +146,19 @@ static int make_checks(const struct ns_call *c, uint32_t *mode)
         if (memchr(o->target.p, '\0', o->target.len))
             return -EINVAL;
     }
-    if (c->op->type == NS_OP_CREATE) {
-        if (o->flags & ~(uint32_t)(NS_OPEN_READ | NS_OPEN_WRITE | NS_OPEN_TRUNC |
-                                   NS_CREATE_EXCL))
-            return -EINVAL;
-        if ((o->flags & (NS_OPEN_READ | NS_OPEN_WRITE)) && !c->sess)
-            return -DFS_ESESSION;
-    }
+    return 0;
+}
+
+/* CREATE's flags, checked before anything: they decide what follows. */
+static int create_flags(const struct ns_call *c)
+{
+    uint32_t flags = c->op->u.make.flags;
+    if (c->op->type != NS_OP_CREATE)
+        return 0;
+    if (flags & ~(uint32_t)(NS_OPEN_READ | NS_OPEN_WRITE | NS_OPEN_TRUNC | NS_CREATE_EXCL))
+        return -EINVAL;
+    if ((flags & (NS_OPEN_READ | NS_OPEN_WRITE)) && !c->sess)
+        return -DFS_ESESSION;
     return 0;
 }
 
@@ -202,7 +199,7 @@ static int make_inode(struct ns *ns, struct ns_call *c, struct ns_inode *dir,
     return 0;
 
 err_after_payload:
-    free_payload(in);
+    ns_free_payload(in);
 err_after_inode:
     ns_inode_unalloc(&ns->inodes, o->ino);
     return rc;
@@ -212,7 +209,10 @@ int ns_fs_make(struct ns *ns, struct ns_call *c)
 {
     const struct ns_op_make *o = &c->op->u.make;
     struct ns_inode *dir;
-    int rc = ns_get_dir(ns, o->parent, &dir);
+    int rc = create_flags(c);
+    if (rc < 0)
+        return rc;
+    rc = ns_get_dir(ns, o->parent, &dir);
     if (rc < 0)
         return rc;
     rc = ns_fs_check_name(o->name);

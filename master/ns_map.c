@@ -2,7 +2,8 @@
  * ns_map: linear-probing uint64 -> uint64 map, power-of-two capacity.
  *
  * Invariants:
- *  1. count <= cap * 3 / 4; cap is 0 or a power of two >= 8.
+ *  1. count <= cap * 3 / 4; cap is 0 or a power of two >= 8; key 0 marks
+ *     an empty slot, so 0 is refused as a key and never found.
  *  2. Linear probing without tombstones: deletion shifts the rest of the
  *     probe run back, so a lookup stops at the first empty slot.
  *  3. The table shrinks by half when it falls under 1/8 full, so a map
@@ -36,7 +37,8 @@ void ns_map_release(struct ns_map *m)
 
 static struct ns_map_slot *find_slot(const struct ns_map *m, uint64_t key)
 {
-    if (m->cap == 0)
+    /* 0 marks empty slots: it is never a key (and must not match one) */
+    if (m->cap == 0 || key == 0)
         return NULL;
     for (uint32_t i = home_of(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
         if (m->slots[i].key == key)
@@ -83,6 +85,8 @@ static int resize(struct ns_map *m, uint32_t cap)
 
 int ns_map_put(struct ns_map *m, uint64_t key, uint64_t val)
 {
+    if (key == 0)
+        return -EINVAL;
     struct ns_map_slot *s = find_slot(m, key);
     if (s) {
         s->val = val;

@@ -32,7 +32,7 @@ void ns_map_release(struct ns_map *m);
 /* True and *val set when key is present (val may be NULL). */
 bool ns_map_get(const struct ns_map *m, uint64_t key, uint64_t *val);
 
-/* Inserts or overwrites.  0 or -ENOMEM (the map is unchanged then). */
+/* Inserts or overwrites.  0, -EINVAL (key 0) or -ENOMEM (unchanged then). */
 int ns_map_put(struct ns_map *m, uint64_t key, uint64_t val);
 
 /* Removes key; returns whether it was present. */

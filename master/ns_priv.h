@@ -75,6 +75,10 @@ void ns_unlinked(struct ns *ns, uint64_t ino, struct ns_result *res);
 /* After a session's last close of ino: frees it if it is an orphan. */
 void ns_reap(struct ns *ns, uint64_t ino, struct ns_result *res);
 
+/* Frees what an inode's union points to (not its chunks: see
+ * ns_free_inode) and clears the union. */
+void ns_free_payload(struct ns_inode *in);
+
 /* Frees inode ino and everything it holds (chunks, xattrs, locks). */
 void ns_free_inode(struct ns *ns, uint64_t ino, struct ns_result *res);
 

@@ -333,11 +333,12 @@ static int get_dir(struct wire_reader *r, struct ns_inode *in)
     uint32_t n = wire_get_u32(r);
     if (r->err || n > r->left || next_id < NS_DIR_FIRST_ID || next_id > NS_DIR_ID_MAX + 1)
         return corrupt("bad directory header");
-    in->u.dir = malloc(sizeof(*in->u.dir));
+    in->u.dir = ns_dir_new();
     if (!in->u.dir)
         return -ENOMEM;
-    ns_dir_init(in->u.dir);
     in->u.dir->next_id = next_id;
+    if (ns_dir_reserve(in->u.dir, n) < 0)
+        return -ENOMEM;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t id = wire_get_u64(r);
         uint32_t ino = wire_get_u32(r);

@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "common/dfs_error.h"
+#include "master/raftalloc.h"
 #include "master/raftlogmem.h"
 #include "master/raftprog.h"
 #include "master/raftrand.h"
@@ -161,7 +162,7 @@ static void *grow_array(void *p, size_t *cap, size_t need, size_t elem)
     size_t cap2 = *cap ? *cap * 2 : 8;
     while (cap2 < need)
         cap2 *= 2;
-    void *q = realloc(p, cap2 * elem);
+    void *q = raftalloc_realloc(p, cap2 * elem);
     if (q)
         *cap = cap2;
     return q;
@@ -1617,7 +1618,7 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *rs,
         return -EINVAL;
     if (!rs)
         rs = &empty;
-    struct raft *r = calloc(1, sizeof(*r));
+    struct raft *r = raftalloc_calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     r->cfg = *cfg;

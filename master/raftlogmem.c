@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "master/raftalloc.h"
+
 void raftlogmem_init(struct raftlogmem *l, uint64_t base, uint64_t base_term)
 {
     memset(l, 0, sizeof(*l));
@@ -65,7 +67,7 @@ static int grow(struct raftlogmem *l)
     if (l->n < l->cap)
         return 0;
     size_t cap = l->cap ? l->cap * 2 : 64;
-    struct raft_entry *e = realloc(l->ents, cap * sizeof(*e));
+    struct raft_entry *e = raftalloc_realloc(l->ents, cap * sizeof(*e));
     if (!e)
         return -ENOMEM;
     l->ents = e;
@@ -78,7 +80,7 @@ static int copy_data(const void *data, uint32_t len, void **out)
     *out = NULL;
     if (len == 0)
         return 0;
-    *out = malloc(len);
+    *out = raftalloc_malloc(len);
     if (!*out)
         return -ENOMEM;
     memcpy(*out, data, len);

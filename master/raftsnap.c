@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "master/raftalloc.h"
+
 static struct raftsnap *alloc_block(struct raftsnap *old, size_t cap)
 {
-    return realloc(old, sizeof(struct raftsnap) + (cap ? cap : 1));
+    return raftalloc_realloc(old, sizeof(struct raftsnap) + (cap ? cap : 1));
 }
 
 struct raftsnap *raftsnap_new(const struct raft_snapshot_meta *meta,

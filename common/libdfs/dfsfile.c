@@ -423,6 +423,22 @@ static int locate(struct dfs_file *f, uint32_t index, struct dfsfile_loc *loc)
     return rc;
 }
 
+/*
+ * locate, waiting a little when the chunk exists but no replica holds its
+ * version yet: right after a truncate or a re-replication the master is
+ * still moving replicas to the new version.
+ */
+static int locate_settled(struct dfs_file *f, uint32_t index,
+                          struct dfsfile_loc *loc)
+{
+    int rc = locate(f, index, loc);
+    for (int i = 0; rc == 0 && loc->present && loc->where.n == 0 && i < 40; i++) {
+        sleep_ms(DFSFILE_RETRY_MS);
+        rc = locate(f, index, loc);
+    }
+    return rc;
+}
+
 static void report_bad(struct dfs_file *f, const struct dfsfile_loc *loc,
                        uint32_t cs, uint32_t block)
 {
@@ -510,7 +526,7 @@ ssize_t dfs_file_pread(struct dfs_file *f, void *buf, size_t len, uint64_t off)
         uint64_t pos = off + done;
         uint32_t index = (uint32_t)(pos / PROTO_CHUNK_SIZE);
         if (index != loc_index) {
-            rc = locate(f, index, &loc);
+            rc = locate_settled(f, index, &loc);
             if (rc < 0)
                 break;
             loc_index = index;

@@ -772,6 +772,19 @@ static struct node *some_leader(struct sim *s)
     return k ? pick[rnd(s, 0, k - 1)] : NULL;
 }
 
+/* The leader of the highest term: where an operator's request would land. */
+static struct node *newest_leader(struct sim *s)
+{
+    struct node *best = NULL;
+    for (unsigned id = 1; id <= s->n_ids; id++) {
+        struct node *n = &s->nodes[id];
+        if (n->status == NODE_UP && raft_state(n->r) == RAFT_LEADER &&
+            (!best || raft_term(n->r) > raft_term(best->r)))
+            best = n;
+    }
+    return best;
+}
+
 static int propose(struct sim *s, struct node *n, uint64_t *index,
                    uint64_t *value)
 {
@@ -974,7 +987,7 @@ static void sweep_orphans(struct sim *s)
 static void chaos_act(struct sim *s)
 {
     unsigned roll = (unsigned)rnd(s, 0, 99);
-    struct node *leader = some_leader(s);
+    struct node *leader = newest_leader(s);
     struct node *n;
     if (roll < s->crash_weight && (n = random_node(s, NODE_UP))) {
         node_crash(s, n);

@@ -90,10 +90,13 @@ static void test_create_excl_and_ids(void **state)
     assert_int_equal(t.res.reply.attr.ino, f);
     op.u.make.flags = NS_CREATE_EXCL;
     assert_int_equal(t_apply(&t, &op), -EEXIST);
-    /* opening needs a session */
-    op.u.make.name = t_str("g");
+    /* opening needs a session, for a new or an existing file */
     op.u.make.flags = NS_OPEN_WRITE;
     assert_int_equal(t_apply(&t, &op), -DFS_ESESSION);
+    op.u.make.name = t_str("g");
+    assert_int_equal(t_apply(&t, &op), -DFS_ESESSION);
+    op.u.make.flags = 1u << 9;
+    assert_int_equal(t_apply(&t, &op), -EINVAL);
 
     /* leader-chosen inode numbers must be free and valid */
     op.u.make.flags = 0;

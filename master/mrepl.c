@@ -1,0 +1,350 @@
+/*
+ * mrepl: restores every chunk's replication goal and removes garbage.
+ *
+ * States: off (not leader) -> safe mode (leader, waiting MREPL_SAFE_MS for
+ * chunkservers to register and report) -> active (scans every
+ * MREPL_SCAN_MS).
+ *
+ * Invariants:
+ *  1. Nothing is copied or deleted in safe mode: replica locations are
+ *     soft state and a new leader knows none until reports arrive.
+ *  2. A chunk under a write lease is left alone (its chain is changing).
+ *  3. At most MREPL_MAX_INFLIGHT copies run, at most MREPL_PER_TARGET per
+ *     target chunkserver; a chunk is never copied twice at once.
+ *  4. A replica is deleted only when the namespace says its version is
+ *     old or its chunk is gone, and the chunk keeps a healthy replica.
+ */
+#include "mrepl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/dfs_error.h"
+#include "common/ev.h"
+#include "common/log.h"
+#include "common/protocol.h"
+#include "common/rpc.h"
+#include "common/wire.h"
+#include "master/csreg.h"
+#include "master/mstatus.h"
+#include "master/ns.h"
+
+#define MREPL_SCAN_MS 2000
+#define MREPL_SAFE_MS 10000
+#define MREPL_MAX_INFLIGHT 8
+#define MREPL_PER_TARGET 2
+#define MREPL_ORDER_MS 600000u
+
+struct mrepl_copy {
+    uint64_t chunk;
+    uint32_t target;
+    struct mserver *s;
+};
+
+struct mrepl {
+    uint64_t timer;
+    bool leader;
+    int64_t active_after_ms;
+    struct mrepl_copy *inflight[MREPL_MAX_INFLIGHT];
+    size_t n_inflight;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool copying(const struct mrepl *m, uint64_t chunk, uint32_t target,
+                    unsigned *to_target)
+{
+    bool same = false;
+    *to_target = 0;
+    for (size_t i = 0; i < m->n_inflight; i++) {
+        same |= m->inflight[i]->chunk == chunk;
+        *to_target += m->inflight[i]->target == target;
+    }
+    return same;
+}
+
+static void copy_done(void *arg, int status, const uint8_t *payload, size_t len)
+{
+    struct mrepl_copy *cp = arg;
+    struct mserver *s = cp->s;
+    struct mrepl *m = s->repl;
+    if (m) {
+        for (size_t i = 0; i < m->n_inflight; i++) {
+            if (m->inflight[i] == cp) {
+                m->inflight[i] = m->inflight[--m->n_inflight];
+                break;
+            }
+        }
+    }
+    struct ns_chunk_info ci;
+    if (status == 0 && s->csreg && ns_chunk_lookup(s->ns, cp->chunk, &ci) == 0) {
+        struct wire_reader r;
+        wire_reader_init(&r, payload, len);
+        uint32_t length = wire_get_u32(&r);
+        csreg_set_replica(s->csreg, cp->chunk, cp->target, ci.version, length, false);
+        mstatus_event(s, STATUS_EV_REREPLICATE, "chunk %016" PRIx64 " copied to chunkserver %u",
+                      cp->chunk, cp->target);
+        s->rereplications++;
+    } else if (status < 0) {
+        log_warn("re-replication of chunk %016" PRIx64 " to chunkserver %u failed: %s",
+                 cp->chunk, cp->target, dfs_strerror(status));
+    }
+    free(cp);
+}
+
+static void put_sources(struct wire_writer *w, const struct csreg *reg,
+                        const uint32_t *ids, size_t n)
+{
+    wire_put_u32(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        wire_put_u32(w, ids[i]);
+        wire_put_str(w, csreg_server(reg, ids[i])->addr);
+    }
+}
+
+/* Orders one copy of chunk to a new server; false when none can take it. */
+static bool start_copy(struct mserver *s, const struct ns_chunk_info *ci,
+                       const uint32_t *holders, size_t n)
+{
+    struct mrepl *m = s->repl;
+    uint32_t exclude[CSREG_MAX_REPLICAS * 2], target;
+    size_t nex = 0;
+    struct csreg_replica all[CSREG_MAX_REPLICAS];
+    size_t nall = csreg_replicas(s->csreg, ci->id, all, CSREG_MAX_REPLICAS);
+    for (size_t i = 0; i < nall; i++)
+        exclude[nex++] = all[i].cs;   /* any copy, even a stale one, is there */
+    if (csreg_place(s->csreg, 1, exclude, nex, &target) != 1)
+        return false;
+    unsigned to_target;
+    if (copying(m, ci->id, target, &to_target) || to_target >= MREPL_PER_TARGET)
+        return false;
+    const struct csreg_server *t = csreg_server(s->csreg, target);
+    struct mrepl_copy *cp = calloc(1, sizeof(*cp));
+    if (!cp || !t->conn) {
+        free(cp);
+        return false;
+    }
+    *cp = (struct mrepl_copy){ ci->id, target, s };
+    struct wire_writer w;
+    wire_writer_init(&w);
+    wire_put_u64(&w, ci->id);
+    wire_put_u32(&w, ci->version);
+    wire_put_u32(&w, ci->length);
+    put_sources(&w, s->csreg, holders, n);
+    int rc = w.err ? w.err : rpc_call(t->conn, PROTO_CS_ORDER_REPLICATE, w.buf,
+                                      w.len, MREPL_ORDER_MS, copy_done, cp);
+    wire_writer_release(&w);
+    if (rc < 0) {
+        free(cp);
+        return false;
+    }
+    m->inflight[m->n_inflight++] = cp;
+    return true;
+}
+
+/* Deletes the replica of chunk on cs (version 0: whatever it has). */
+static void order_delete(struct mserver *s, uint32_t cs, uint64_t chunk,
+                         uint32_t version, const char *why)
+{
+    const struct csreg_server *srv = csreg_server(s->csreg, cs);
+    if (!srv || !srv->conn || srv->state == CSREG_DOWN)
+        return;
+    struct wire_writer w;
+    wire_writer_init(&w);
+    wire_put_u32(&w, 1);
+    wire_put_u64(&w, chunk);
+    wire_put_u32(&w, version);
+    /* The answer changes nothing here: the replica is forgotten now and a
+     * report would bring it back if the delete failed. */
+    if (!w.err && rpc_call(srv->conn, PROTO_CS_ORDER_DELETE, w.buf, w.len,
+                           MREPL_ORDER_MS, NULL, NULL) == 0) {
+        log_info("deleting %s replica of chunk %016" PRIx64 " v%u on chunkserver %u",
+                 why, chunk, version, cs);
+        csreg_drop_replica(s->csreg, chunk, cs);
+    }
+    wire_writer_release(&w);
+}
+
+struct mrepl_trim {
+    struct mserver *s;
+    uint64_t chunk;
+    uint32_t cs, version, length;
+};
+
+static void trim_done(void *arg, int status, const uint8_t *payload, size_t len)
+{
+    struct mrepl_trim *t = arg;
+    struct wire_reader r;
+    wire_reader_init(&r, payload, len);
+    wire_get_u32(&r);
+    int32_t one = wire_get_i32(&r);
+    if (status == 0 && !r.err && one == 0 && t->s->csreg)
+        csreg_set_replica(t->s->csreg, t->chunk, t->cs, t->version, t->length, false);
+    else
+        log_warn("truncate of chunk %016" PRIx64 " on chunkserver %u failed: %s",
+                 t->chunk, t->cs, dfs_strerror(status < 0 ? status : one));
+    free(t);
+}
+
+void mrepl_trimmed(struct mserver *s, const struct ns_trim *trims, size_t n)
+{
+    if (!s->repl || !s->repl->leader)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t where[CSREG_MAX_REPLICAS];
+        size_t k = csreg_locations(s->csreg, trims[i].id, trims[i].version - 1,
+                                   where, CSREG_MAX_REPLICAS);
+        for (size_t j = 0; j < k; j++) {
+            const struct csreg_server *cs = csreg_server(s->csreg, where[j]);
+            struct mrepl_trim *t = calloc(1, sizeof(*t));
+            if (!t || !cs->conn) {
+                free(t);
+                continue;
+            }
+            *t = (struct mrepl_trim){ s, trims[i].id, where[j], trims[i].version,
+                                      trims[i].length };
+            struct wire_writer w;
+            wire_writer_init(&w);
+            wire_put_u32(&w, 1);
+            wire_put_u64(&w, trims[i].id);
+            wire_put_u32(&w, trims[i].version - 1);
+            wire_put_u32(&w, trims[i].version);
+            wire_put_u32(&w, trims[i].length);
+            if (w.err || rpc_call(cs->conn, PROTO_CS_ORDER_TRUNCATE, w.buf, w.len,
+                                  MREPL_ORDER_MS, trim_done, t) < 0)
+                free(t);
+            wire_writer_release(&w);
+        }
+    }
+}
+
+struct mrepl_need {
+    struct ns_chunk_info ci;
+    size_t healthy;
+};
+
+static int by_danger(const void *a, const void *b)
+{
+    const struct mrepl_need *x = a, *y = b;
+    return (x->healthy > y->healthy) - (x->healthy < y->healthy);
+}
+
+/* Stale replicas of a chunk that has a healthy one at the current version. */
+static void drop_stale(struct mserver *s, const struct ns_chunk_info *ci,
+                       size_t healthy)
+{
+    if (!healthy)
+        return;
+    struct csreg_replica all[CSREG_MAX_REPLICAS];
+    size_t n = csreg_replicas(s->csreg, ci->id, all, CSREG_MAX_REPLICAS);
+    for (size_t i = 0; i < n; i++) {
+        if (all[i].version < ci->version)
+            order_delete(s, all[i].cs, ci->id, all[i].version, "stale");
+    }
+}
+
+static void drop_orphans(struct mserver *s)
+{
+    size_t cursor = 0;
+    uint64_t chunk;
+    struct ns_chunk_info ci;
+    while (csreg_next_chunk(s->csreg, &cursor, &chunk)) {
+        if (ns_chunk_lookup(s->ns, chunk, &ci) == 0)
+            continue;
+        struct csreg_replica all[CSREG_MAX_REPLICAS];
+        size_t n = csreg_replicas(s->csreg, chunk, all, CSREG_MAX_REPLICAS);
+        for (size_t i = 0; i < n; i++)
+            order_delete(s, all[i].cs, chunk, 0, "orphan");
+    }
+}
+
+static void scan(struct mserver *s)
+{
+    struct mrepl *m = s->repl;
+    size_t cap = 1024, n = 0;
+    struct mrepl_need *need = malloc(cap * sizeof(*need));
+    if (!need)
+        return;
+    struct ns_chunk_info ci;
+    uint32_t cursor = 0;
+    uint32_t where[CSREG_MAX_REPLICAS];
+    while (ns_chunk_walk(s->ns, &cursor, &ci)) {
+        if (ns_lease_holder(s->ns, ci.id))
+            continue;
+        size_t k = csreg_locations(s->csreg, ci.id, ci.version, where,
+                                   CSREG_MAX_REPLICAS);
+        drop_stale(s, &ci, k);
+        if (k == 0 || k >= ci.goal)
+            continue;   /* missing (nothing to copy from) or healthy */
+        if (n == cap) {
+            struct mrepl_need *more = realloc(need, 2 * cap * sizeof(*need));
+            if (!more)
+                break;
+            need = more;
+            cap *= 2;
+        }
+        need[n++] = (struct mrepl_need){ ci, k };
+    }
+    qsort(need, n, sizeof(*need), by_danger);
+    for (size_t i = 0; i < n && m->n_inflight < MREPL_MAX_INFLIGHT; i++) {
+        size_t k = csreg_locations(s->csreg, need[i].ci.id, need[i].ci.version,
+                                   where, CSREG_MAX_REPLICAS);
+        start_copy(s, &need[i].ci, where, k);
+    }
+    free(need);
+    drop_orphans(s);
+}
+
+static int64_t tick(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct mserver *s = arg;
+    struct mrepl *m = s->repl;
+    if (m->leader && mono_ms() >= m->active_after_ms)
+        scan(s);
+    return MREPL_SCAN_MS;
+}
+
+void mrepl_leader(struct mserver *s, bool leader)
+{
+    struct mrepl *m = s->repl;
+    if (!m)
+        return;
+    if (leader && !m->leader)
+        m->active_after_ms = mono_ms() + MREPL_SAFE_MS;
+    m->leader = leader;
+}
+
+uint64_t mrepl_inflight(const struct mserver *s)
+{
+    return s->repl ? s->repl->n_inflight : 0;
+}
+
+int mrepl_init(struct mserver *s)
+{
+    s->repl = calloc(1, sizeof(*s->repl));
+    if (!s->repl)
+        return -ENOMEM;
+    s->repl->timer = ev_timer_add(s->loop, MREPL_SCAN_MS, tick, s);
+    return s->repl->timer ? 0 : -ENOMEM;
+}
+
+void mrepl_shutdown(struct mserver *s)
+{
+    struct mrepl *m = s->repl;
+    if (!m)
+        return;
+    ev_timer_cancel(s->loop, m->timer);
+    /* Copies still in flight end with their connections: copy_done frees
+     * them and finds s->repl gone. */
+    free(m);
+    s->repl = NULL;
+}
