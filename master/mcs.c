@@ -177,11 +177,14 @@ void mcs_conn_closed(struct mserver *s, struct rpc_conn *c)
         }
     }
     csreg_disconnected(s->csreg, c);
+    mcs_recount(s);
 }
 
 /* Counts every chunk's healthy replicas against its goal. */
-static void count_health(struct mserver *s)
+void mcs_recount(struct mserver *s)
 {
+    if (!s->mcs || !s->csreg)
+        return;
     struct status_chunks h = { 0 };
     struct ns_chunk_info ci;
     uint32_t cursor = 0;
@@ -213,9 +216,9 @@ static int64_t mcs_scan(struct ev_loop *loop, void *arg)
             mstatus_event(s, STATUS_EV_CS_LEAVE, "chunkserver %u (%s) silent, down",
                           cs->id, cs->addr);
     }
-    csreg_expire(s->csreg, mono_ms());
-    if (s->mcs->scans++ % MCS_HEALTH_EVERY == 0)
-        count_health(s);
+    if (csreg_expire(s->csreg, mono_ms()) || s->mcs->scans % MCS_HEALTH_EVERY == 0)
+        mcs_recount(s);
+    s->mcs->scans++;
     return MCS_SCAN_MS;
 }
 

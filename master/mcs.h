@@ -28,6 +28,9 @@ void mcs_request(struct mserver *s, struct rpc_conn *c,
                  const struct wire_frame *f);
 void mcs_conn_closed(struct mserver *s, struct rpc_conn *c);
 
+/* Recounts chunk health now (a server came or went, a copy finished). */
+void mcs_recount(struct mserver *s);
+
 /* Chunk health as of the last count (recounted every few seconds). */
 void mcs_health(const struct mserver *s, struct status_chunks *out);
 

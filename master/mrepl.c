@@ -29,6 +29,7 @@
 #include "common/rpc.h"
 #include "common/wire.h"
 #include "master/csreg.h"
+#include "master/mcs.h"
 #include "master/mstatus.h"
 #include "master/ns.h"
 
@@ -93,6 +94,7 @@ static void copy_done(void *arg, int status, const uint8_t *payload, size_t len)
         mstatus_event(s, STATUS_EV_REREPLICATE, "chunk %016" PRIx64 " copied to chunkserver %u",
                       cp->chunk, cp->target);
         s->rereplications++;
+        mcs_recount(s);
     } else if (status < 0) {
         log_warn("re-replication of chunk %016" PRIx64 " to chunkserver %u failed: %s",
                  cp->chunk, cp->target, dfs_strerror(status));

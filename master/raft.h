@@ -246,8 +246,8 @@ struct raft_restore {
 
 /*
  * Creates a core.  cfg is copied.  0, -EINVAL (bad cfg, entries not
- * contiguous after the snapshot, a config entry that does not decode) or
- * -ENOMEM.  The state machine must hold exactly the snapshot's state: the
+ * contiguous after the snapshot or with decreasing terms, a config entry
+ * that does not decode) or -ENOMEM.  The state machine must hold exactly the snapshot's state: the
  * first committed entry handed out is the one after it.
  */
 int raft_new(const struct raft_config *cfg, const struct raft_restore *rs,

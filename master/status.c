@@ -1319,7 +1319,7 @@ static void html_masters(struct strbuf *sb, const struct status_snap *snap)
 static void html_cs_row(struct strbuf *sb, const struct status_chunkserver *cs)
 {
     unsigned p = pct(cs->bytes_used, cs->bytes_total);
-    strbuf_addf(sb, "<tr><td>%" PRIu32 "</td><td>", cs->id);
+    strbuf_addf(sb, "<tr class=\"cs\"><td>%" PRIu32 "</td><td>", cs->id);
     html_esc(sb, cs->address);
     strbuf_adds(sb, "</td><td>");
     html_esc(sb, cs->rack[0] ? cs->rack : "-");
@@ -1352,7 +1352,7 @@ static void html_chunkservers(struct strbuf *sb,
                     "master.</div></div>\n");
         return;
     }
-    strbuf_adds(sb, "<table><tr><th>#</th><th>Address</th><th>Rack</th>"
+    strbuf_adds(sb, "<table id=\"chunkservers\"><tr><th>#</th><th>Address</th><th>Rack</th>"
                 "<th>State</th><th>Space used</th><th class=\"n\">Chunks</th>"
                 "<th class=\"n\">Load</th><th>Last heartbeat</th>"
                 "<th class=\"n\">Errors</th></tr>");

@@ -652,6 +652,121 @@ static void test_op_decode_refuses_malformed(void **state)
     wire_writer_release(&w);
 }
 
+/* ---- any field values: refused or applied, never a broken state ------------ */
+
+static uint64_t pick(uint64_t *seed, const uint64_t *v, size_t n)
+{
+    return v[t_rand(seed) % n];
+}
+
+static struct ns_str any_name(uint64_t *seed, char *longbuf)
+{
+    static const char *const names[] = { "a", "b", "f", "", ".", "..", "x/y", "user.a",
+                                         "trusted.t", "security.s", "n\0ul" };
+    uint64_t r = t_rand(seed) % 12;
+    if (r == 11)
+        return (struct ns_str){ longbuf, 256 + (uint32_t)(t_rand(seed) % 5000) };
+    return (struct ns_str){ names[r], r == 10 ? 4 : (uint32_t)strlen(names[r]) };
+}
+
+static void any_op(uint64_t *seed, struct ns_op *op, int64_t now, char *longbuf)
+{
+    static const uint64_t inos[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 4095,
+                                     UINT32_MAX, UINT64_MAX };
+    static const uint64_t nums[] = { 0, 1, 2, 3, 5, 100, 4096, NS_CHUNK_SIZE,
+                                     NS_CHUNK_SIZE + 1, NS_CHUNKS_MAX, UINT32_MAX,
+                                     UINT64_MAX / 2, UINT64_MAX };
+#define INO pick(seed, inos, sizeof(inos) / sizeof(inos[0]))
+#define NUM pick(seed, nums, sizeof(nums) / sizeof(nums[0]))
+    memset(op, 0, sizeof(*op));
+    op->type = (enum ns_op_type)(t_rand(seed) % (NS_OP_TYPE_END + 1));
+    op->client = (uint64_t[]){ 0, 3, 3, 3, 4, 99 }[t_rand(seed) % 6];
+    op->seq = t_rand(seed) % 3 ? t_rand(seed) % 200 : 0;
+    op->now = now;
+    op->cred = (struct ns_cred){ .uid = (uint32_t)(t_rand(seed) % 3) * 1000,
+                                 .gid = 100, .ngroups = (uint32_t)(t_rand(seed) % 40) };
+    switch (op->type) {
+    case NS_OP_MKDIR: case NS_OP_CREATE: case NS_OP_MKNOD: case NS_OP_SYMLINK:
+        op->u.make = (struct ns_op_make){ INO, any_name(seed, longbuf), INO,
+                                          (uint32_t)t_rand(seed), (uint32_t)NUM,
+                                          (uint32_t)(t_rand(seed) % 1024),
+                                          any_name(seed, longbuf) };
+        break;
+    case NS_OP_LINK:
+        op->u.link = (struct ns_op_link){ INO, INO, any_name(seed, longbuf) };
+        break;
+    case NS_OP_UNLINK: case NS_OP_RMDIR:
+        op->u.remove = (struct ns_op_remove){ INO, any_name(seed, longbuf) };
+        break;
+    case NS_OP_RENAME:
+        op->u.rename = (struct ns_op_rename){ INO, INO, any_name(seed, longbuf),
+                                              any_name(seed, longbuf),
+                                              (uint32_t)(t_rand(seed) % 8) };
+        break;
+    case NS_OP_SETATTR:
+        op->u.setattr = (struct ns_op_setattr){ INO, (uint32_t)(t_rand(seed) % 2048),
+                                                (uint32_t)t_rand(seed), (uint32_t)NUM,
+                                                (uint32_t)NUM, NUM, (int64_t)NUM,
+                                                (int64_t)NUM, (uint32_t)NUM };
+        break;
+    case NS_OP_SETXATTR: case NS_OP_REMOVEXATTR:
+        op->u.xattr = (struct ns_op_xattr){ INO, any_name(seed, longbuf),
+                                            any_name(seed, longbuf), (uint32_t)(t_rand(seed) % 5) };
+        break;
+    case NS_OP_OPEN: case NS_OP_RELEASE:
+        op->u.open = (struct ns_op_open){ INO, (uint32_t)(t_rand(seed) % 128), NUM % 3 };
+        break;
+    case NS_OP_WRITE_BEGIN: case NS_OP_WRITE_END:
+        op->u.write = (struct ns_op_write){ INO, (uint32_t)NUM, NUM, (uint32_t)NUM,
+                                            (int64_t)NUM, (uint32_t)(t_rand(seed) % 3) };
+        break;
+    case NS_OP_SESSION_OPEN: case NS_OP_SESSION_KEEPALIVE:
+    case NS_OP_SESSION_CLOSE: case NS_OP_SESSION_EXPIRE:
+        op->u.session = (struct ns_op_session){ NUM % 50, (int64_t)NUM };
+        break;
+    case NS_OP_LOCK:
+        op->u.lock = (struct ns_op_lock){ INO, NUM % 4, (uint32_t)(t_rand(seed) % 4),
+                                          (uint32_t)(t_rand(seed) % 4), NUM, NUM };
+        break;
+    case NS_OP_CONFIG:
+        op->u.config = (struct ns_op_config){ (uint32_t)(t_rand(seed) % 3), 7, 7 };
+        break;
+    default:
+        break;
+    }
+#undef INO
+#undef NUM
+}
+
+static void test_any_field_values_keep_invariants(void **state)
+{
+    (void)state;
+    uint64_t seed = t_seed("any fields", 8);
+    static char longbuf[6000];
+    memset(longbuf, 'q', sizeof(longbuf));
+    struct tctx t;
+    busy_namespace(&t);
+    t_session(&t, 4, 40, 1 << 30);
+    int applied = 0;
+    for (int i = 0; i < 30000; i++) {
+        struct ns_op op;
+        any_op(&seed, &op, ++t.now, longbuf);
+        if (op.cred.ngroups > NS_GROUPS_MAX || op.type == 0 || op.type >= NS_OP_TYPE_END) {
+            /* the decoder refuses these: straight to apply, which copes */
+            struct ns_result r;
+            ns_result_init(&r);
+            applied += ns_apply(t.ns, &op, &r) == 0;
+            ns_result_release(&r);
+            assert_int_equal(ns_check(t.ns), 0);
+            continue;
+        }
+        applied += t_apply(&t, &op) == 0;
+    }
+    printf("  %d of 30000 applied\n", applied);
+    assert_true(applied > 100);
+    t_fini(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -662,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_refuses_corruption),
         cmocka_unit_test(test_snapshot_refuses_inconsistent_body),
         cmocka_unit_test(test_op_decode_refuses_malformed),
+        cmocka_unit_test(test_any_field_values_keep_invariants),
     };
     return cmocka_run_group_tests_name("ns_replica", tests, NULL, NULL);
 }

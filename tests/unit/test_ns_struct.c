@@ -62,6 +62,10 @@ static void test_map_against_array(void **state)
     while (ns_map_next(&m, &pos, &key, &v))
         walked++;
     assert_int_equal(walked, count);
+    /* 0 marks empty slots: never a key, never found */
+    assert_int_equal(ns_map_put(&m, 0, 5), -EINVAL);
+    assert_false(ns_map_get(&m, 0, &v));
+    assert_false(ns_map_del(&m, 0));
     ns_map_release(&m);
 }
 
