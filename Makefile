@@ -65,7 +65,7 @@ PROGS = $(BIN)/dfs-master $(BIN)/dfs-chunkserver $(BIN)/dfs-mount \
         $(TOOLS:%=$(BIN)/%) $(RAFTSIM) $(SCRIPTS)
 
 .SECONDARY:
-.PHONY: asan-build bench-micro all test unit asan fuzz deps clean install run stop bench
+.PHONY: soak-raft asan-build bench-micro all test unit asan fuzz deps clean install run stop bench
 .DEFAULT_GOAL := all
 
 all: $(PROGS) $(UNIT_BINS) $(MICRO_BINS) $(CLUSTER_BINS)
@@ -149,9 +149,20 @@ asan-build: $(UNIT_BINS) $(RAFTSIM)
 SIM_SEEDS ?= 1-2000
 SIM_SLICE ?= 1-200
 sim: $(RAFTSIM)
-	$(if $(RAFTSIM),@$(RAFTSIM) --seeds $(SIM_SEEDS),@echo "sim: raftsim not present yet, skipped")
+	@$(RAFTSIM) --seeds $(SIM_SEEDS)
+	@$(RAFTSIM) --check-bugs --seeds 1-300
+
+# Runs new seeds in blocks of 1,000 until interrupted (or SOAK_S seconds).
+SOAK_S ?= 0
+soak-raft: $(RAFTSIM)
+	@start=$$(date +%s); from=$$(( $$(date +%s) % 1000000 * 1000 )); \
+	while :; do \
+	    $(RAFTSIM) --seeds $$from-$$((from + 999)) | tail -n 1 || exit 1; \
+	    from=$$((from + 1000)); \
+	    [ $(SOAK_S) -gt 0 ] && [ $$(( $$(date +%s) - start )) -ge $(SOAK_S) ] && break; \
+	done; true
 sim-slice: $(RAFTSIM)
-	$(if $(RAFTSIM),@$(RAFTSIM) --seeds $(SIM_SLICE),@echo "sim: raftsim not present yet, skipped")
+	@$(RAFTSIM) --seeds $(SIM_SLICE)
 
 fuzz:
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
@@ -180,8 +191,9 @@ bench-micro: $(MICRO_BINS)
 	@for b in $(MICRO_BINS); do $$b || exit 1; done
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
-	install -m 0755 $(filter-out $(BIN)/raftsim,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin
+	install -m 0755 $(filter-out $(BIN)/raftsim $(BIN)/mount.dfs,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/mount.dfs $(DESTDIR)/sbin/mount.dfs
 
 clean:
 	rm -rf build bin

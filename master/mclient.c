@@ -78,6 +78,7 @@ struct mclient {
     uint64_t expiry_timer;
     bool leader;
     uint64_t barrier;               /* last index when leadership began */
+    int64_t leader_since_ns;        /* when this master became leader */
     bool ids_ready;                 /* counters set past the barrier */
 };
 
@@ -865,10 +866,13 @@ static int64_t expiry_scan(struct ev_loop *loop, void *arg)
 {
     (void)loop;
     struct mserver *s = arg;
-    if (!s->mc->leader)
+    int64_t now = now_ns();
+    /* A new leader gives every session one full lease to find it: their
+     * keepalives may have been lost with the old leader. */
+    if (!s->mc->leader ||
+        now - s->mc->leader_since_ns < (int64_t)MCLIENT_LEASE_MS_DEFAULT * 1000000)
         return MCLIENT_EXPIRY_SCAN_MS;
     uint64_t ids[64];
-    int64_t now = now_ns();
     size_t n = ns_expired_sessions(s->ns, now, ids, 64);
     for (size_t i = 0; i < n; i++) {
         struct ns_op op = { .type = NS_OP_SESSION_EXPIRE, .now = now };
@@ -931,6 +935,7 @@ void mclient_role_changed(struct mserver *s, bool leader)
         rnode_status(s->rnode, &st);
         mc->barrier = st.last_index;
         mc->ids_ready = false;
+        mc->leader_since_ns = now_ns();
     }
     mc->leader = leader;
     if (!leader) {

@@ -620,6 +620,9 @@ static int inflate_body(const uint8_t *buf, size_t len, uint8_t **body,
         return -DFS_EVERSION;
     if (*blen > SNAP_BODY_MAX || (size_t)*blen != *blen)
         return -DFS_ETOOBIG;
+    /* deflate expands at most ~1032:1: a larger claim is a lie */
+    if (*blen / 1032 > len)
+        return corrupt("body length out of proportion");
     *body = malloc(*blen ? *blen : 1);
     if (!*body)
         return -ENOMEM;

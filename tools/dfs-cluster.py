@@ -146,6 +146,42 @@ def wait_chunkserver(d, st, c, timeout):
     die("chunkserver %d did not register within %d s" % (c["id"], timeout))
 
 
+def mounted(mnt):
+    mnt = os.path.realpath(mnt)
+    try:
+        with open("/proc/mounts") as f:
+            return any(line.split()[1] == mnt for line in f)
+    except OSError:
+        return False
+
+
+def mount(d, st, mnt, timeout):
+    mnt = os.path.abspath(mnt)
+    os.makedirs(mnt, exist_ok=True)
+    if mounted(mnt):
+        die("%s is already mounted" % mnt)
+    masters = ",".join("127.0.0.1:%d" % m["port"] for m in st["masters"])
+    log = os.path.join(d, "mount.log")
+    # dfs-mount returns once the mount answers (or fails with a message).
+    r = subprocess.run([os.path.join(BIN, "dfs-mount"), mnt, "-M", masters,
+                        "-k", st["key"], "-o", "log=" + log],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode != 0:
+        die("mount at %s failed: %s" % (mnt, (r.stderr or r.stdout).strip()))
+    st["mount"] = mnt
+
+
+def unmount(st):
+    mnt = st.get("mount")
+    if not mnt or not mounted(mnt):
+        return
+    for cmd in (["fusermount3", "-u", mnt], ["umount", mnt], ["umount", "-l", mnt]):
+        if subprocess.run(cmd, capture_output=True).returncode == 0:
+            break
+    st["mount"] = None
+
+
 def admin(st, *args, masters=None, timeout=10):
     env = dict(os.environ)
     env["DFS_MASTERS"] = masters or ",".join(
@@ -232,9 +268,13 @@ def cmd_up(a):
         start_chunkserver(d, st, c)
         save(d, st)
         wait_chunkserver(d, st, c, a.timeout)
+    if a.mount:
+        mount(d, st, a.mount, a.timeout)
     save(d, st)
     print("dfs-cluster: %d masters and %d chunkservers up in %s, master %d leads"
           % (len(st["masters"]), len(st["chunkservers"]), d, lid))
+    if a.mount:
+        print("  mounted at:  %s" % st["mount"])
     print("  status page: %s" % st["leader_http"])
     print("  environment: . %s" % os.path.join(d, "cluster.env"))
     print("  stop:        dfs-cluster down -d %s" % d)
@@ -257,6 +297,7 @@ def stop_pid(pid, sig=signal.SIGTERM, wait=10.0):
 def cmd_down(a):
     d = os.path.abspath(a.dir)
     st = load(d)
+    unmount(st)
     for m in st["masters"] + st["chunkservers"]:
         stop_pid(m.get("pid"))
         m["pid"] = None
@@ -346,6 +387,7 @@ def main():
     up.add_argument("-m", "--masters", type=int, default=3, choices=[1, 3, 5])
     up.add_argument("-c", "--chunkservers", type=int, default=3)
     up.add_argument("--timeout", type=int, default=30, help="seconds to wait for a leader")
+    up.add_argument("--mount", metavar="MNT", help="also mount the cluster at MNT")
     up.set_defaults(fn=cmd_up)
 
     down = sub.add_parser("down", help="stop every process of the cluster")

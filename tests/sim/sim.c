@@ -1199,9 +1199,18 @@ static bool deliver(struct sim *s, struct raft_msg *m)
     return counted;
 }
 
+static void trace_node(struct sim *s, const char *what, const struct node *n)
+{
+    if (s->p.trace)
+        tr(s, "%s node %" PRIu64 " (%s t%" PRIu64 " commit %" PRIu64
+           " last %" PRIu64 ")", what, n->id, raft_state_name(raft_state(n->r)),
+           raft_term(n->r), raft_commit(n->r), raft_last_index(n->r));
+}
+
 static bool disk_done(struct sim *s, struct node *n)
 {
     uint64_t seq;
+    trace_node(s, "fsync done:", n);
     int rc = simdisk_complete(&n->disk, &seq);
     if (rc == -EIO)
         failf(s, "storage contract: node %" PRIu64 " wrote a log with a gap",
@@ -1225,6 +1234,7 @@ static bool run_event(struct sim *s, struct simq_ev *ev)
     case SIMQ_TICK:
         if (!live)
             return false;
+        trace_node(s, "tick", n);
         raft_tick(n->r);
         drain(s, n);
         if (n->status == NODE_UP)
