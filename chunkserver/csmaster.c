@@ -23,6 +23,7 @@
 #include "csmaster.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +294,9 @@ static int64_t csm_heartbeat(struct ev_loop *loop, void *arg)
     wire_put_u64(&w, used);
     wire_put_u32(&w, chunks);
     wire_put_u32(&w, (uint32_t)tpool_pending(d->disk));
+    wire_put_u64(&w, atomic_load(&d->stats.bytes_read));
+    wire_put_u64(&w, atomic_load(&d->stats.bytes_written));
+    wire_put_u64(&w, atomic_load(&d->stats.errors));
     int rc = w.err ? w.err
                    : rpc_call(m->rc, PROTO_CS_HEARTBEAT, w.buf, w.len,
                               CSM_CALL_MS, csm_heartbeat_reply, m);

@@ -306,7 +306,8 @@ enum proto_msg {
      * another cluster is refused with -DFS_ECLUSTER. */
     PROTO_CS_REGISTER = 0x0401,
     /* cs -> master
-     * -> cs_id u32, bytes_total u64, bytes_used u64, chunks u32, load u32
+     * -> cs_id u32, bytes_total u64, bytes_used u64, chunks u32, load u32,
+     *    read_bytes u64, write_bytes u64, errors u64 (counters since start)
      * <- (empty) */
     PROTO_CS_HEARTBEAT = 0x0402,
     /* cs -> master

@@ -316,10 +316,13 @@ static void fsops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     to_setattr(attr, to_set, &set);
     struct dfs_attr a;
     int rc = 0;
-    /* ftruncate: what this handle wrote must land before the new size. */
+    /* ftruncate goes through the handle: its writes land first and its
+     * write session ends with the chunk's old version. */
     struct fsfile *h = fi ? (struct fsfile *)(uintptr_t)fi->fh : NULL;
-    if ((set.valid & DFS_SET_SIZE) && h && h->writable)
-        rc = dfs_file_fsync(h->f);
+    if ((set.valid & DFS_SET_SIZE) && h && h->writable) {
+        rc = dfs_file_truncate(h->f, set.size);
+        set.valid &= ~(uint32_t)DFS_SET_SIZE;
+    }
     if (rc == 0)
         rc = set.valid ? dfs_setattr(fs->d, ino, &set, &a) : dfs_getattr(fs->d, ino, &a);
     if (rc < 0)

@@ -109,17 +109,19 @@ int64_t csreg_register(struct csreg *r, uint32_t id, const char *addr,
     return id;
 }
 
-int csreg_heartbeat(struct csreg *r, uint32_t id, uint64_t total,
-                    uint64_t used, uint32_t chunks, uint32_t load,
+int csreg_heartbeat(struct csreg *r, uint32_t id, const struct csreg_beat *b,
                     int64_t now_ms)
 {
     struct csreg_server *s = find_server(r, id);
     if (!s || !s->conn)
         return -ENOENT;   /* it must register (again) first */
-    s->bytes_total = total;
-    s->bytes_used = used;
-    s->chunks = chunks;
-    s->load = load;
+    s->bytes_total = b->total;
+    s->bytes_used = b->used;
+    s->chunks = b->chunks;
+    s->load = b->load;
+    s->read_bytes = b->read_bytes;
+    s->write_bytes = b->write_bytes;
+    s->errors = b->errors;
     s->last_heartbeat_ms = now_ms;
     if (s->state == CSREG_DOWN)
         s->state = CSREG_UP;

@@ -29,7 +29,8 @@ struct csreg_server {
     uint32_t chunks, load;
     int64_t last_heartbeat_ms;
     void *conn;                 /* the caller's, NULL when disconnected */
-    uint64_t errors;
+    uint64_t errors;            /* I/O counters, as last reported */
+    uint64_t read_bytes, write_bytes;
 };
 
 /* A replica of a chunk as reported or expected. */
@@ -54,8 +55,12 @@ void csreg_free(struct csreg *r);
 int64_t csreg_register(struct csreg *r, uint32_t id, const char *addr,
                        const char *rack, uint64_t total, uint64_t used,
                        void *conn, int64_t now_ms);
-int csreg_heartbeat(struct csreg *r, uint32_t id, uint64_t total,
-                    uint64_t used, uint32_t chunks, uint32_t load,
+struct csreg_beat {
+    uint64_t total, used;
+    uint32_t chunks, load;
+    uint64_t read_bytes, write_bytes, errors;
+};
+int csreg_heartbeat(struct csreg *r, uint32_t id, const struct csreg_beat *b,
                     int64_t now_ms);
 /* The connection went away: the server is down until it registers again. */
 void csreg_disconnected(struct csreg *r, void *conn);

@@ -117,13 +117,17 @@ static void handle_register(struct mserver *s, struct rpc_conn *c,
 static void handle_heartbeat(struct mserver *s, struct rpc_conn *c,
                              const struct wire_frame *f, struct wire_reader *r)
 {
+    struct csreg_beat b;
     uint32_t id = wire_get_u32(r);
-    uint64_t total = wire_get_u64(r);
-    uint64_t used = wire_get_u64(r);
-    uint32_t chunks = wire_get_u32(r);
-    uint32_t load = wire_get_u32(r);
+    b.total = wire_get_u64(r);
+    b.used = wire_get_u64(r);
+    b.chunks = wire_get_u32(r);
+    b.load = wire_get_u32(r);
+    b.read_bytes = wire_get_u64(r);
+    b.write_bytes = wire_get_u64(r);
+    b.errors = wire_get_u64(r);
     int rc = wire_reader_finish(r) < 0 ? -EBADMSG
-           : csreg_heartbeat(s->csreg, id, total, used, chunks, load, mono_ms());
+           : csreg_heartbeat(s->csreg, id, &b, mono_ms());
     rpc_reply(c, f, rc, NULL, 0);
 }
 

@@ -42,6 +42,7 @@ struct mstatus {
     struct status_ops ops;
     uint64_t ops_total;
     uint64_t ops_at_last_sample;
+    uint64_t read_at_last_sample, write_at_last_sample;
     int64_t last_sample_ms;
 };
 
@@ -87,6 +88,16 @@ static void fill_masters(struct mserver *s, const struct rnode_status *rs,
             m->snapshot_index = rs->snapshot_index;
         else
             rnode_peer_info(s->rnode, m->id, &m->contact_age_ms, &m->match_index);
+    }
+}
+
+/* Data bytes the chunkservers read and wrote since they started. */
+static void io_totals(const struct mserver *s, uint64_t *rd, uint64_t *wr)
+{
+    *rd = *wr = 0;
+    for (size_t i = 0; s->csreg && i < csreg_count(s->csreg); i++) {
+        *rd += csreg_at(s->csreg, i)->read_bytes;
+        *wr += csreg_at(s->csreg, i)->write_bytes;
     }
 }
 
@@ -145,6 +156,7 @@ struct status_snap *mstatus_snapshot(struct mserver *s)
         mcs_health(s, &snap->chunks);
     snap->chunks.rereplicating = mrepl_inflight(s);
     snap->rereplications_total = s->rereplications;
+    io_totals(s, &snap->read_bytes_total, &snap->write_bytes_total);
     fill_chunkservers(s, snap);
     snap->ops = ms->ops;
     snap->history = ms->history;
@@ -183,15 +195,29 @@ void mstatus_count_op(struct mserver *s, const char *name)
     s->st->ops_total++;
 }
 
-static void mstatus_sample(struct mstatus *ms)
+static uint64_t delta(uint64_t now, uint64_t before)
 {
+    return now > before ? now - before : 0;   /* a restart resets a counter */
+}
+
+static void mstatus_sample(struct mserver *s)
+{
+    struct mstatus *ms = s->st;
     int64_t now = wall_ms();
     if (now - ms->last_sample_ms < STATUS_SAMPLE_SECONDS * 1000)
         return;
-    struct status_sample smp = { .time_ms = now,
-                                 .ops = ms->ops_total - ms->ops_at_last_sample };
+    uint64_t rd, wr;
+    io_totals(s, &rd, &wr);
+    struct status_sample smp = {
+        .time_ms = now,
+        .ops = ms->ops_total - ms->ops_at_last_sample,
+        .read_bytes = delta(rd, ms->read_at_last_sample),
+        .write_bytes = delta(wr, ms->write_at_last_sample),
+    };
     status_history_add(&ms->history, &smp);
     ms->ops_at_last_sample = ms->ops_total;
+    ms->read_at_last_sample = rd;
+    ms->write_at_last_sample = wr;
     ms->last_sample_ms = now;
 }
 
@@ -199,7 +225,7 @@ static int64_t mstatus_tick(struct ev_loop *loop, void *arg)
 {
     (void)loop;
     struct mserver *s = arg;
-    mstatus_sample(s->st);
+    mstatus_sample(s);
     if (s->st->httpd) {
         struct status_snap *snap = mstatus_snapshot(s);
         if (snap)

@@ -268,12 +268,22 @@ static int replace_replica(struct dfs_file *f, uint32_t failed)
     return rc;
 }
 
+static int write_begin(struct dfs_file *f, uint32_t index);
+
 /* chain_write, going on without a failed replica when the master allows. */
 static int chain_write_retry(struct dfs_file *f, uint64_t off_in_chunk,
                              const void *data, size_t len, uint8_t flags)
 {
     uint32_t failed;
     int rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
+    if (rc == -DFS_ESTALE_VER) {
+        /* A truncate moved the chunk to a new version under our lease:
+         * begin a new write session at the current version. */
+        f->w.leased = false;
+        rc = write_begin(f, f->w.index);
+        if (rc == 0)
+            rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
+    }
     for (int i = 0; rc < 0 && failed && i < DFSFILE_REPLACE_TRIES; i++) {
         if (replace_replica(f, failed) < 0)
             break;
@@ -355,6 +365,23 @@ ssize_t dfs_file_pwrite(struct dfs_file *f, const void *buf, size_t len,
     }
     pthread_mutex_unlock(&f->mu);
     return rc < 0 ? rc : (ssize_t)len;
+}
+
+int dfs_file_truncate(struct dfs_file *f, uint64_t size)
+{
+    pthread_mutex_lock(&f->mu);
+    /* What this handle wrote lands first; its write session ends, since
+     * the truncate gives the chunk a new version. */
+    int rc = flush_chunk(f, false);
+    if (rc == 0) {
+        struct dfs_setattr set = { .valid = DFS_SET_SIZE, .size = size };
+        struct dfs_attr a;
+        rc = dfs_setattr(f->d, f->ino, &set, &a);
+    }
+    if (rc == 0)
+        f->size = size;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
 }
 
 int dfs_file_fsync(struct dfs_file *f)

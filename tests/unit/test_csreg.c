@@ -37,7 +37,8 @@ static void test_register_assigns_ids_and_refuses_twins(void **state)
     assert_string_equal(csreg_server(r, 1)->rack, "default");
     csreg_disconnected(r, &conn_a);
     assert_int_equal(csreg_server(r, 1)->state, CSREG_DOWN);
-    assert_int_equal(csreg_heartbeat(r, 1, 10, 0, 0, 0, 5), -ENOENT);
+    struct csreg_beat b = { .total = 10 };
+    assert_int_equal(csreg_heartbeat(r, 1, &b, 5), -ENOENT);
     assert_int_equal(csreg_register(r, 1, "a:2", "x", 10, 0, &conn_a, 10), 1);
     assert_int_equal(csreg_server(r, 1)->state, CSREG_UP);
     assert_string_equal(csreg_server(r, 1)->addr, "a:2");
@@ -48,7 +49,9 @@ static void test_expiry(void **state)
 {
     (void)state;
     struct csreg *r = with_servers(3, 0);
-    assert_int_equal(csreg_heartbeat(r, 2, 1, 0, 0, 0, 2500), 0);
+    struct csreg_beat b = { .total = 1, .read_bytes = 7 };
+    assert_int_equal(csreg_heartbeat(r, 2, &b, 2500), 0);
+    assert_int_equal(csreg_server(r, 2)->read_bytes, 7);
     assert_int_equal(csreg_expire(r, 3500), 2);
     assert_int_equal(csreg_up_count(r), 1);
     assert_int_equal(csreg_server(r, 2)->state, CSREG_UP);
