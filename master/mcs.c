@@ -64,9 +64,14 @@ static int take_replicas(struct mserver *s, uint32_t cs, struct wire_reader *r)
         uint32_t version = wire_get_u32(r);
         uint32_t length = wire_get_u32(r);
         uint8_t state = wire_get_u8(r);
-        if (!r->err)
-            csreg_set_replica(s->csreg, id, cs, version, length,
-                              state == PROTO_REPLICA_CORRUPT);
+        if (r->err)
+            break;
+        csreg_set_replica(s->csreg, id, cs, version, length,
+                          state == PROTO_REPLICA_CORRUPT);
+        if (state == PROTO_REPLICA_CORRUPT)
+            mstatus_event(s, STATUS_EV_CORRUPT,
+                          "chunk %016" PRIx64 " on chunkserver %u failed its checksums",
+                          id, cs);
     }
     return r->err;
 }
@@ -193,12 +198,19 @@ void mcs_recount(struct mserver *s)
     struct ns_chunk_info ci;
     uint32_t cursor = 0;
     uint32_t where[CSREG_MAX_REPLICAS];
+    struct csreg_replica all[CSREG_MAX_REPLICAS];
     while (ns_chunk_walk(s->ns, &cursor, &ci)) {
         size_t n = csreg_locations(s->csreg, ci.id, ci.version, where,
                                    CSREG_MAX_REPLICAS);
+        size_t k = csreg_replicas(s->csreg, ci.id, all, CSREG_MAX_REPLICAS);
+        bool corrupt = false;
+        for (size_t i = 0; i < k; i++)
+            corrupt |= all[i].corrupt && all[i].version == ci.version;
         h.total++;
         if (n == 0)
             h.missing++;
+        else if (corrupt)
+            h.corrupt++;
         else if (n < ci.goal)
             h.under_replicated++;
         else

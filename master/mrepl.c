@@ -12,7 +12,8 @@
  *  3. At most MREPL_MAX_INFLIGHT copies run, at most MREPL_PER_TARGET per
  *     target chunkserver; a chunk is never copied twice at once.
  *  4. A replica is deleted only when the namespace says its version is
- *     old or its chunk is gone, and the chunk keeps a healthy replica.
+ *     old or its chunk is gone, or it failed its checksums, and the chunk
+ *     keeps a healthy replica.
  */
 #include "mrepl.h"
 
@@ -239,7 +240,7 @@ static int by_danger(const void *a, const void *b)
     return (x->healthy > y->healthy) - (x->healthy < y->healthy);
 }
 
-/* Stale replicas of a chunk that has a healthy one at the current version. */
+/* Stale and corrupt replicas of a chunk that has a healthy one. */
 static void drop_stale(struct mserver *s, const struct ns_chunk_info *ci,
                        size_t healthy)
 {
@@ -250,6 +251,8 @@ static void drop_stale(struct mserver *s, const struct ns_chunk_info *ci,
     for (size_t i = 0; i < n; i++) {
         if (all[i].version < ci->version)
             order_delete(s, all[i].cs, ci->id, all[i].version, "stale");
+        else if (all[i].corrupt)
+            order_delete(s, all[i].cs, ci->id, 0, "corrupt");
     }
 }
 

@@ -107,6 +107,7 @@ def write_cs_conf(d, st, c):
         f.write("# written by dfs-cluster\n"
                 "listen = 127.0.0.1:%d\ndata_dir = %s\nmasters = %s\n"
                 "key_file = %s\nrack = rack%d\nreserved_space = 0\n"
+                "scrub_pause = 5s\n"
                 "log_file = %s\n"
                 % (c["port"], os.path.join(folder, "data"),
                    ",".join("127.0.0.1:%d" % m["port"] for m in st["masters"]),
