@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "common/dfs_error.h"
-#include "common/version.h"
 #include "tools/toolkit.h"
 
 struct admin {
@@ -391,16 +390,12 @@ int main(int argc, char **argv)
     char *rest[8];
     int n = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return TOOL_OK;
-        }
-        if (!strcmp(argv[i], "--version")) {
-            printf("dfsadmin %s\n", DFS_VERSION);
-            return TOOL_OK;
-        }
-        if (toolkit_common_option(argc, argv, &i, &o))
+        int code;
+        if (toolkit_standard_option("dfsadmin", usage, argc, argv, &i, &o, &code)) {
+            if (code >= 0)
+                return code;
             continue;
+        }
         if (!strcmp(argv[i], "--json"))
             a.json = true;
         else if (!strcmp(argv[i], "-r"))

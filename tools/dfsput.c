@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "common/dfs_error.h"
-#include "common/version.h"
 #include "tools/toolkit.h"
 
 #define PUT_BUF (4u << 20)
@@ -233,16 +232,12 @@ int main(int argc, char **argv)
     int n = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return TOOL_OK;
-        }
-        if (!strcmp(a, "--version")) {
-            printf("dfsput %s\n", DFS_VERSION);
-            return TOOL_OK;
-        }
-        if (toolkit_common_option(argc, argv, &i, &o))
+        int code;
+        if (toolkit_standard_option("dfsput", usage, argc, argv, &i, &o, &code)) {
+            if (code >= 0)
+                return code;
             continue;
+        }
         if (!strcmp(a, "-r"))
             p.recursive = true;
         else if (!strcmp(a, "-f"))

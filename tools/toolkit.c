@@ -13,6 +13,7 @@
 
 #include "common/dfs_error.h"
 #include "common/log.h"
+#include "common/version.h"
 
 static bool take_value(int argc, char **argv, int *i, const char *shortopt,
                        const char *longopt, const char **out)
@@ -34,6 +35,24 @@ bool toolkit_common_option(int argc, char **argv, int *i,
 {
     return take_value(argc, argv, i, "-M", "--masters", &o->masters) ||
            take_value(argc, argv, i, "-k", "--key", &o->key_file);
+}
+
+bool toolkit_standard_option(const char *prog, void (*usage)(FILE *out),
+                             int argc, char **argv, int *i,
+                             struct toolkit_opts *o, int *exit_code)
+{
+    *exit_code = -1;
+    if (!strcmp(argv[*i], "--help") || !strcmp(argv[*i], "-h")) {
+        usage(stdout);
+        *exit_code = TOOL_OK;
+        return true;
+    }
+    if (!strcmp(argv[*i], "--version")) {
+        printf("%s %s\n", prog, DFS_VERSION);
+        *exit_code = TOOL_OK;
+        return true;
+    }
+    return toolkit_common_option(argc, argv, i, o);
 }
 
 struct dfs *toolkit_open(const char *prog, struct toolkit_opts *o)

@@ -30,6 +30,16 @@ bool toolkit_common_option(int argc, char **argv, int *i,
                            struct toolkit_opts *o);
 
 /*
+ * The options every tool takes: --help (usage to stdout), --version, -M
+ * and -k.  Returns true when argv[*i] was one of them (consumed, with its
+ * value); *exit_code is then TOOL_OK when the tool should stop at once
+ * (--help, --version), else -1.
+ */
+bool toolkit_standard_option(const char *prog, void (*usage)(FILE *out),
+                             int argc, char **argv, int *i,
+                             struct toolkit_opts *o, int *exit_code);
+
+/*
  * Opens a session (defaults from the environment); on failure prints
  * "prog: cannot reach the cluster: reason" and returns NULL.
  */

@@ -37,6 +37,7 @@
  *  2. raft_persisted(seq) is called only after the sync that followed the
  *     writes of every Ready up to seq.
  *  3. Every message in a queue owns copies of its entries and bytes.
+ *  4. Nothing compacts, so no snapshot is ever sent or installed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,7 +65,7 @@
 struct qmsg {
     struct raft_msg m;
     struct raft_entry *ents;  /* m.u.append.entries when it has some */
-    void *data;               /* their bytes, or a snapshot chunk's */
+    void *data;               /* their bytes */
     struct qmsg *next;
 };
 
@@ -160,22 +161,15 @@ static int cluster_send(struct cluster *c, const struct raft_msg *m)
 {
     if (m->to < 1 || m->to > N_NODES)
         return -EINVAL;
+    if (m->type == RAFT_MSG_SNAPSHOT)
+        return -ENOTSUP;   /* invariant 4 */
     struct qmsg *q = calloc(1, sizeof(*q));
     if (!q)
         return -ENOMEM;
     q->m = *m;
     int rc = 0;
-    if (m->type == RAFT_MSG_APPEND && m->u.append.n_entries) {
+    if (m->type == RAFT_MSG_APPEND && m->u.append.n_entries)
         rc = qmsg_copy_entries(q);
-    } else if (m->type == RAFT_MSG_SNAPSHOT && m->u.snapshot.len) {
-        q->data = malloc(m->u.snapshot.len);
-        if (q->data) {
-            memcpy(q->data, m->u.snapshot.data, m->u.snapshot.len);
-            q->m.u.snapshot.data = q->data;
-        } else {
-            rc = -ENOMEM;
-        }
-    }
     if (rc < 0) {
         qmsg_free(q);
         return rc;
@@ -208,11 +202,10 @@ static int node_deliver(struct node *n)
 /* Writes a Ready's durable part; entries become durable at the next sync. */
 static int node_write(struct node *n, const struct raft_ready *rd)
 {
-    int rc = 0;
     if (rd->snap)
-        rc = raftlog_snapshot_install(n->log, rd->snap, rd->snap_data,
-                                      rd->snap_len);
-    if (rc == 0 && rd->n_entries &&
+        return -ENOTSUP;   /* invariant 4 */
+    int rc = 0;
+    if (rd->n_entries &&
         rd->entries[0].index <= raftlog_last_index(n->log))
         rc = raftlog_truncate(n->log, rd->entries[0].index);
     if (rc == 0 && rd->n_entries)
