@@ -39,6 +39,7 @@
 #include "common/wire.h"
 #include "common/strbuf.h"
 #include "master/csreg.h"
+#include "master/mfsck.h"
 #include "master/mstatus.h"
 #include "master/ns.h"
 #include "master/ns_op.h"
@@ -656,6 +657,15 @@ static int read_other(struct mserver *s, uint16_t type, struct wire_reader *r,
 {
     if (type == PROTO_CHUNK_LOCATIONS)
         return read_locations(s, r, out);
+    if (type == PROTO_ADMIN_FSCK) {
+        uint64_t ino = wire_get_u64(r);
+        uint8_t verify = wire_get_u8(r);
+        if (wire_reader_finish(r) < 0)
+            return -EBADMSG;
+        if (verify)
+            return -EOPNOTSUPP;   /* chunkserver re-reads: not served yet */
+        return mfsck_run(s, ino, out);
+    }
     if (type == PROTO_READLINK) {
         uint64_t ino = wire_get_u64(r);
         if (wire_reader_finish(r) < 0)
@@ -788,7 +798,8 @@ static bool is_read(uint16_t type)
 {
     return type == PROTO_LOOKUP || type == PROTO_GETATTR ||
            type == PROTO_READLINK || type == PROTO_READDIR ||
-           type == PROTO_STATFS || type == PROTO_CHUNK_LOCATIONS;
+           type == PROTO_STATFS || type == PROTO_CHUNK_LOCATIONS ||
+           type == PROTO_ADMIN_FSCK;
 }
 
 /* The name a request is counted under on the status page. */
@@ -819,6 +830,7 @@ static const char *op_name(uint16_t type)
     case PROTO_WRITE_END: return "write_end";
     case PROTO_CHUNK_LOCATIONS: return "chunk_locations";
     case PROTO_BAD_REPLICA: return "bad_replica";
+    case PROTO_ADMIN_FSCK: return "fsck";
     default: return "other";
     }
 }

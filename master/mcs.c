@@ -25,6 +25,7 @@
 #include "common/wire.h"
 #include "master/csreg.h"
 #include "master/mclient.h"
+#include "master/mfsck.h"
 #include "master/mstatus.h"
 #include "master/ns.h"
 #include "master/status.h"
@@ -197,24 +198,15 @@ void mcs_recount(struct mserver *s)
     struct status_chunks h = { 0 };
     struct ns_chunk_info ci;
     uint32_t cursor = 0;
-    uint32_t where[CSREG_MAX_REPLICAS];
-    struct csreg_replica all[CSREG_MAX_REPLICAS];
+    size_t healthy;
     while (ns_chunk_walk(s->ns, &cursor, &ci)) {
-        size_t n = csreg_locations(s->csreg, ci.id, ci.version, where,
-                                   CSREG_MAX_REPLICAS);
-        size_t k = csreg_replicas(s->csreg, ci.id, all, CSREG_MAX_REPLICAS);
-        bool corrupt = false;
-        for (size_t i = 0; i < k; i++)
-            corrupt |= all[i].corrupt && all[i].version == ci.version;
         h.total++;
-        if (n == 0)
-            h.missing++;
-        else if (corrupt)
-            h.corrupt++;
-        else if (n < ci.goal)
-            h.under_replicated++;
-        else
-            h.healthy++;
+        switch (mfsck_state(s, &ci, &healthy)) {
+        case PROTO_FSCK_MISSING: h.missing++; break;
+        case PROTO_FSCK_CORRUPT: h.corrupt++; break;
+        case PROTO_FSCK_UNDER: h.under_replicated++; break;
+        default: h.healthy++; break;
+        }
     }
     s->mcs->health = h;
 }

@@ -37,6 +37,8 @@ static void usage(FILE *out)
             "  mkdir [-p] PATH   make a directory (-p: with its parents, no error if present)\n"
             "  rm [-r] PATH      remove a file, or a directory tree with -r\n"
             "  mv SRC DST        rename (DST may be an existing directory to move into)\n"
+            "  fsck [PATH]       every chunk under PATH against its replication goal;\n"
+            "                    exits 1 while any is under-replicated, missing or corrupt\n"
             "\n"
             "Options:\n"
             "  -M host:port,...  masters (default: $DFS_MASTERS)\n"
@@ -208,6 +210,37 @@ static int cmd_ls(struct admin *a, const char *path)
     return rc < 0 ? fail("ls", path, rc) : TOOL_OK;
 }
 
+/* Prints every chunk of a regular file, as JSON objects or lines. */
+static int print_chunks(struct admin *a, const struct dfs_attr *at)
+{
+    struct dfs_chunk c[64];
+    size_t n = 64;
+    bool first = true;
+    for (uint32_t from = 0; n == 64; from = c[n - 1].index + 1) {
+        int rc = dfs_chunks(a->d, at->ino, from, c, 64, &n);
+        if (rc < 0)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            if (a->json) {
+                printf("%s{\"index\":%u,\"id\":\"%016" PRIx64 "\",\"version\":%u,"
+                       "\"length\":%u,\"replicas\":[", first ? "" : ",", c[i].index,
+                       c[i].id, c[i].version, c[i].length);
+                for (uint32_t k = 0; k < c[i].nreplicas; k++)
+                    printf("%s%u", k ? "," : "", c[i].replicas[k]);
+                printf("]}");
+            } else {
+                printf(" chunk: %u id %016" PRIx64 " v%u %u bytes on", c[i].index,
+                       c[i].id, c[i].version, c[i].length);
+                for (uint32_t k = 0; k < c[i].nreplicas; k++)
+                    printf(" cs%u", c[i].replicas[k]);
+                printf("%s\n", c[i].nreplicas ? "" : " no chunkserver");
+            }
+            first = false;
+        }
+    }
+    return 0;
+}
+
 static int cmd_stat(struct admin *a, const char *path)
 {
     struct dfs_attr at;
@@ -215,22 +248,23 @@ static int cmd_stat(struct admin *a, const char *path)
     if (rc < 0)
         return fail("stat", path, rc);
     if (a->json) {
-        /* Chunks come from CHUNK_LOCATIONS once files hold data; a file
-         * that was never written has none. */
         printf("{\"path\":");
         toolkit_json_string(stdout, path);
         printf(",\"inode\":%" PRIu64 ",\"type\":\"%s\",\"size\":%" PRIu64
                ",\"goal\":%u,\"mode\":\"%04o\",\"nlink\":%u,\"uid\":%u,\"gid\":%u"
-               ",\"mtime_ns\":%" PRId64 ",\"ctime_ns\":%" PRId64 ",\"chunks\":[]}\n",
+               ",\"mtime_ns\":%" PRId64 ",\"ctime_ns\":%" PRId64 ",\"chunks\":[",
                at.ino, toolkit_type_name(at.mode), at.size, at.goal, at.mode & 07777,
                at.nlink, at.uid, at.gid, at.mtime, at.ctime);
-        return TOOL_OK;
+    } else {
+        printf("  path: %s\n inode: %" PRIu64 "\n  type: %s\n  size: %" PRIu64
+               "\n  mode: %04o\n links: %u\n owner: %u:%u\n  goal: %u\n",
+               path, at.ino, toolkit_type_name(at.mode), at.size, at.mode & 07777,
+               at.nlink, at.uid, at.gid, at.goal);
     }
-    printf("  path: %s\n inode: %" PRIu64 "\n  type: %s\n  size: %" PRIu64
-           "\n  mode: %04o\n links: %u\n owner: %u:%u\n  goal: %u\n",
-           path, at.ino, toolkit_type_name(at.mode), at.size, at.mode & 07777,
-           at.nlink, at.uid, at.gid, at.goal);
-    return TOOL_OK;
+    rc = S_ISREG(at.mode) ? print_chunks(a, &at) : 0;
+    if (a->json)
+        printf("]}\n");
+    return rc < 0 ? fail("stat", path, rc) : TOOL_OK;
 }
 
 /* ---- changes ------------------------------------------------------------- */
@@ -362,6 +396,49 @@ static int cmd_mv(struct admin *a, const char *src, const char *dst)
     return rc < 0 ? fail("mv", src, rc) : TOOL_OK;
 }
 
+/* ---- fsck ---------------------------------------------------------------- */
+
+static int cmd_fsck(struct admin *a, const char *path)
+{
+    static const char *const states[] = { "healthy", "under-replicated",
+                                          "missing", "corrupt" };
+    struct dfs_attr at;
+    struct dfs_fsck f;
+    int rc = dfs_resolve(a->d, path, &at);
+    if (rc == 0)
+        rc = dfs_fsck(a->d, at.ino, &f);
+    if (rc < 0)
+        return fail("fsck", path, rc);
+    if (a->json) {
+        printf("{\"path\":");
+        toolkit_json_string(stdout, path);
+        printf(",\"chunks\":%" PRIu64 ",\"healthy\":%" PRIu64 ",\"under_replicated\":%"
+               PRIu64 ",\"missing\":%" PRIu64 ",\"corrupt\":%" PRIu64 ",\"problems\":[",
+               f.chunks, f.healthy, f.under_replicated, f.missing, f.corrupt);
+    } else {
+        printf("%s: %" PRIu64 " chunks: %" PRIu64 " healthy, %" PRIu64
+               " under-replicated, %" PRIu64 " missing, %" PRIu64 " corrupt\n", path,
+               f.chunks, f.healthy, f.under_replicated, f.missing, f.corrupt);
+    }
+    for (size_t i = 0; i < f.nproblems; i++) {
+        const struct dfs_fsck_problem *p = &f.problems[i];
+        const char *st = p->state < 4 ? states[p->state] : "?";
+        if (a->json)
+            printf("%s{\"inode\":%" PRIu64 ",\"index\":%u,\"id\":\"%016" PRIx64
+                   "\",\"version\":%u,\"replicas\":%u,\"goal\":%u,\"state\":\"%s\"}",
+                   i ? "," : "", p->inode, p->index, p->chunk, p->version,
+                   p->replicas, p->goal, st);
+        else
+            printf("  inode %" PRIu64 " chunk %u (%016" PRIx64 " v%u): %s, %u of %u replicas\n",
+                   p->inode, p->index, p->chunk, p->version, st, p->replicas, p->goal);
+    }
+    if (a->json)
+        printf("]}\n");
+    bool clean = f.healthy == f.chunks;
+    dfs_fsck_release(&f);
+    return clean ? TOOL_OK : TOOL_FAILED;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static int run(struct admin *a, int argc, char **argv)
@@ -379,6 +456,8 @@ static int run(struct admin *a, int argc, char **argv)
         return cmd_rm(a, argv[1]);
     if (!strcmp(cmd, "mv") && argc == 3)
         return cmd_mv(a, argv[1], argv[2]);
+    if (!strcmp(cmd, "fsck") && argc <= 2)
+        return cmd_fsck(a, argc == 2 ? argv[1] : "/");
     fprintf(stderr, "dfsadmin: bad command or arguments (see --help)\n");
     return TOOL_USAGE;
 }

@@ -768,6 +768,55 @@ int dfs_statfs(struct dfs *d, struct dfs_statfs *out)
     return rc;
 }
 
+int dfs_fsck(struct dfs *d, uint64_t inode, struct dfs_fsck *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, inode);
+    wire_put_u8(&b, 0);
+    struct rpc_reply r;
+    int rc = dfs_read_call(d, PROTO_ADMIN_FSCK, &b, &r);
+    if (rc < 0)
+        return rc;
+    struct wire_reader rd;
+    wire_reader_init(&rd, r.payload, r.len);
+    out->chunks = wire_get_u64(&rd);
+    out->healthy = wire_get_u64(&rd);
+    out->under_replicated = wire_get_u64(&rd);
+    out->missing = wire_get_u64(&rd);
+    out->corrupt = wire_get_u64(&rd);
+    uint32_t n = wire_get_u32(&rd);
+    if (!rd.err && n > rd.left / 30)   /* one problem is 30 bytes */
+        rd.err = -EBADMSG;
+    out->problems = calloc(n ? n : 1, sizeof(*out->problems));
+    if (!out->problems)
+        rd.err = -ENOMEM;
+    for (uint32_t i = 0; i < n && !rd.err; i++) {
+        struct dfs_fsck_problem *p = &out->problems[i];
+        p->inode = wire_get_u64(&rd);
+        p->index = wire_get_u32(&rd);
+        p->chunk = wire_get_u64(&rd);
+        p->version = wire_get_u32(&rd);
+        p->replicas = wire_get_u32(&rd);
+        p->goal = wire_get_u8(&rd);
+        p->state = wire_get_u8(&rd);
+        out->nproblems++;
+    }
+    rc = wire_reader_finish(&rd) < 0 ? (rd.err == -ENOMEM ? -ENOMEM : -EBADMSG) : 0;
+    rpc_reply_release(&r);
+    if (rc < 0)
+        dfs_fsck_release(out);
+    return rc;
+}
+
+void dfs_fsck_release(struct dfs_fsck *f)
+{
+    free(f->problems);
+    f->problems = NULL;
+    f->nproblems = 0;
+}
+
 static int dfs_status_reply(struct rpc_reply *r, char **json)
 {
     struct wire_reader rd;

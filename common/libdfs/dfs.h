@@ -155,6 +155,52 @@ uint64_t dfs_file_size(struct dfs_file *f);
 /* fsync, then releases the open; frees f whatever it returns. */
 int dfs_file_close(struct dfs_file *f);
 
+/* ---- chunks (for dfsadmin stat and fsck) --------------------------------- */
+
+#define DFS_MAX_REPLICAS 8
+
+/* One chunk of a file, with the chunkservers holding its current version. */
+struct dfs_chunk {
+    uint32_t index;           /* chunk index in the file */
+    uint64_t id;
+    uint32_t version;
+    uint32_t length;          /* committed bytes in the chunk */
+    uint32_t nreplicas;
+    uint32_t replicas[DFS_MAX_REPLICAS];   /* chunkserver numbers */
+};
+
+/*
+ * The chunks of file ino with index >= first (holes left out), up to max
+ * of them, into out; *n receives how many.  Call again from the last
+ * index + 1 while *n == max.
+ */
+int dfs_chunks(struct dfs *d, uint64_t ino, uint32_t first,
+               struct dfs_chunk *out, size_t max, size_t *n);
+
+/* ---- fsck ------------------------------------------------------------------ */
+
+enum { DFS_FSCK_UNDER = 1, DFS_FSCK_MISSING = 2, DFS_FSCK_CORRUPT = 3 };
+
+struct dfs_fsck_problem {
+    uint64_t inode;
+    uint32_t index;
+    uint64_t chunk;
+    uint32_t version;
+    uint32_t replicas;        /* healthy replicas */
+    uint8_t goal;
+    uint8_t state;            /* DFS_FSCK_* */
+};
+
+struct dfs_fsck {
+    uint64_t chunks, healthy, under_replicated, missing, corrupt;
+    size_t nproblems;
+    struct dfs_fsck_problem *problems;   /* malloc'ed; dfs_fsck_release */
+};
+
+/* Checks every chunk under inode against its goal (the leader's view). */
+int dfs_fsck(struct dfs *d, uint64_t inode, struct dfs_fsck *out);
+void dfs_fsck_release(struct dfs_fsck *f);
+
 /* The status document (JSON, malloc'ed, NUL-terminated) of the master
  * this session is connected to, whatever its role. */
 int dfs_admin_status(struct dfs *d, char **json);

@@ -576,3 +576,39 @@ ssize_t dfs_file_pread(struct dfs_file *f, void *buf, size_t len, uint64_t off)
     pthread_mutex_unlock(&f->mu);
     return rc < 0 && done == 0 ? rc : (ssize_t)done;
 }
+
+/* ---- chunk listing --------------------------------------------------------- */
+
+int dfs_chunks(struct dfs *d, uint64_t ino, uint32_t first,
+               struct dfs_chunk *out, size_t max, size_t *n)
+{
+    *n = 0;
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, ino);
+    wire_put_u32(&b, first);
+    wire_put_u32(&b, (uint32_t)(max > 64 ? 64 : max));
+    struct rpc_reply r;
+    int rc = master_call(d, PROTO_CHUNK_LOCATIONS, false, &b, &r);
+    if (rc < 0)
+        return rc;
+    struct wire_reader rd;
+    wire_reader_init(&rd, r.payload, r.len);
+    wire_get_u64(&rd);              /* file size */
+    uint32_t count = wire_get_u32(&rd);
+    for (uint32_t i = 0; i < count && *n < max && !rd.err; i++) {
+        struct dfs_chunk *c = &out[(*n)++];
+        struct dfsfile_chain where;
+        c->index = wire_get_u32(&rd);
+        c->id = wire_get_u64(&rd);
+        c->version = wire_get_u32(&rd);
+        c->length = wire_get_u32(&rd);
+        get_chain(&rd, &where);
+        c->nreplicas = where.n;
+        for (uint32_t k = 0; k < where.n; k++)
+            c->replicas[k] = where.node[k].id;
+    }
+    rc = rd.err ? -EBADMSG : 0;
+    rpc_reply_release(&r);
+    return rc;
+}

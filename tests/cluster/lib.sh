@@ -55,3 +55,15 @@ wait_converged() {
     done
     return 1
 }
+
+# Waits until dfsadmin fsck is clean (every chunk at its goal): 0, or 1
+# after the timeout with fsck's last report printed.
+wait_fsck_clean() {
+    local deadline=$((SECONDS + ${1:-60}))
+    while [ $SECONDS -lt $deadline ]; do
+        "$BIN/dfsadmin" fsck / >"$DIR/fsck.out" 2>&1 && return 0
+        sleep 1
+    done
+    cat "$DIR/fsck.out"
+    return 1
+}

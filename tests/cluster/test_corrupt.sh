@@ -54,4 +54,5 @@ while [ $SECONDS -lt $deadline ]; do
 done
 [ -n "$ok" ] || fail "not repaired within 60 s: healthy, corrupt, under, event = $s; three good replicas on disk: $g"
 "$BIN/dfsget" -f /f "$DIR/f.out" && cmp -s "$DIR/f" "$DIR/f.out" || fail "data after the repair"
+"$BIN/dfsadmin" fsck / || fail "fsck is not clean after the repair"
 echo "test_corrupt: 1 passed, 0 failed"

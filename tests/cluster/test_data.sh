@@ -42,7 +42,10 @@ wait $put || fail "the put did not survive the loss of a chunkserver"
 "$BIN/dfsget" /big "$W/big.out" || fail "dfsget after the loss"
 cmp -s "$W/big" "$W/big.out" || fail "data differs after a chunkserver loss"
 rm -f "$W/big" "$W/big.out"
+"$BIN/dfsadmin" fsck / >/dev/null && fail "fsck is clean with a chunkserver down"
 "$CLUSTER" start chunkserver 2 -d "$DIR" >/dev/null
+step "the restarted chunkserver's stale replicas go, fsck comes back clean"
+wait_fsck_clean 90 || fail "fsck not clean after the chunkserver came back"
 
 step "bad input gets a clear message and exit code"
 out=$("$BIN/dfsput" "$W/nonexistent" /x 2>&1); rc=$?
