@@ -194,6 +194,10 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin
 	install -m 0755 $(filter-out $(BIN)/raftsim $(BIN)/mount.dfs,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(BIN)/mount.dfs $(DESTDIR)/sbin/mount.dfs
+	install -d $(DESTDIR)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/doc/dfs
+	install -m 0644 tools/systemd/dfs-master.service tools/systemd/dfs-chunkserver@.service \
+	    $(DESTDIR)/lib/systemd/system/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/dfs/
 
 clean:
 	rm -rf build bin
