@@ -249,7 +249,11 @@ static int write_chain(struct mserver *s, uint64_t chunk, uint32_t version,
     if (goal > CSREG_MAX_REPLICAS)
         goal = CSREG_MAX_REPLICAS;
     if (version == 1) {
-        *n = csreg_place(s->csreg, goal, NULL, 0, ids);
+        /* A retried WRITE_BEGIN (its first reply lost) gets the chain
+         * already recorded, not a second one. */
+        *n = csreg_locations(s->csreg, chunk, 1, ids, goal);
+        if (*n == 0)
+            *n = csreg_place(s->csreg, goal, NULL, 0, ids);
     } else {
         *n = csreg_locations(s->csreg, chunk, version - 1, ids, goal);
         /* A retried WRITE_BEGIN: the chain was recorded at version. */
@@ -446,6 +450,57 @@ static void handle_session_open(struct mserver *s, struct rpc_conn *c,
         mclient_reply_error(s, c, f->hdr.type, f->hdr.req_id, rc);
 }
 
+/*
+ * A write session bumps the chunk's version when it commits, and the
+ * replicas that take no part in it become stale.  So before proposing one,
+ * make sure it will have a chain: replicas at the current version (an
+ * existing chunk) or any chunkserver up (a new one), and after a failure
+ * at least the minimum of survivors.  Otherwise the bump would leave no
+ * replica at the new version and the chunk's data unreadable.
+ * -DFS_ENOTREADY makes the client wait and retry (a chunkserver may come
+ * back); a replacement below the minimum fails at once with -EIO.
+ */
+static int chain_possible(struct mserver *s, const struct ns_op *op,
+                          uint32_t failed)
+{
+    struct ns_chunk_info ci;
+    size_t n = 0;
+    uint32_t where[CSREG_MAX_REPLICAS];
+    int rc = ns_chunk_range(s->ns, op->u.write.ino, op->u.write.index, &ci, 1, &n);
+    if (rc < 0 || n == 0 || ci.id == 0)
+        return failed ? -EIO : csreg_up_count(s->csreg) ? 0 : -DFS_ENOTREADY;
+    size_t have = csreg_locations(s->csreg, ci.id, ci.version, where, CSREG_MAX_REPLICAS);
+    size_t survivors = 0;
+    for (size_t i = 0; i < have; i++)
+        survivors += where[i] != failed;
+    if (!failed)
+        return survivors ? 0 : -DFS_ENOTREADY;
+    size_t need = ci.goal < MCLIENT_MIN_REPLICAS ? ci.goal : MCLIENT_MIN_REPLICAS;
+    return survivors >= need && survivors ? 0 : -EIO;
+}
+
+/*
+ * A truncate that cuts a chunk short moves it to a new version, which its
+ * replicas take only when ordered (CS_ORDER_TRUNCATE): with none of them
+ * up the chunk would be left without a replica at its version.
+ */
+static int trim_possible(struct mserver *s, const struct ns_op *op)
+{
+    const struct ns_op_setattr *a = &op->u.setattr;
+    struct ns_attr at;
+    if (!(a->valid & NS_SET_SIZE) || a->size % NS_CHUNK_SIZE == 0 ||
+        ns_getattr(s->ns, a->ino, &at) < 0 || a->size >= at.size)
+        return 0;
+    struct ns_chunk_info ci;
+    size_t n = 0;
+    uint32_t where[CSREG_MAX_REPLICAS];
+    uint32_t index = (uint32_t)(a->size / NS_CHUNK_SIZE);
+    if (ns_chunk_range(s->ns, a->ino, index, &ci, 1, &n) < 0 || n == 0 || ci.id == 0)
+        return 0;
+    return csreg_locations(s->csreg, ci.id, ci.version, where, CSREG_MAX_REPLICAS)
+               ? 0 : -DFS_ENOTREADY;
+}
+
 static void handle_mutation(struct mserver *s, struct rpc_conn *c,
                             const struct wire_frame *f, struct wire_reader *r,
                             const struct mclient_head *h)
@@ -462,6 +517,10 @@ static void handle_mutation(struct mserver *s, struct rpc_conn *c,
         rc = -EBADMSG;
     if (rc == 0 && (!h->session || !h->seq))
         rc = -DFS_ESESSION;
+    if (rc == 0 && op.type == NS_OP_WRITE_BEGIN)
+        rc = chain_possible(s, &op, w.failed_cs);
+    if (rc == 0 && op.type == NS_OP_SETATTR)
+        rc = trim_possible(s, &op);
     if (rc == 0)
         rc = propose(s, &op, &w);
     if (rc < 0)
@@ -782,6 +841,9 @@ static void handle_bad_replica(struct mserver *s, struct rpc_conn *c,
     uint32_t cs = wire_get_u32(r);
     uint32_t block = wire_get_u32(r);
     int rc = wire_reader_finish(r) < 0 ? -EBADMSG : 0;
+    struct ns_chunk_info ci;
+    if (rc == 0 && (ns_chunk_lookup(s->ns, chunk, &ci) < 0 || ci.version != version))
+        rc = -DFS_ESTALE_VER;   /* about a version no longer served: ignore */
     if (rc == 0) {
         rc = csreg_set_replica(s->csreg, chunk, cs, version, 0, true);
         log_warn("chunk %016" PRIx64 " v%u on chunkserver %u: bad block %u reported by %s",

@@ -132,7 +132,9 @@ static void handle_heartbeat(struct mserver *s, struct rpc_conn *c,
     b.read_bytes = wire_get_u64(r);
     b.write_bytes = wire_get_u64(r);
     b.errors = wire_get_u64(r);
+    const struct csreg_server *cs = csreg_server(s->csreg, id);
     int rc = wire_reader_finish(r) < 0 ? -EBADMSG
+           : !cs || cs->conn != c ? -ENOENT   /* register on this connection first */
            : csreg_heartbeat(s->csreg, id, &b, mono_ms());
     rpc_reply(c, f, rc, NULL, 0);
 }
@@ -178,14 +180,18 @@ void mcs_conn_closed(struct mserver *s, struct rpc_conn *c)
 {
     if (!s->csreg)
         return;   /* shutting down */
+    bool chunkserver = false;
     for (size_t i = 0; i < csreg_count(s->csreg); i++) {
         const struct csreg_server *cs = csreg_at(s->csreg, i);
-        if (cs->conn == c) {
-            log_warn("chunkserver %u (%s) disconnected", cs->id, cs->addr);
-            mstatus_event(s, STATUS_EV_CS_LEAVE, "chunkserver %u (%s) disconnected",
-                          cs->id, cs->addr);
-        }
+        if (cs->conn != c)
+            continue;
+        chunkserver = true;
+        log_warn("chunkserver %u (%s) disconnected", cs->id, cs->addr);
+        mstatus_event(s, STATUS_EV_CS_LEAVE, "chunkserver %u (%s) disconnected",
+                      cs->id, cs->addr);
     }
+    if (!chunkserver)
+        return;   /* a client or a master: nothing changes for chunks */
     csreg_disconnected(s->csreg, c);
     mcs_recount(s);
 }

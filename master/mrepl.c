@@ -42,6 +42,7 @@
 
 struct mrepl_copy {
     uint64_t chunk;
+    uint32_t version;               /* the version ordered copied */
     uint32_t target;
     struct mserver *s;
 };
@@ -86,12 +87,13 @@ static void copy_done(void *arg, int status, const uint8_t *payload, size_t len)
             }
         }
     }
-    struct ns_chunk_info ci;
-    if (status == 0 && s->csreg && ns_chunk_lookup(s->ns, cp->chunk, &ci) == 0) {
+    if (status == 0 && s->csreg) {
         struct wire_reader r;
         wire_reader_init(&r, payload, len);
         uint32_t length = wire_get_u32(&r);
-        csreg_set_replica(s->csreg, cp->chunk, cp->target, ci.version, length, false);
+        /* The copy holds the version ordered, whatever came since: a
+         * newer one makes it stale, and stale replicas are deleted. */
+        csreg_set_replica(s->csreg, cp->chunk, cp->target, cp->version, length, false);
         mstatus_event(s, STATUS_EV_REREPLICATE, "chunk %016" PRIx64 " copied to chunkserver %u",
                       cp->chunk, cp->target);
         s->rereplications++;
@@ -135,7 +137,7 @@ static bool start_copy(struct mserver *s, const struct ns_chunk_info *ci,
         free(cp);
         return false;
     }
-    *cp = (struct mrepl_copy){ ci->id, target, s };
+    *cp = (struct mrepl_copy){ ci->id, ci->version, target, s };
     struct wire_writer w;
     wire_writer_init(&w);
     wire_put_u64(&w, ci->id);

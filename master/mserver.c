@@ -297,6 +297,8 @@ static const struct rnode_cbs mserver_rnode_cbs = {
 static void mserver_frame(struct rpc_conn *c, const struct wire_frame *f)
 {
     struct mserver *s = rpc_ctx(c);
+    if (s->stopping)
+        return;
     if (raftwire_is_raft(f->hdr.type)) {
         rnode_receive(s->rnode, f);
         return;
@@ -459,14 +461,22 @@ static int mserver_start(struct mserver *s, const struct mserver_opts *o)
     return rc;
 }
 
+/*
+ * From here on frames from connections still open are dropped
+ * (mserver_frame), so nothing reaches a module after it is gone; the Raft
+ * node goes first, as its callbacks land in the others.
+ */
 static void mserver_stop(struct mserver *s)
 {
+    s->stopping = true;
+    net_listener_free(s->listener);
+    s->listener = NULL;
+    rnode_close(s->rnode);
+    s->rnode = NULL;
     mstatus_shutdown(s);
     mclient_shutdown(s);
     mrepl_shutdown(s);
     mcs_shutdown(s);
-    net_listener_free(s->listener);
-    rnode_close(s->rnode);
     /* Let closing connections finish before the loop goes. */
     for (int i = 0; i < 20; i++)
         ev_run_once(s->loop, 5);

@@ -71,6 +71,7 @@ struct mserver {
     uint64_t rereplications;        /* copies made since start */
     int signal_fd;
     int exit_code;                  /* set by a fatal error */
+    bool stopping;                  /* mserver_stop began: drop frames */
     uint64_t leader;                /* 0: unknown */
     uint64_t applied_ops;
     /* Every master, for NOT_LEADER hints and the status page. */

@@ -663,18 +663,19 @@ void rnode_close(struct rnode *rn)
         rn->queue = j->next;
         rnode_job_free(j);
     }
+    /* Abort (not a graceful close, which may linger for seconds) and
+     * run the loop until every peer connection has reported its close:
+     * rnode_peer_closed writes into the peers array. */
     for (size_t i = 0; i < rn->n_peers; i++) {
         if (rn->peers[i].conn)
-            rpc_close(rn->peers[i].conn);
+            net_conn_abort(rpc_net(rn->peers[i].conn));
     }
-    /* Let the peer connections report their close before the peers go. */
-    for (int i = 0; i < 100 && rn->n_peers; i++) {
-        bool open = false;
+    for (bool open = true; open;) {
+        open = false;
         for (size_t k = 0; k < rn->n_peers; k++)
             open |= rn->peers[k].conn != NULL;
-        if (!open)
-            break;
-        ev_run_once(rn->loop, 10);
+        if (open)
+            ev_run_once(rn->loop, 10);
     }
     raftlog_close(rn->log);
     raft_free(rn->raft);

@@ -116,9 +116,11 @@ static int cmd_status(struct admin *a)
            json_field(json, "directories", b[1], 64));
     printf("%-4s %-22s %-12s %-6s %-10s %-10s\n", "id", "address", "role", "term",
            "commit", "applied");
-    /* Each master answers for itself. */
-    for (const char *m = strstr(json, "\"address\":\""); m;
-         m = strstr(m + 1, "\"address\":\"")) {
+    /* Each master answers for itself; only the masters array is read. */
+    const char *masters = strstr(json, "\"masters\":[");
+    const char *end = masters ? strchr(masters, ']') : NULL;
+    for (const char *m = masters ? strstr(masters, "\"address\":\"") : NULL;
+         m && m < end; m = strstr(m + 1, "\"address\":\"")) {
         char addr[128], id[32];
         json_field(m, "address", addr, sizeof(addr));
         const char *start = m;
@@ -214,10 +216,11 @@ static int cmd_ls(struct admin *a, const char *path)
 static int print_chunks(struct admin *a, const struct dfs_attr *at)
 {
     struct dfs_chunk c[64];
-    size_t n = 64;
+    size_t n;
     bool first = true;
-    for (uint32_t from = 0; n == 64; from = c[n - 1].index + 1) {
-        int rc = dfs_chunks(a->d, at->ino, from, c, 64, &n);
+    uint64_t nchunks = (at->size + DFS_CHUNK_SIZE - 1) / DFS_CHUNK_SIZE;
+    for (uint64_t from = 0; from < nchunks; from += 64) {
+        int rc = dfs_chunks(a->d, at->ino, (uint32_t)from, c, 64, &n);
         if (rc < 0)
             return rc;
         for (size_t i = 0; i < n; i++) {

@@ -36,6 +36,9 @@
 #define DFS_LEASE_MS 30000u
 #define DFS_BACKOFF_MIN_MS 20
 #define DFS_BACKOFF_MAX_MS 500
+/* One try at one master: past this a master that stopped answering (hung,
+ * cut off) is left for the next one, with the same sequence number. */
+#define DFS_TRY_MS 5000
 
 struct dfs_master {
     char host[NET_HOST_MAX];
@@ -166,13 +169,14 @@ static int dfs_call_locked(struct dfs *d, uint16_t type, uint64_t seq,
         int tmo = (int)(left < d->connect_timeout_ms ? left : d->connect_timeout_ms);
         if (d->fd < 0 && dfs_connect(d, tmo) < 0)
             goto retry;
-        rc = rpc_call_fd(d->fd, type, p.buf, p.len, 0, (int)left, r);
+        rc = rpc_call_fd(d->fd, type, p.buf, p.len, 0,
+                         (int)(left < DFS_TRY_MS ? left : DFS_TRY_MS), r);
         if (rc < 0) {
             snprintf(d->errmsg, sizeof(d->errmsg), "master connection: %s",
                      dfs_strerror(rc));
             dfs_disconnect(d);
             rc = 0;
-            goto retry;
+            continue;   /* the next master at once: the backoff is for refusals */
         }
         if (r->hdr.status == -DFS_ENOTLEADER) {
             dfs_take_hint(d, r);
@@ -392,6 +396,11 @@ void dfs_close(struct dfs *d)
     pthread_cond_destroy(&d->stop_cv);
     pthread_mutex_destroy(&d->mu);
     free(d);
+}
+
+int dfs_op_timeout_ms(const struct dfs *d)
+{
+    return d->op_timeout_ms;
 }
 
 const char *dfs_last_error(struct dfs *d)

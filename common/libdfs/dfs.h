@@ -170,10 +170,11 @@ struct dfs_chunk {
 };
 
 /*
- * The chunks of file ino with index >= first (holes left out), up to max
- * of them, into out; *n receives how many.  Call again from the last
- * index + 1 while *n == max.
+ * The chunks of file ino with index in [first, first + max) (holes left
+ * out; max at most 64) into out; *n receives how many.  A file of size S
+ * has indexes below ceil(S / DFS_CHUNK_SIZE): step first by max up to it.
  */
+#define DFS_CHUNK_SIZE (UINT64_C(64) << 20)
 int dfs_chunks(struct dfs *d, uint64_t ino, uint32_t first,
                struct dfs_chunk *out, size_t max, size_t *n);
 

@@ -28,6 +28,9 @@ int dfs_call(struct dfs *d, uint16_t type, bool mutating,
 int dfs_cs_call(struct dfs *d, const char *addr, uint16_t type,
                 const struct wire_writer *payload, struct rpc_reply *r);
 
+/* How long one operation may take before it fails (dfs_opts). */
+int dfs_op_timeout_ms(const struct dfs *d);
+
 /* Records a failure message for dfs_last_error(). */
 void dfs_set_error(struct dfs *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

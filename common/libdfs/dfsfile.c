@@ -160,6 +160,7 @@ uint64_t dfs_file_size(struct dfs_file *f)
 /* WRITE_BEGIN for chunk index: lease, version and chain. */
 static int write_begin(struct dfs_file *f, uint32_t index)
 {
+    int waited = 0, backoff = DFSFILE_RETRY_MS;
     for (;;) {
         struct wire_writer b;
         wire_writer_init(&b);
@@ -167,9 +168,17 @@ static int write_begin(struct dfs_file *f, uint32_t index)
         wire_put_u32(&b, index);
         struct rpc_reply r;
         int rc = master_call(f->d, PROTO_WRITE_BEGIN, true, &b, &r);
-        if (rc == -EAGAIN) {        /* another session holds the lease */
-            sleep_ms(DFSFILE_RETRY_MS);
+        if (rc == -EAGAIN && waited < dfs_op_timeout_ms(f->d)) {
+            /* Another session holds the chunk's write lease. */
+            sleep_ms(backoff);
+            waited += backoff;
+            backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
             continue;
+        }
+        if (rc == -EAGAIN) {
+            dfs_set_error(f->d, "chunk %u of inode %" PRIu64 ": another client "
+                          "kept its write lease for %d ms", index, f->ino, waited);
+            return -ETIMEDOUT;
         }
         if (rc < 0)
             return rc;
