@@ -295,8 +295,10 @@ static int write_forward(struct csio_write *w)
     return rc;
 }
 
-/* The replica must be at version, or at prev_version (then bumped), or
- * absent with prev_version 0 (then created). */
+/* The replica must be at a version in [prev_version, version] (then moved
+ * to version: prev_version is the chunk's committed version, and every
+ * replica from it on holds the committed content), or absent with
+ * prev_version 0 (then created). */
 static int write_prepare(struct store *s, const struct csio_write *w)
 {
     uint32_t cur;
@@ -310,7 +312,7 @@ static int write_prepare(struct store *s, const struct csio_write *w)
         return rc;
     if (cur == w->version)
         return 0;
-    if (w->prev_version != 0 && cur == w->prev_version)
+    if (cur >= w->prev_version && cur < w->version)
         return store_set_version(s, w->chunk, w->version);
     return -DFS_ESTALE_VER;
 }
@@ -426,7 +428,8 @@ static int read_work(void *arg)
     int rc = store_stat(s, r->chunk, &version, &clen);
     if (rc < 0)
         return rc;
-    if (r->version && version != r->version)
+    /* r->version is the lowest that holds the committed content. */
+    if (version < r->version)
         return -DFS_ESTALE_VER;
     uint64_t n = r->offset >= clen ? 0 : clen - r->offset;
     if (n > r->length)
@@ -444,7 +447,7 @@ static int read_work(void *arg)
         return r->out.err;
     uint32_t crcs[CSIO_BLOCKS_MAX];
     uint8_t *data = r->out.buf + crc_at + (size_t)nb * 4;
-    ssize_t got = store_read(s, r->chunk, r->version, r->offset, n, data, crcs);
+    ssize_t got = store_read(s, r->chunk, version, r->offset, n, data, crcs);
     if (got < 0)
         return (int)got;
     if ((uint64_t)got != n)

@@ -201,6 +201,8 @@ enum proto_msg {
     /* [M] -> HEAD, inode u64, index u32
      *     <- chunk_id u64, version u32, prev_version u32, length u32,
      *        lease_ms u32, CHAIN
+     * prev_version: the chunk's committed version (0 for a new chunk); the
+     * chain's replicas are at it or later and move to version.
      * Grants this session the write lease on chunk index of the file
      * (waiting while another session holds it), creating the chunk
      * (prev_version 0) or bumping its version, committed through Raft
@@ -223,7 +225,9 @@ enum proto_msg {
      * <- file_size u64, count u32, LOC[count]
      *    LOC = index u32, chunk_id u64, version u32, length u32, CHAIN
      * Chunks index .. index + count - 1 that exist (a hole is absent);
-     * CHAIN lists the replicas holding the current version. */
+     * version is the chunk's committed version (last WRITE_END or
+     * truncate) and CHAIN the live replicas at it or later: each holds
+     * every committed byte. */
     PROTO_CHUNK_LOCATIONS = 0x0143,
     /* -> HEAD, chunk_id u64, version u32, cs_id u32, block u32
      * <- (empty)
@@ -360,6 +364,8 @@ enum proto_msg {
     PROTO_CS_WRITE = 0x0501,
     /* -> chunk_id u64, version u32, offset u64, length u32
      * <- chunk_length u32, DATA
+     * version: the lowest acceptable (the chunk's committed version, as
+     * CHUNK_LOCATIONS gives it); an older replica is -DFS_ESTALE_VER.
      * DATA covers [offset, offset + length) clipped to the chunk length;
      * the server verifies before it sends. */
     PROTO_CS_READ = 0x0502,

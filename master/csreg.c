@@ -271,15 +271,15 @@ void csreg_forget_server_replicas(struct csreg *r, uint32_t cs)
     }
 }
 
-size_t csreg_locations(const struct csreg *r, uint64_t chunk, uint32_t version,
-                       uint32_t *out, size_t max)
+size_t csreg_locations(const struct csreg *r, uint64_t chunk, uint32_t lo,
+                       uint32_t hi, uint32_t *out, size_t max)
 {
     const struct csreg_chunk *c = find_chunk(r, chunk);
     size_t n = 0;
     for (uint8_t i = 0; c && i < c->n && n < max; i++) {
         const struct csreg_server *s = find_server(r, c->r[i].cs);
-        if (!c->r[i].corrupt && c->r[i].version == version && s &&
-            s->state != CSREG_DOWN)
+        if (!c->r[i].corrupt && c->r[i].version >= lo && c->r[i].version <= hi &&
+            s && s->state != CSREG_DOWN)
             out[n++] = c->r[i].cs;
     }
     /* Least loaded first: a tiny insertion sort. */

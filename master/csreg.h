@@ -75,11 +75,11 @@ void csreg_drop_replica(struct csreg *r, uint64_t chunk, uint32_t cs);
 void csreg_forget_server_replicas(struct csreg *r, uint32_t cs);
 
 /*
- * Up to max healthy replicas of chunk at version on servers that are up,
- * least loaded first.  Returns how many.
+ * Up to max healthy replicas of chunk at a version in [lo, hi] on servers
+ * that are up, least loaded first.  Returns how many.
  */
-size_t csreg_locations(const struct csreg *r, uint64_t chunk, uint32_t version,
-                       uint32_t *out, size_t max);
+size_t csreg_locations(const struct csreg *r, uint64_t chunk, uint32_t lo,
+                       uint32_t hi, uint32_t *out, size_t max);
 
 /*
  * Chooses n distinct up servers for a new chunk, none in exclude,

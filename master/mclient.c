@@ -248,18 +248,12 @@ static int write_chain(struct mserver *s, uint64_t chunk, uint32_t version,
     size_t goal = ci.goal ? ci.goal : NS_GOAL_DEFAULT;
     if (goal > CSREG_MAX_REPLICAS)
         goal = CSREG_MAX_REPLICAS;
-    if (version == 1) {
-        /* A retried WRITE_BEGIN (its first reply lost) gets the chain
-         * already recorded, not a second one. */
-        *n = csreg_locations(s->csreg, chunk, 1, ids, goal);
-        if (*n == 0)
-            *n = csreg_place(s->csreg, goal, NULL, 0, ids);
-    } else {
-        *n = csreg_locations(s->csreg, chunk, version - 1, ids, goal);
-        /* A retried WRITE_BEGIN: the chain was recorded at version. */
-        if (*n == 0)
-            *n = csreg_locations(s->csreg, chunk, version, ids, goal);
-    }
+    /* Every replica with the committed content takes part (a retried
+     * WRITE_BEGIN finds the chain it recorded); a chunk with none yet
+     * gets freshly placed servers. */
+    *n = csreg_locations(s->csreg, chunk, ci.committed, version, ids, goal);
+    if (*n == 0 && ci.committed == 0)
+        *n = csreg_place(s->csreg, goal, NULL, 0, ids);
     if (*n == 0 || (failed && *n < MCLIENT_MIN_REPLICAS && *n < goal))
         return -EIO;   /* too few chunkservers up (or holding the chunk) */
     for (size_t i = 0; i < *n; i++)
@@ -467,9 +461,10 @@ static int chain_possible(struct mserver *s, const struct ns_op *op,
     size_t n = 0;
     uint32_t where[CSREG_MAX_REPLICAS];
     int rc = ns_chunk_range(s->ns, op->u.write.ino, op->u.write.index, &ci, 1, &n);
-    if (rc < 0 || n == 0 || ci.id == 0)
+    if (rc < 0 || n == 0 || ci.id == 0 || (ci.committed == 0 && !failed))
         return failed ? -EIO : csreg_up_count(s->csreg) ? 0 : -DFS_ENOTREADY;
-    size_t have = csreg_locations(s->csreg, ci.id, ci.version, where, CSREG_MAX_REPLICAS);
+    size_t have = csreg_locations(s->csreg, ci.id, ci.committed, ci.version, where,
+                                  CSREG_MAX_REPLICAS);
     size_t survivors = 0;
     for (size_t i = 0; i < have; i++)
         survivors += where[i] != failed;
@@ -497,8 +492,8 @@ static int trim_possible(struct mserver *s, const struct ns_op *op)
     uint32_t index = (uint32_t)(a->size / NS_CHUNK_SIZE);
     if (ns_chunk_range(s->ns, a->ino, index, &ci, 1, &n) < 0 || n == 0 || ci.id == 0)
         return 0;
-    return csreg_locations(s->csreg, ci.id, ci.version, where, CSREG_MAX_REPLICAS)
-               ? 0 : -DFS_ENOTREADY;
+    return csreg_locations(s->csreg, ci.id, ci.committed, ci.version, where,
+                           CSREG_MAX_REPLICAS) ? 0 : -DFS_ENOTREADY;
 }
 
 static void handle_mutation(struct mserver *s, struct rpc_conn *c,
@@ -548,7 +543,7 @@ static int encode_mutation_reply(struct mserver *s,
         ns_chunk_lookup(s->ns, res->reply.chunk_id, &ci);
         wire_put_u64(out, res->reply.chunk_id);
         wire_put_u32(out, res->reply.version);
-        wire_put_u32(out, res->reply.version - 1);
+        wire_put_u32(out, ci.committed);   /* replicas from here on take part */
         wire_put_u32(out, ci.length);
         wire_put_u32(out, MCLIENT_LEASE_MS_DEFAULT);
         put_chain(out, s->csreg, chain, n);
@@ -700,11 +695,11 @@ static int read_locations(struct mserver *s, struct wire_reader *r,
         if (!ci[i].id)
             continue;
         uint32_t where[CSREG_MAX_REPLICAS];
-        size_t k = csreg_locations(s->csreg, ci[i].id, ci[i].version, where,
-                                   CSREG_MAX_REPLICAS);
+        size_t k = csreg_locations(s->csreg, ci[i].id, ci[i].committed,
+                                   ci[i].version, where, CSREG_MAX_REPLICAS);
         wire_put_u32(out, first + (uint32_t)i);
         wire_put_u64(out, ci[i].id);
-        wire_put_u32(out, ci[i].version);
+        wire_put_u32(out, ci[i].committed);   /* the lowest version to read */
         wire_put_u32(out, ci[i].length);
         put_chain(out, s->csreg, where, k);
     }

@@ -88,11 +88,12 @@ int mfsck_state(const struct mserver *s, const struct ns_chunk_info *ci,
 {
     uint32_t where[CSREG_MAX_REPLICAS];
     struct csreg_replica all[CSREG_MAX_REPLICAS];
-    size_t n = csreg_locations(s->csreg, ci->id, ci->version, where, CSREG_MAX_REPLICAS);
+    size_t n = csreg_locations(s->csreg, ci->id, ci->committed, ci->version, where,
+                               CSREG_MAX_REPLICAS);
     size_t k = csreg_replicas(s->csreg, ci->id, all, CSREG_MAX_REPLICAS);
     bool corrupt = false;
     for (size_t i = 0; i < k; i++)
-        corrupt |= all[i].corrupt && all[i].version == ci->version;
+        corrupt |= all[i].corrupt && all[i].version >= ci->committed;
     *healthy = n;
     return n == 0 ? PROTO_FSCK_MISSING : corrupt ? PROTO_FSCK_CORRUPT
          : n < ci->goal ? PROTO_FSCK_UNDER : 0;

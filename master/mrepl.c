@@ -137,11 +137,13 @@ static bool start_copy(struct mserver *s, const struct ns_chunk_info *ci,
         free(cp);
         return false;
     }
-    *cp = (struct mrepl_copy){ ci->id, ci->version, target, s };
+    /* The copy is made at the committed version: every source holds it
+     * or a later one, and it is all a reader needs. */
+    *cp = (struct mrepl_copy){ ci->id, ci->committed, target, s };
     struct wire_writer w;
     wire_writer_init(&w);
     wire_put_u64(&w, ci->id);
-    wire_put_u32(&w, ci->version);
+    wire_put_u32(&w, ci->committed);
     wire_put_u32(&w, ci->length);
     put_sources(&w, s->csreg, holders, n);
     int rc = w.err ? w.err : rpc_call(t->conn, PROTO_CS_ORDER_REPLICATE, w.buf,
@@ -204,23 +206,27 @@ void mrepl_trimmed(struct mserver *s, const struct ns_trim *trims, size_t n)
     if (!s->repl || !s->repl->leader)
         return;
     for (size_t i = 0; i < n; i++) {
-        uint32_t where[CSREG_MAX_REPLICAS];
-        size_t k = csreg_locations(s->csreg, trims[i].id, trims[i].version - 1,
-                                   where, CSREG_MAX_REPLICAS);
+        /* Every replica with the content from before the cut, whatever
+         * version each is at. */
+        struct csreg_replica all[CSREG_MAX_REPLICAS];
+        size_t k = csreg_replicas(s->csreg, trims[i].id, all, CSREG_MAX_REPLICAS);
         for (size_t j = 0; j < k; j++) {
-            const struct csreg_server *cs = csreg_server(s->csreg, where[j]);
+            if (all[j].corrupt || all[j].version < trims[i].prev_committed ||
+                all[j].version >= trims[i].version)
+                continue;
+            const struct csreg_server *cs = csreg_server(s->csreg, all[j].cs);
             struct mrepl_trim *t = calloc(1, sizeof(*t));
             if (!t || !cs->conn) {
                 free(t);
                 continue;
             }
-            *t = (struct mrepl_trim){ s, trims[i].id, where[j], trims[i].version,
+            *t = (struct mrepl_trim){ s, trims[i].id, all[j].cs, trims[i].version,
                                       trims[i].length };
             struct wire_writer w;
             wire_writer_init(&w);
             wire_put_u32(&w, 1);
             wire_put_u64(&w, trims[i].id);
-            wire_put_u32(&w, trims[i].version - 1);
+            wire_put_u32(&w, all[j].version);
             wire_put_u32(&w, trims[i].version);
             wire_put_u32(&w, trims[i].length);
             if (w.err || rpc_call(cs->conn, PROTO_CS_ORDER_TRUNCATE, w.buf, w.len,
@@ -251,7 +257,7 @@ static void drop_stale(struct mserver *s, const struct ns_chunk_info *ci,
     struct csreg_replica all[CSREG_MAX_REPLICAS];
     size_t n = csreg_replicas(s->csreg, ci->id, all, CSREG_MAX_REPLICAS);
     for (size_t i = 0; i < n; i++) {
-        if (all[i].version < ci->version)
+        if (all[i].version < ci->committed)
             order_delete(s, all[i].cs, ci->id, all[i].version, "stale");
         else if (all[i].corrupt)
             order_delete(s, all[i].cs, ci->id, 0, "corrupt");
@@ -286,7 +292,9 @@ static void scan(struct mserver *s)
     while (ns_chunk_walk(s->ns, &cursor, &ci)) {
         if (ns_lease_holder(s->ns, ci.id))
             continue;
-        size_t k = csreg_locations(s->csreg, ci.id, ci.version, where,
+        if (ci.committed == 0)
+            continue;   /* nothing committed yet: nothing to keep safe */
+        size_t k = csreg_locations(s->csreg, ci.id, ci.committed, ci.version, where,
                                    CSREG_MAX_REPLICAS);
         drop_stale(s, &ci, k);
         if (k == 0 || k >= ci.goal)
@@ -302,8 +310,8 @@ static void scan(struct mserver *s)
     }
     qsort(need, n, sizeof(*need), by_danger);
     for (size_t i = 0; i < n && m->n_inflight < MREPL_MAX_INFLIGHT; i++) {
-        size_t k = csreg_locations(s->csreg, need[i].ci.id, need[i].ci.version,
-                                   where, CSREG_MAX_REPLICAS);
+        size_t k = csreg_locations(s->csreg, need[i].ci.id, need[i].ci.committed,
+                                   need[i].ci.version, where, CSREG_MAX_REPLICAS);
         start_copy(s, &need[i].ci, where, k);
     }
     free(need);

@@ -142,7 +142,8 @@ void ns_push(struct ns_u64s *v, uint64_t x)
     v->v[v->n++] = x;
 }
 
-static void push_trim(struct ns_result *r, const struct ns_chunk *c)
+static void push_trim(struct ns_result *r, const struct ns_chunk *c,
+                      uint32_t prev_committed)
 {
     if (r->ntrimmed == r->trimmed_cap) {
         size_t cap = r->trimmed_cap ? r->trimmed_cap * 2 : 4;
@@ -152,7 +153,8 @@ static void push_trim(struct ns_result *r, const struct ns_chunk *c)
         r->trimmed = t;
         r->trimmed_cap = cap;
     }
-    r->trimmed[r->ntrimmed++] = (struct ns_trim){ c->id, c->version, c->length };
+    r->trimmed[r->ntrimmed++] = (struct ns_trim){ c->id, c->version, c->length,
+                                                  prev_committed };
 }
 
 /* ---- helpers shared by the handlers ---------------------------------- */
@@ -298,9 +300,11 @@ void ns_truncate(struct ns *ns, struct ns_inode *in, uint64_t size,
     if (h) {
         struct ns_chunk *c = ns_chunk_get(&ns->chunks, h);
         if (c->length > tail) {
+            uint32_t prev = c->committed;
             c->length = (uint32_t)tail;
             c->version++;
-            push_trim(res, c);
+            c->committed = c->version;
+            push_trim(res, c, prev);
         }
     }
     in->size = size;
@@ -536,7 +540,8 @@ static void chunk_info(const struct ns *ns, const struct ns_chunk *c,
                        struct ns_chunk_info *out)
 {
     *out = (struct ns_chunk_info){
-        .id = c->id, .version = c->version, .length = c->length,
+        .id = c->id, .version = c->version, .committed = c->committed,
+        .length = c->length,
         .ino = c->ino, .index = c->index,
         .goal = ns_inode_get(&ns->inodes, c->ino)->goal,
     };

@@ -90,6 +90,7 @@ int ns_listxattr(const struct ns *ns, const struct ns_cred *cred, uint64_t ino,
 struct ns_chunk_info {
     uint64_t id;            /* 0: a hole */
     uint32_t version;
+    uint32_t committed;     /* replicas at [committed, version] are good */
     uint32_t length;
     uint64_t ino;
     uint32_t index;

@@ -18,7 +18,7 @@
 
 #include "common/dfs_error.h"
 
-_Static_assert(sizeof(struct ns_chunk) == 24, "chunk layout changed: update docs/NAMESPACE.md");
+_Static_assert(sizeof(struct ns_chunk) == 32, "chunk layout changed: update docs/NAMESPACE.md");
 
 void ns_chunk_table_init(struct ns_chunk_table *t)
 {
@@ -87,7 +87,8 @@ static void take_handle(struct ns_chunk_table *t, uint32_t h)
 }
 
 int ns_chunk_add(struct ns_chunk_table *t, uint64_t id, uint32_t version,
-                 uint32_t length, uint32_t ino, uint32_t index, uint32_t *h)
+                 uint32_t committed, uint32_t length, uint32_t ino,
+                 uint32_t index, uint32_t *h)
 {
     if (id == 0)
         return -EINVAL;
@@ -97,8 +98,8 @@ int ns_chunk_add(struct ns_chunk_table *t, uint64_t id, uint32_t version,
     if (nh == 0)
         return -ENOMEM;
     struct ns_chunk *c = ns_chunk_get(t, nh);
-    *c = (struct ns_chunk){ .id = id, .version = version, .length = length,
-                            .ino = ino, .index = index };
+    *c = (struct ns_chunk){ .id = id, .version = version, .committed = committed,
+                            .length = length, .ino = ino, .index = index };
     int rc = ns_hidx_insert(&t->idx, ns_hidx_hash_u64(id), nh, idx_hash, t);
     if (rc < 0) {
         c->id = 0;

@@ -19,10 +19,14 @@
 
 #define NS_CHUNK_PAGE 4096u
 
-/* 24 bytes: docs/NAMESPACE.md counts them. */
+/* 32 bytes: docs/NAMESPACE.md counts them. */
 struct ns_chunk {
     uint64_t id;        /* 0 = free record */
-    uint32_t version;
+    uint32_t version;   /* of the latest write session (or trim) */
+    uint32_t committed; /* version whose content is committed: WRITE_END
+                         * or trim; 0 = nothing yet.  A replica at a version
+                         * in [committed, version] holds every committed
+                         * byte; one below committed is stale. */
     uint32_t length;    /* bytes committed by WRITE_END (or trimmed) */
     uint32_t ino;
     uint32_t index;     /* chunk index in the file */
@@ -53,7 +57,8 @@ uint32_t ns_chunk_find(const struct ns_chunk_table *t, uint64_t id);
  * -ENOMEM (unchanged then).  max_id rises to id.
  */
 int ns_chunk_add(struct ns_chunk_table *t, uint64_t id, uint32_t version,
-                 uint32_t length, uint32_t ino, uint32_t index, uint32_t *h);
+                 uint32_t committed, uint32_t length, uint32_t ino,
+                 uint32_t index, uint32_t *h);
 
 /* Removes a live handle. */
 void ns_chunk_remove(struct ns_chunk_table *t, uint32_t h);

@@ -273,7 +273,7 @@ static int new_chunk(struct ns *ns, struct ns_call *c, struct ns_inode *in,
     uint64_t old_max = ns->chunks.max_id;
     if (o->chunk_id == 0)
         return -EINVAL;
-    int rc = ns_chunk_add(&ns->chunks, o->chunk_id, 1, 0, (uint32_t)o->ino,
+    int rc = ns_chunk_add(&ns->chunks, o->chunk_id, 1, 0, 0, (uint32_t)o->ino,
                           o->index, &h);
     if (rc < 0)
         return rc;
@@ -345,6 +345,7 @@ int ns_lease_write_end(struct ns *ns, struct ns_call *c)
         return -DFS_ENOLEASE;
     if (o->length > ch->length)
         ch->length = o->length;
+    ch->committed = ch->version;
     uint64_t end = (uint64_t)o->index * NS_CHUNK_SIZE + o->length;
     if (end > in->size)
         in->size = end;

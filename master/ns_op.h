@@ -242,8 +242,10 @@ struct ns_reply {
  * new version (replicas still at the old one are stale). */
 struct ns_trim {
     uint64_t id;
-    uint32_t version;
+    uint32_t version;           /* the new version, now committed */
     uint32_t length;
+    uint32_t prev_committed;    /* replicas from this version on held the
+                                 * content before the cut */
 };
 
 struct ns_u64s {

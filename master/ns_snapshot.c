@@ -19,7 +19,8 @@
  *     gen; u8 goal; u64 size; i64 atime, mtime, ctime; then by type:
  *     dir: u32 parent, u64 next entry id, u32 n, n x (u64 id, u32 ino, str)
  *     symlink: str target;  device: u32 rdev
- *     file: u32 nslots, per slot u64 id (0 hole) [u32 version, u32 length]
+ *     file: u32 nslots, per slot u64 id (0 hole) [u32 version,
+ *           u32 committed, u32 length]
  *     then u32 nxattrs x (str name, str value), u32 nlocks x (u64 sess,
  *     owner, start, end, u32 kind, type)
  *   u64 nsessions, per session ascending: u64 id, client, first seq;
@@ -43,7 +44,7 @@
 #include "master/ns_priv.h"
 
 #define SNAP_MAGIC "DFSNSNAP"
-#define SNAP_FORMAT 1u
+#define SNAP_FORMAT 2u
 #define SNAP_HDR_SIZE 20u
 #define SNAP_BODY_MAX (UINT64_C(1) << 40)
 #define PIECE (64u << 10)
@@ -104,6 +105,7 @@ static void put_chunks(struct body *b, const struct ns *ns,
         const struct ns_chunk *c = ns_chunk_get(&ns->chunks, h);
         wire_put_u64(w, c->id);
         wire_put_u32(w, c->version);
+        wire_put_u32(w, c->committed);
         wire_put_u32(w, c->length);
         body_piece(b);
     }
@@ -377,10 +379,12 @@ static int get_chunks(struct wire_reader *r, struct ns *ns, uint64_t ino,
         uint64_t id = wire_get_u64(r);
         if (id == 0)
             continue;
-        uint32_t version = wire_get_u32(r), length = wire_get_u32(r), h;
-        if (r->err || length > NS_CHUNK_SIZE)
+        uint32_t version = wire_get_u32(r), committed = wire_get_u32(r);
+        uint32_t length = wire_get_u32(r), h;
+        if (r->err || length > NS_CHUNK_SIZE || committed > version)
             return corrupt("bad chunk");
-        int rc = ns_chunk_add(&ns->chunks, id, version, length, (uint32_t)ino, i, &h);
+        int rc = ns_chunk_add(&ns->chunks, id, version, committed, length,
+                              (uint32_t)ino, i, &h);
         if (rc < 0)
             return rc == -ENOMEM ? rc : corrupt("duplicate chunk id");
         rc = ns_inode_set_chunk(in, i, h);

@@ -67,20 +67,22 @@ static void test_locations_filter_version_corrupt_and_down(void **state)
     assert_int_equal(csreg_set_replica(r, 77, 3, 5, 100, true), 0);   /* corrupt */
     assert_int_equal(csreg_set_replica(r, 77, 4, 5, 100, false), 0);
     uint32_t out[8];
-    assert_int_equal(csreg_locations(r, 77, 5, out, 8), 2);
+    assert_int_equal(csreg_locations(r, 77, 5, 5, out, 8), 2);
+    /* A range takes the stale one in too (when the caller says it is good). */
+    assert_int_equal(csreg_locations(r, 77, 4, 5, out, 8), 3);
     csreg_disconnected(r, &conns[4]);
-    assert_int_equal(csreg_locations(r, 77, 5, out, 8), 1);
+    assert_int_equal(csreg_locations(r, 77, 5, 5, out, 8), 1);
     assert_int_equal(out[0], 1);
     csreg_drop_replica(r, 77, 1);
-    assert_int_equal(csreg_locations(r, 77, 5, out, 8), 0);
-    assert_int_equal(csreg_locations(r, 999, 1, out, 8), 0);
+    assert_int_equal(csreg_locations(r, 77, 5, 5, out, 8), 0);
+    assert_int_equal(csreg_locations(r, 999, 1, 1, out, 8), 0);
     /* Many chunks force rehashing; every one stays findable. */
     for (uint64_t c = 1; c <= 5000; c++)
         assert_int_equal(csreg_set_replica(r, c * 7919, 2, 1, 0, false), 0);
     for (uint64_t c = 1; c <= 5000; c++)
-        assert_int_equal(csreg_locations(r, c * 7919, 1, out, 8), 1);
+        assert_int_equal(csreg_locations(r, c * 7919, 1, 1, out, 8), 1);
     csreg_forget_server_replicas(r, 2);
-    assert_int_equal(csreg_locations(r, 7919, 1, out, 8), 0);
+    assert_int_equal(csreg_locations(r, 7919, 1, 1, out, 8), 0);
     csreg_free(r);
 }
 

@@ -569,11 +569,12 @@ static void test_snapshot_refuses_corruption(void **state)
         assert_true(rc == -DFS_ETRUNC || rc == -DFS_ECORRUPT);
     }
     /* a newer format, checksummed properly */
-    wr.buf[8] = 2;
+    uint8_t format = wr.buf[8];
+    wr.buf[8] = (uint8_t)(format + 1);
     uint32_t crc = crc32c(0, wr.buf, wr.len - 4);
     memcpy(wr.buf + wr.len - 4, &crc, 4);
     assert_int_equal(ns_snapshot_load(wr.buf, wr.len, &out), -DFS_EVERSION);
-    wr.buf[8] = 1;
+    wr.buf[8] = format;
     /* a body length that lies, checksummed properly */
     wr.buf[12] ^= 1;
     crc = crc32c(0, wr.buf, wr.len - 4);

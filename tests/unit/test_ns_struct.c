@@ -206,7 +206,7 @@ static void test_chunk_table_against_array(void **state)
         uint64_t id = (uint64_t)i * 7 + 1;
         if (t_rand(&seed) % 3) {
             uint32_t h;
-            int rc = ns_chunk_add(&t, id, 1, 2, i, 3, &h);
+            int rc = ns_chunk_add(&t, id, 1, 1, 2, i, 3, &h);
             if (handle[i]) {
                 assert_int_equal(rc, -DFS_EIDINUSE);
                 continue;
@@ -229,7 +229,7 @@ static void test_chunk_table_against_array(void **state)
     for (uint32_t h = ns_chunk_next(&t, 0); h; h = ns_chunk_next(&t, h))
         walked++;
     assert_int_equal(walked, live);
-    assert_int_equal(ns_chunk_add(&t, 0, 1, 1, 1, 1, &handle[0]), -EINVAL);
+    assert_int_equal(ns_chunk_add(&t, 0, 1, 1, 1, 1, 1, &handle[0]), -EINVAL);
     ns_chunk_table_release(&t);
 }
 
