@@ -27,6 +27,12 @@
 
 enum rpc_state { RPC_HANDSHAKE, RPC_READY, RPC_CLOSED };
 
+/* A peer that has not proved the key by then is dropped: an idle or
+ * foreign connection must not hold a descriptor for ever. */
+#define RPC_HANDSHAKE_MS 5000
+/* Frames held before the handshake ends, at most. */
+#define RPC_HELD_MAX (4u << 20)
+
 struct rpc_call_slot {
     struct rpc_call_slot *next;
     struct rpc_conn *conn;
@@ -47,6 +53,7 @@ struct rpc_conn {
     struct wire_writer held;         /* frames waiting for READY */
     uint64_t next_req_id;
     struct rpc_call_slot *calls;     /* pending rpc_call()s */
+    uint64_t handshake_timer;        /* 0 once the handshake ended */
 };
 
 static size_t rpc_on_read(struct net_conn *nc, const uint8_t *data, size_t len);
@@ -80,6 +87,27 @@ static struct rpc_conn *rpc_new(struct ev_loop *loop, const struct auth_key *key
     return c;
 }
 
+static int64_t rpc_handshake_timeout(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct rpc_conn *c = arg;
+    c->handshake_timer = 0;
+    if (c->state == RPC_HANDSHAKE) {
+        log_warn("rpc: %s did not complete the handshake in %d ms, closed",
+                 net_conn_peer(c->nc), RPC_HANDSHAKE_MS);
+        c->state = RPC_CLOSED;
+        net_conn_abort(c->nc);
+    }
+    return EV_TIMER_STOP;
+}
+
+static void rpc_stop_handshake_timer(struct rpc_conn *c)
+{
+    if (c->handshake_timer)
+        ev_timer_cancel(c->loop, c->handshake_timer);
+    c->handshake_timer = 0;
+}
+
 static void rpc_free(struct rpc_conn *c)
 {
     auth_release(&c->auth);
@@ -111,6 +139,7 @@ int rpc_accept(struct ev_loop *loop, struct net_conn *nc, const struct auth_key 
         rpc_free(c);
         return rc;
     }
+    c->handshake_timer = ev_timer_add(loop, RPC_HANDSHAKE_MS, rpc_handshake_timeout, c);
     rc = rpc_flush_auth(c);
     if (rc < 0)
         net_conn_abort(nc);   /* on_close frees c */
@@ -131,6 +160,7 @@ int rpc_connect(struct ev_loop *loop, const char *host, uint16_t port,
         rpc_free(c);
         return rc;
     }
+    c->handshake_timer = ev_timer_add(loop, RPC_HANDSHAKE_MS, rpc_handshake_timeout, c);
     /* Queued by net until the connection is up. */
     rc = rpc_flush_auth(c);
     if (rc < 0)
@@ -151,6 +181,8 @@ static int rpc_emit(struct rpc_conn *c, const void *p, size_t n)
     if (c->state == RPC_CLOSED)
         return -EPIPE;
     if (c->state == RPC_HANDSHAKE) {
+        if (c->held.len + n > RPC_HELD_MAX)
+            return -ENOBUFS;
         wire_put_raw(&c->held, p, n);
         return c->held.err;
     }
@@ -276,6 +308,7 @@ static bool rpc_complete_call(struct rpc_conn *c, const struct wire_frame *f)
 
 static void rpc_become_ready(struct rpc_conn *c)
 {
+    rpc_stop_handshake_timer(c);
     c->state = RPC_READY;
     if (c->held.len) {
         size_t n;
@@ -340,6 +373,7 @@ static void rpc_on_close(struct net_conn *nc, int err)
     else if (auth_status(&c->auth) == AUTH_RUNNING && err == 0)
         err = -ECONNRESET;
     c->state = RPC_CLOSED;
+    rpc_stop_handshake_timer(c);
     int call_err = err ? err : -ECONNRESET;
     while (c->calls) {
         struct rpc_call_slot *s = c->calls;

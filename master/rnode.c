@@ -336,7 +336,7 @@ static void rnode_send(struct rnode *rn, const struct raft_msg *m)
         return;
     }
     rnode_peer_dial(rn, p);
-    if (!p->conn || !net_conn_writable(rpc_net(p->conn)))
+    if (!p->conn || !rpc_is_ready(p->conn) || !net_conn_writable(rpc_net(p->conn)))
         return;
     struct wire_writer w;
     wire_writer_init(&w);

@@ -408,11 +408,14 @@ const char *dfs_last_error(struct dfs *d)
     return d->errmsg;
 }
 
+/* Called without d->mu held (from file I/O and chunkserver calls). */
 void dfs_set_error(struct dfs *d, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    pthread_mutex_lock(&d->mu);
     vsnprintf(d->errmsg, sizeof(d->errmsg), fmt, ap);
+    pthread_mutex_unlock(&d->mu);
     va_end(ap);
 }
 

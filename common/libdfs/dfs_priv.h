@@ -31,7 +31,8 @@ int dfs_cs_call(struct dfs *d, const char *addr, uint16_t type,
 /* How long one operation may take before it fails (dfs_opts). */
 int dfs_op_timeout_ms(const struct dfs *d);
 
-/* Records a failure message for dfs_last_error(). */
+/* Records a failure message for dfs_last_error(); takes d->mu, so the
+ * caller must not hold it. */
 void dfs_set_error(struct dfs *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

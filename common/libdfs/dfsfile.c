@@ -13,7 +13,9 @@
  *     length (WRITE_END): DESIGN §2's durability.
  *  3. Every block read is checked against its CRC32C before it is copied
  *     out; a bad replica is reported and the next one tried.
- *  4. f->mu serialises the calls on one file.
+ *  4. f->mu serialises the calls on one file.  Lock order: f->mu, then
+ *     the session's d->mu (master calls, error messages) or its pool
+ *     lock; never the other way round.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -41,6 +43,7 @@ struct dfsfile_chain {
     struct dfsfile_node node[DFSFILE_MAX_CHAIN];
 };
 
+/* Every field after mu is protected by it. */
 struct dfs_file {
     struct dfs *d;
     pthread_mutex_t mu;

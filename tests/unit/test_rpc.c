@@ -231,6 +231,24 @@ static void test_garbage_after_handshake_closes_only_that_conn(void **state)
     ev_loop_free(loop);
 }
 
+/* A peer that connects and never speaks is dropped after the handshake
+ * timeout, so it cannot hold a descriptor for ever. */
+static void test_silent_peer_dropped(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = ev_loop_new();
+    struct server s;
+    server_start(&s, loop, 0x77);
+    int fd = net_dial("127.0.0.1", net_listener_port(s.l), 2000);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 800 && s.closes == 0; i++)
+        ev_run_once(loop, 10);
+    assert_int_equal(s.closes, 1);
+    close(fd);
+    net_listener_free(s.l);
+    ev_loop_free(loop);
+}
+
 struct loop_thread {
     struct ev_loop *loop;
     volatile int stop;
@@ -287,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_call_timeout_then_close_fails_pending),
         cmocka_unit_test(test_garbage_after_handshake_closes_only_that_conn),
         cmocka_unit_test(test_blocking_client),
+        cmocka_unit_test(test_silent_peer_dropped),
     };
     return cmocka_run_group_tests_name("rpc", tests, NULL, NULL);
 }
