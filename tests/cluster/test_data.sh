@@ -47,6 +47,21 @@ rm -f "$W/big" "$W/big.out"
 step "the restarted chunkserver's stale replicas go, fsck comes back clean"
 wait_fsck_clean 90 || fail "fsck not clean after the chunkserver came back"
 
+step "kill -9 of the leader master in the middle of a put"
+head -c $((100 * MiB)) /dev/urandom > "$W/big2"
+"$BIN/dfsput" "$W/big2" /big2 & put=$!
+sleep 1
+"$CLUSTER" kill master leader -d "$DIR" >/dev/null || fail "kill leader"
+if ! wait $put; then
+    echo "  test_data: the put failed across the failover; retrying it"
+    "$BIN/dfsput" -f "$W/big2" /big2 || fail "the retried put failed"
+fi
+"$BIN/dfsget" -f /big2 "$W/big2.out" || fail "dfsget after the failover"
+cmp -s "$W/big2" "$W/big2.out" || fail "data differs after a leader failover"
+"$CLUSTER" start all -d "$DIR" >/dev/null
+wait_fsck_clean 90 || fail "fsck not clean after the leader failover"
+rm -f "$W/big2" "$W/big2.out"
+
 step "bad input gets a clear message and exit code"
 out=$("$BIN/dfsput" "$W/nonexistent" /x 2>&1); rc=$?
 [ $rc = 1 ] && echo "$out" | grep -q "No such file" || fail "missing local file: rc=$rc: $out"
