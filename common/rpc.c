@@ -432,30 +432,50 @@ static int rpc_read_frame_fd(int fd, uint32_t max_payload, int timeout_ms,
     return rc;
 }
 
-int rpc_call_fd(int fd, uint16_t type, const void *payload, size_t len,
-                uint32_t max_payload, int timeout_ms, struct rpc_reply *r)
+int rpc_call_fd_many(int fd, uint16_t type, const struct iovec *payloads,
+                     size_t n, uint32_t max_payload, int timeout_ms,
+                     struct rpc_reply *replies)
 {
-    static const uint64_t req_id = 1;   /* one call in flight per fd */
     struct wire_writer w;
     wire_writer_init(&w);
-    size_t at = wire_frame_begin(&w);
-    wire_put_raw(&w, payload, len);
-    struct wire_hdr h = { .type = type, .req_id = req_id };
-    int rc = wire_frame_end(&w, at, &h);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t at = wire_frame_begin(&w);
+        wire_put_raw(&w, payloads[i].iov_base, payloads[i].iov_len);
+        struct wire_hdr h = { .type = type, .req_id = i + 1 };
+        rc = wire_frame_end(&w, at, &h);
+    }
     if (rc == 0)
         rc = net_write_all(fd, w.buf, w.len, timeout_ms);
     wire_writer_release(&w);
     if (rc < 0)
         return rc;
 
-    memset(r, 0, sizeof(*r));
-    for (;;) {
+    memset(replies, 0, n * sizeof(*replies));
+    for (size_t got = 0; got < n;) {
+        struct rpc_reply r;
         rc = rpc_read_frame_fd(fd, max_payload ? max_payload : WIRE_MAX_PAYLOAD,
-                               timeout_ms, r);
+                               timeout_ms, &r);
         if (rc < 0)
-            return rc;
-        if ((r->hdr.flags & WIRE_F_REPLY) && r->hdr.req_id == req_id)
-            return 0;
-        rpc_reply_release(r);
+            break;
+        uint64_t id = r.hdr.req_id;
+        if (!(r.hdr.flags & WIRE_F_REPLY) || id < 1 || id > n || replies[id - 1].payload) {
+            rpc_reply_release(&r);   /* not one of ours, or a repeat */
+            continue;
+        }
+        replies[id - 1] = r;
+        got++;
     }
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++)
+            rpc_reply_release(&replies[i]);
+    }
+    return rc;
+}
+
+int rpc_call_fd(int fd, uint16_t type, const void *payload, size_t len,
+                uint32_t max_payload, int timeout_ms, struct rpc_reply *r)
+{
+    struct iovec one = { (void *)payload, len };
+    return rpc_call_fd_many(fd, type, &one, 1, max_payload, timeout_ms, r);
 }

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "auth.h"
 #include "wire.h"
@@ -135,5 +136,14 @@ void rpc_reply_release(struct rpc_reply *r);
  */
 int rpc_call_fd(int fd, uint16_t type, const void *payload, size_t len,
                 uint32_t max_payload, int timeout_ms, struct rpc_reply *r);
+
+/*
+ * The same for n requests of one type sent back to back (pipelined):
+ * replies[i] answers payloads[i], whatever order they come in.  0 with
+ * every reply filled, or a transport error with none (all released).
+ */
+int rpc_call_fd_many(int fd, uint16_t type, const struct iovec *payloads,
+                     size_t n, uint32_t max_payload, int timeout_ms,
+                     struct rpc_reply *replies);
 
 #endif

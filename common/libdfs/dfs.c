@@ -455,13 +455,21 @@ static void pool_put(struct dfs *d, struct dfs_csconn *c)
 int dfs_cs_call(struct dfs *d, const char *addr, uint16_t type,
                 const struct wire_writer *payload, struct rpc_reply *r)
 {
+    struct iovec one = { payload->buf, payload->len };
+    return dfs_cs_call_many(d, addr, type, &one, 1, r);
+}
+
+int dfs_cs_call_many(struct dfs *d, const char *addr, uint16_t type,
+                     const struct iovec *payloads, size_t n,
+                     struct rpc_reply *replies)
+{
     struct dfs_csconn *c = pool_take(d, addr);
     if (!c)
         return -ENOMEM;
     int rc = c->fd;
     if (rc >= 0)
-        rc = rpc_call_fd(c->fd, type, payload->buf, payload->len, 0,
-                         d->op_timeout_ms, r);
+        rc = rpc_call_fd_many(c->fd, type, payloads, n, 0, d->op_timeout_ms,
+                              replies);
     if (rc < 0) {
         dfs_set_error(d, "chunkserver %s: %s", addr, dfs_strerror(rc));
         if (c->fd >= 0)

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "common/libdfs/dfs.h"
 #include "common/rpc.h"
@@ -27,6 +28,11 @@ int dfs_call(struct dfs *d, uint16_t type, bool mutating,
  */
 int dfs_cs_call(struct dfs *d, const char *addr, uint16_t type,
                 const struct wire_writer *payload, struct rpc_reply *r);
+
+/* As dfs_cs_call for n requests sent back to back (rpc_call_fd_many). */
+int dfs_cs_call_many(struct dfs *d, const char *addr, uint16_t type,
+                     const struct iovec *payloads, size_t n,
+                     struct rpc_reply *replies);
 
 /* How long one operation may take before it fails (dfs_opts). */
 int dfs_op_timeout_ms(const struct dfs *d);

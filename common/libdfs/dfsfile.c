@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "common/dfs_error.h"
@@ -32,6 +33,8 @@
 #define DFSFILE_MAX_CHAIN 8
 #define DFSFILE_RETRY_MS 50
 #define DFSFILE_REPLACE_TRIES 3
+/* CS_WRITE requests in flight on the chain head's connection. */
+#define DFSFILE_PIPELINE 8
 
 struct dfsfile_node {
     uint32_t id;
@@ -206,35 +209,35 @@ static int write_begin(struct dfs_file *f, uint32_t index)
 }
 
 /* One CS_WRITE to the chain head; the rest of the chain rides along. */
-static int chain_write(struct dfs_file *f, uint64_t off_in_chunk,
-                       const void *data, size_t len, uint8_t flags,
-                       uint32_t *failed)
+/* One CS_WRITE payload for data at off_in_chunk; the rest of the chain
+ * rides along. */
+static void write_payload(const struct dfs_file *f, uint64_t off_in_chunk,
+                          const void *data, size_t len, uint8_t flags,
+                          struct wire_writer *p)
 {
-    *failed = 0;
-    struct wire_writer p;
-    wire_writer_init(&p);
-    wire_put_u64(&p, f->w.chunk);
-    wire_put_u32(&p, f->w.version);
-    wire_put_u32(&p, f->w.prev_version);
-    wire_put_u8(&p, flags);
-    wire_put_u32(&p, f->w.chain.n - 1);
+    wire_writer_init(p);
+    wire_put_u64(p, f->w.chunk);
+    wire_put_u32(p, f->w.version);
+    wire_put_u32(p, f->w.prev_version);
+    wire_put_u8(p, flags);
+    wire_put_u32(p, f->w.chain.n - 1);
     for (uint32_t i = 1; i < f->w.chain.n; i++) {
-        wire_put_u32(&p, f->w.chain.node[i].id);
-        wire_put_str(&p, f->w.chain.node[i].addr);
+        wire_put_u32(p, f->w.chain.node[i].id);
+        wire_put_str(p, f->w.chain.node[i].addr);
     }
-    wire_put_blocks(&p, off_in_chunk, data, len);
-    struct rpc_reply r;
-    int rc = p.err ? p.err : dfs_cs_call(f->d, f->w.chain.node[0].addr,
-                                         PROTO_CS_WRITE, &p, &r);
-    wire_writer_release(&p);
-    if (rc < 0) {
-        *failed = f->w.chain.node[0].id;   /* the head itself is gone */
-        return rc;
-    }
-    rc = r.hdr.status;
-    if (rc < 0) {
+    wire_put_blocks(p, off_in_chunk, data, len);
+}
+
+/* The first failed answer of a batch: its status, *failed the node. */
+static int first_failure(struct dfs_file *f, const struct rpc_reply *r,
+                         size_t n, uint32_t *failed)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = r[i].hdr.status;
+        if (rc == 0)
+            continue;
         struct wire_reader rd;
-        wire_reader_init(&rd, r.payload, r.len);
+        wire_reader_init(&rd, r[i].payload, r[i].len);
         uint32_t id = wire_get_u32(&rd);
         char *addr = wire_get_str(&rd, PROTO_ADDR_MAX);
         if (!rd.err)
@@ -242,8 +245,50 @@ static int chain_write(struct dfs_file *f, uint64_t off_in_chunk,
         dfs_set_error(f->d, "write of chunk %016" PRIx64 ": chunkserver %u (%s): %s",
                       f->w.chunk, id, addr ? addr : "?", dfs_strerror(rc));
         free(addr);
+        return rc;
     }
-    rpc_reply_release(&r);
+    return 0;
+}
+
+/*
+ * Writes data[0..len) at off_in_chunk through the chain head as up to
+ * DFSFILE_PIPELINE CS_WRITE requests of at most PROTO_DATA_MAX bytes,
+ * sent back to back before any answer is awaited.  len 0 is one empty
+ * write (a SYNC flush).  On failure *failed names the node at fault (0:
+ * unknown); the batch may be partly applied, and writing it again is
+ * harmless.
+ */
+static int chain_write(struct dfs_file *f, uint64_t off_in_chunk,
+                       const uint8_t *data, size_t len, uint8_t flags,
+                       uint32_t *failed)
+{
+    struct wire_writer p[DFSFILE_PIPELINE];
+    struct iovec iov[DFSFILE_PIPELINE];
+    struct rpc_reply r[DFSFILE_PIPELINE];
+    size_t n = 0;
+    *failed = 0;
+    for (size_t done = 0; n == 0 || done < len; n++) {
+        size_t piece = len - done < PROTO_DATA_MAX ? len - done : PROTO_DATA_MAX;
+        write_payload(f, off_in_chunk + done, data ? data + done : NULL, piece,
+                      flags, &p[n]);
+        iov[n] = (struct iovec){ p[n].buf, p[n].len };
+        done += piece;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        rc = rc ? rc : p[i].err;
+    if (rc == 0)
+        rc = dfs_cs_call_many(f->d, f->w.chain.node[0].addr, PROTO_CS_WRITE,
+                              iov, n, r);
+    for (size_t i = 0; i < n; i++)
+        wire_writer_release(&p[i]);
+    if (rc < 0) {
+        *failed = f->w.chain.node[0].id;   /* the head itself is gone */
+        return rc;
+    }
+    rc = first_failure(f, r, n, failed);
+    for (size_t i = 0; i < n; i++)
+        rpc_reply_release(&r[i]);
     return rc;
 }
 
@@ -284,7 +329,7 @@ static int write_begin(struct dfs_file *f, uint32_t index);
 
 /* chain_write, going on without a failed replica when the master allows. */
 static int chain_write_retry(struct dfs_file *f, uint64_t off_in_chunk,
-                             const void *data, size_t len, uint8_t flags)
+                             const uint8_t *data, size_t len, uint8_t flags)
 {
     uint32_t failed;
     int rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
@@ -358,8 +403,8 @@ ssize_t dfs_file_pwrite(struct dfs_file *f, const void *buf, size_t len,
         size_t n = len - done;
         if (n > PROTO_CHUNK_SIZE - in_chunk)
             n = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
-        if (n > PROTO_DATA_MAX)
-            n = PROTO_DATA_MAX;
+        if (n > (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX)
+            n = (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX;
         if (f->w.leased && f->w.index != index)
             rc = flush_chunk(f, false);
         if (rc == 0 && !f->w.leased)
