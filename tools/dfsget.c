@@ -18,7 +18,7 @@
 #include "common/dfs_error.h"
 #include "tools/toolkit.h"
 
-#define GET_BUF (4u << 20)
+#define GET_BUF (8u << 20)
 
 struct get {
     struct dfs *d;

@@ -541,25 +541,16 @@ static void report_bad(struct dfs_file *f, const struct dfsfile_loc *loc,
  * Reads [in_chunk, in_chunk + len) of a chunk from one replica into buf;
  * bytes past the replica's length are zeros.  Returns 0 or an error.
  */
-static int read_replica(struct dfs_file *f, const struct dfsfile_loc *loc,
-                        const struct dfsfile_node *node, uint64_t in_chunk,
-                        uint8_t *buf, size_t len)
+/* One CS_READ answer for [in_chunk, in_chunk + len) into buf: CRCs
+ * checked, bytes past the replica's length zeroed. */
+static int read_answer(struct dfs_file *f, const struct dfsfile_loc *loc,
+                       const struct dfsfile_node *node, const struct rpc_reply *r,
+                       uint64_t in_chunk, uint8_t *buf, size_t len)
 {
-    struct wire_writer p;
-    wire_writer_init(&p);
-    wire_put_u64(&p, loc->chunk);
-    wire_put_u32(&p, loc->version);
-    wire_put_u64(&p, in_chunk);
-    wire_put_u32(&p, (uint32_t)len);
-    struct rpc_reply r;
-    int rc = p.err ? p.err : dfs_cs_call(f->d, node->addr, PROTO_CS_READ, &p, &r);
-    wire_writer_release(&p);
-    if (rc < 0)
-        return rc;
-    rc = r.hdr.status;
+    int rc = r->hdr.status;
     struct wire_blocks blk;
     struct wire_reader rd;
-    wire_reader_init(&rd, r.payload, r.len);
+    wire_reader_init(&rd, r->payload, r->len);
     if (rc == 0) {
         wire_get_u32(&rd);          /* chunk_length */
         rc = wire_get_blocks(&rd, &blk, PROTO_DATA_MAX);
@@ -575,7 +566,46 @@ static int read_replica(struct dfs_file *f, const struct dfsfile_loc *loc,
         memcpy(buf, blk.data, blk.length);
         memset(buf + blk.length, 0, len - blk.length);
     }
-    rpc_reply_release(&r);
+    return rc;
+}
+
+/*
+ * Reads [in_chunk, in_chunk + len) of a chunk from one replica as up to
+ * DFSFILE_PIPELINE CS_READ requests of PROTO_DATA_MAX bytes in flight.
+ */
+static int read_replica(struct dfs_file *f, const struct dfsfile_loc *loc,
+                        const struct dfsfile_node *node, uint64_t in_chunk,
+                        uint8_t *buf, size_t len)
+{
+    struct wire_writer p[DFSFILE_PIPELINE];
+    struct iovec iov[DFSFILE_PIPELINE];
+    struct rpc_reply r[DFSFILE_PIPELINE];
+    size_t n = 0;
+    int rc = 0;
+    for (size_t done = 0; done < len; n++) {
+        size_t piece = len - done < PROTO_DATA_MAX ? len - done : PROTO_DATA_MAX;
+        wire_writer_init(&p[n]);
+        wire_put_u64(&p[n], loc->chunk);
+        wire_put_u32(&p[n], loc->version);
+        wire_put_u64(&p[n], in_chunk + done);
+        wire_put_u32(&p[n], (uint32_t)piece);
+        rc = rc ? rc : p[n].err;
+        iov[n] = (struct iovec){ p[n].buf, p[n].len };
+        done += piece;
+    }
+    if (rc == 0)
+        rc = dfs_cs_call_many(f->d, node->addr, PROTO_CS_READ, iov, n, r);
+    for (size_t i = 0; i < n; i++)
+        wire_writer_release(&p[i]);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0, off = 0; i < n; i++) {
+        size_t piece = len - off < PROTO_DATA_MAX ? len - off : PROTO_DATA_MAX;
+        if (rc == 0)
+            rc = read_answer(f, loc, node, &r[i], in_chunk + off, buf + off, piece);
+        rpc_reply_release(&r[i]);
+        off += piece;
+    }
     return rc;
 }
 
@@ -621,8 +651,8 @@ ssize_t dfs_file_pread(struct dfs_file *f, void *buf, size_t len, uint64_t off)
         size_t n = len - done;
         if (n > PROTO_CHUNK_SIZE - in_chunk)
             n = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
-        if (n > PROTO_DATA_MAX)
-            n = PROTO_DATA_MAX;
+        if (n > (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX)
+            n = (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX;
         if (n > f->size - pos)
             n = (size_t)(f->size - pos);
         rc = read_piece(f, &loc, in_chunk, p + done, n);
