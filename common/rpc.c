@@ -30,8 +30,10 @@ enum rpc_state { RPC_HANDSHAKE, RPC_READY, RPC_CLOSED };
 /* A peer that has not proved the key by then is dropped: an idle or
  * foreign connection must not hold a descriptor for ever. */
 #define RPC_HANDSHAKE_MS 5000
-/* Frames held before the handshake ends, at most. */
-#define RPC_HELD_MAX (4u << 20)
+/* Frames held before the handshake ends, at most: as much as net lets a
+ * connection queue (write_max), since a chunkserver forwards a client's
+ * pipelined writes on a downstream connection it has just opened. */
+#define RPC_HELD_MAX (64u << 20)
 
 struct rpc_call_slot {
     struct rpc_call_slot *next;
