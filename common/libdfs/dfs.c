@@ -421,18 +421,9 @@ void dfs_set_error(struct dfs *d, const char *fmt, ...)
 
 /* ---- chunkserver connections ---------------------------------------------- */
 
-static struct dfs_csconn *pool_take(struct dfs *d, const char *addr)
+/* A new connection to addr (c->fd negative when it failed). */
+static struct dfs_csconn *pool_dial(struct dfs *d, const char *addr)
 {
-    pthread_mutex_lock(&d->pool_mu);
-    for (struct dfs_csconn **pp = &d->pool; *pp; pp = &(*pp)->next) {
-        if (!strcmp((*pp)->addr, addr)) {
-            struct dfs_csconn *c = *pp;
-            *pp = c->next;
-            pthread_mutex_unlock(&d->pool_mu);
-            return c;
-        }
-    }
-    pthread_mutex_unlock(&d->pool_mu);
     struct dfs_csconn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -442,6 +433,24 @@ static struct dfs_csconn *pool_take(struct dfs *d, const char *addr)
     c->fd = net_parse_addr(addr, host, sizeof(host), &port) < 0 ? -EINVAL
           : rpc_dial(host, port, &d->key, d->connect_timeout_ms);
     return c;
+}
+
+/* An idle connection to addr (*reused true), else a new one. */
+static struct dfs_csconn *pool_take(struct dfs *d, const char *addr, bool *reused)
+{
+    pthread_mutex_lock(&d->pool_mu);
+    for (struct dfs_csconn **pp = &d->pool; *pp; pp = &(*pp)->next) {
+        if (!strcmp((*pp)->addr, addr)) {
+            struct dfs_csconn *c = *pp;
+            *pp = c->next;
+            pthread_mutex_unlock(&d->pool_mu);
+            *reused = true;
+            return c;
+        }
+    }
+    pthread_mutex_unlock(&d->pool_mu);
+    *reused = false;
+    return pool_dial(d, addr);
 }
 
 static void pool_put(struct dfs *d, struct dfs_csconn *c)
@@ -463,13 +472,28 @@ int dfs_cs_call_many(struct dfs *d, const char *addr, uint16_t type,
                      const struct iovec *payloads, size_t n,
                      struct rpc_reply *replies)
 {
-    struct dfs_csconn *c = pool_take(d, addr);
+    bool reused;
+    struct dfs_csconn *c = pool_take(d, addr, &reused);
     if (!c)
         return -ENOMEM;
     int rc = c->fd;
     if (rc >= 0)
         rc = rpc_call_fd_many(c->fd, type, payloads, n, 0, d->op_timeout_ms,
                               replies);
+    if (rc < 0 && reused) {
+        /* An idle connection the server closed meanwhile (it restarted, or
+         * timed it out) says nothing about the server: try a fresh one.
+         * Requests sent twice are harmless (writes are idempotent). */
+        close(c->fd);
+        free(c);
+        c = pool_dial(d, addr);
+        if (!c)
+            return -ENOMEM;
+        rc = c->fd;
+        if (rc >= 0)
+            rc = rpc_call_fd_many(c->fd, type, payloads, n, 0, d->op_timeout_ms,
+                                  replies);
+    }
     if (rc < 0) {
         dfs_set_error(d, "chunkserver %s: %s", addr, dfs_strerror(rc));
         if (c->fd >= 0)
