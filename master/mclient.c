@@ -454,19 +454,30 @@ static void handle_session_open(struct mserver *s, struct rpc_conn *c,
  * -DFS_ENOTREADY makes the client wait and retry (a chunkserver may come
  * back); a replacement below the minimum fails at once with -EIO.
  */
+/*
+ * The chunk at (ino, index) into *ci, and into where its live replicas
+ * holding the committed content; returns how many, -ENOENT for a hole.
+ */
+static int chunk_replicas(struct mserver *s, uint64_t ino, uint32_t index,
+                          struct ns_chunk_info *ci, uint32_t *where)
+{
+    size_t n = 0;
+    if (ns_chunk_range(s->ns, ino, index, ci, 1, &n) < 0 || n == 0 || ci->id == 0)
+        return -ENOENT;
+    return (int)csreg_locations(s->csreg, ci->id, ci->committed, ci->version,
+                                where, CSREG_MAX_REPLICAS);
+}
+
 static int chain_possible(struct mserver *s, const struct ns_op *op,
                           uint32_t failed)
 {
     struct ns_chunk_info ci;
-    size_t n = 0;
     uint32_t where[CSREG_MAX_REPLICAS];
-    int rc = ns_chunk_range(s->ns, op->u.write.ino, op->u.write.index, &ci, 1, &n);
-    if (rc < 0 || n == 0 || ci.id == 0 || (ci.committed == 0 && !failed))
+    int have = chunk_replicas(s, op->u.write.ino, op->u.write.index, &ci, where);
+    if (have < 0 || (ci.committed == 0 && !failed))
         return failed ? -EIO : csreg_up_count(s->csreg) ? 0 : -DFS_ENOTREADY;
-    size_t have = csreg_locations(s->csreg, ci.id, ci.committed, ci.version, where,
-                                  CSREG_MAX_REPLICAS);
     size_t survivors = 0;
-    for (size_t i = 0; i < have; i++)
+    for (int i = 0; i < have; i++)
         survivors += where[i] != failed;
     if (!failed)
         return survivors ? 0 : -DFS_ENOTREADY;
@@ -487,13 +498,9 @@ static int trim_possible(struct mserver *s, const struct ns_op *op)
         ns_getattr(s->ns, a->ino, &at) < 0 || a->size >= at.size)
         return 0;
     struct ns_chunk_info ci;
-    size_t n = 0;
     uint32_t where[CSREG_MAX_REPLICAS];
-    uint32_t index = (uint32_t)(a->size / NS_CHUNK_SIZE);
-    if (ns_chunk_range(s->ns, a->ino, index, &ci, 1, &n) < 0 || n == 0 || ci.id == 0)
-        return 0;
-    return csreg_locations(s->csreg, ci.id, ci.committed, ci.version, where,
-                           CSREG_MAX_REPLICAS) ? 0 : -DFS_ENOTREADY;
+    int have = chunk_replicas(s, a->ino, (uint32_t)(a->size / NS_CHUNK_SIZE), &ci, where);
+    return have != 0 ? 0 : -DFS_ENOTREADY;   /* a hole (-ENOENT) has nothing to trim */
 }
 
 static void handle_mutation(struct mserver *s, struct rpc_conn *c,

@@ -41,13 +41,6 @@ struct mcs {
     struct status_chunks health;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool mcs_handles(uint16_t type)
 {
     return type == PROTO_CS_REGISTER || type == PROTO_CS_HEARTBEAT ||
@@ -95,7 +88,8 @@ static void handle_register(struct mserver *s, struct rpc_conn *c,
         rc = -DFS_ECLUSTER;
     }
     if (rc == 0)
-        rc = csreg_register(s->csreg, id, addr, rack, total, used, c, mono_ms());
+        rc = csreg_register(s->csreg, id, addr, rack, total, used, c,
+                            (int64_t)ev_now_ms(s->loop));
     if (rc > 0) {
         id = (uint32_t)rc;
         csreg_forget_server_replicas(s->csreg, id);
@@ -135,7 +129,7 @@ static void handle_heartbeat(struct mserver *s, struct rpc_conn *c,
     const struct csreg_server *cs = csreg_server(s->csreg, id);
     int rc = wire_reader_finish(r) < 0 ? -EBADMSG
            : !cs || cs->conn != c ? -ENOENT   /* register on this connection first */
-           : csreg_heartbeat(s->csreg, id, &b, mono_ms());
+           : csreg_heartbeat(s->csreg, id, &b, (int64_t)ev_now_ms(s->loop));
     rpc_reply(c, f, rc, NULL, 0);
 }
 
@@ -226,11 +220,12 @@ static int64_t mcs_scan(struct ev_loop *loop, void *arg)
     for (size_t i = 0; i < csreg_count(s->csreg); i++) {
         const struct csreg_server *cs = csreg_at(s->csreg, i);
         if (cs->state == CSREG_UP &&
-            mono_ms() - cs->last_heartbeat_ms > (int64_t)MCS_TIMEOUT_MS)
+            (int64_t)ev_now_ms(s->loop) - cs->last_heartbeat_ms > (int64_t)MCS_TIMEOUT_MS)
             mstatus_event(s, STATUS_EV_CS_LEAVE, "chunkserver %u (%s) silent, down",
                           cs->id, cs->addr);
     }
-    if (csreg_expire(s->csreg, mono_ms()) || s->mcs->scans % MCS_HEALTH_EVERY == 0)
+    if (csreg_expire(s->csreg, (int64_t)ev_now_ms(s->loop)) ||
+        s->mcs->scans % MCS_HEALTH_EVERY == 0)
         mcs_recount(s);
     s->mcs->scans++;
     return MCS_SCAN_MS;

@@ -21,7 +21,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/dfs_error.h"
 #include "common/ev.h"
@@ -54,13 +53,6 @@ struct mrepl {
     struct mrepl_copy *inflight[MREPL_MAX_INFLIGHT];
     size_t n_inflight;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool copying(const struct mrepl *m, uint64_t chunk, uint32_t target,
                     unsigned *to_target)
@@ -323,7 +315,7 @@ static int64_t tick(struct ev_loop *loop, void *arg)
     (void)loop;
     struct mserver *s = arg;
     struct mrepl *m = s->repl;
-    if (m->leader && mono_ms() >= m->active_after_ms)
+    if (m->leader && (int64_t)ev_now_ms(s->loop) >= m->active_after_ms)
         scan(s);
     return MREPL_SCAN_MS;
 }
@@ -334,7 +326,7 @@ void mrepl_leader(struct mserver *s, bool leader)
     if (!m)
         return;
     if (leader && !m->leader)
-        m->active_after_ms = mono_ms() + MREPL_SAFE_MS;
+        m->active_after_ms = (int64_t)ev_now_ms(s->loop) + MREPL_SAFE_MS;
     m->leader = leader;
 }
 

@@ -107,9 +107,8 @@ static void fill_chunkservers(struct mserver *s, struct status_snap *snap)
         [CSREG_UP] = STATUS_CS_UP, [CSREG_DOWN] = STATUS_CS_DOWN,
         [CSREG_DECOMMISSIONING] = STATUS_CS_DECOMMISSIONING,
     };
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    /* csreg's heartbeat times are the loop's monotonic clock. */
+    int64_t now = (int64_t)ev_now_ms(s->loop);
     for (size_t i = 0; i < snap->ncs; i++) {
         const struct csreg_server *cs = csreg_at(s->csreg, i);
         struct status_chunkserver *o = &snap->chunkservers[i];
