@@ -434,9 +434,8 @@ static int rpc_read_frame_fd(int fd, uint32_t max_payload, int timeout_ms,
     return rc;
 }
 
-int rpc_call_fd_many(int fd, uint16_t type, const struct iovec *payloads,
-                     size_t n, uint32_t max_payload, int timeout_ms,
-                     struct rpc_reply *replies)
+int rpc_send_fd_many(int fd, uint16_t type, const struct iovec *payloads,
+                     size_t n, uint64_t first_id, int timeout_ms)
 {
     struct wire_writer w;
     wire_writer_init(&w);
@@ -444,24 +443,42 @@ int rpc_call_fd_many(int fd, uint16_t type, const struct iovec *payloads,
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t at = wire_frame_begin(&w);
         wire_put_raw(&w, payloads[i].iov_base, payloads[i].iov_len);
-        struct wire_hdr h = { .type = type, .req_id = i + 1 };
+        struct wire_hdr h = { .type = type, .req_id = first_id + i };
         rc = wire_frame_end(&w, at, &h);
     }
     if (rc == 0)
         rc = net_write_all(fd, w.buf, w.len, timeout_ms);
     wire_writer_release(&w);
+    return rc;
+}
+
+int rpc_recv_reply_fd(int fd, uint32_t max_payload, int timeout_ms,
+                      struct rpc_reply *r)
+{
+    for (;;) {
+        int rc = rpc_read_frame_fd(fd, max_payload ? max_payload : WIRE_MAX_PAYLOAD,
+                                   timeout_ms, r);
+        if (rc < 0 || (r->hdr.flags & WIRE_F_REPLY))
+            return rc;
+        rpc_reply_release(r);
+    }
+}
+
+int rpc_call_fd_many(int fd, uint16_t type, const struct iovec *payloads,
+                     size_t n, uint32_t max_payload, int timeout_ms,
+                     struct rpc_reply *replies)
+{
+    int rc = rpc_send_fd_many(fd, type, payloads, n, 1, timeout_ms);
     if (rc < 0)
         return rc;
-
     memset(replies, 0, n * sizeof(*replies));
     for (size_t got = 0; got < n;) {
         struct rpc_reply r;
-        rc = rpc_read_frame_fd(fd, max_payload ? max_payload : WIRE_MAX_PAYLOAD,
-                               timeout_ms, &r);
+        rc = rpc_recv_reply_fd(fd, max_payload, timeout_ms, &r);
         if (rc < 0)
             break;
         uint64_t id = r.hdr.req_id;
-        if (!(r.hdr.flags & WIRE_F_REPLY) || id < 1 || id > n || replies[id - 1].payload) {
+        if (id < 1 || id > n || replies[id - 1].payload) {
             rpc_reply_release(&r);   /* not one of ours, or a repeat */
             continue;
         }

@@ -138,6 +138,17 @@ int rpc_call_fd(int fd, uint16_t type, const void *payload, size_t len,
                 uint32_t max_payload, int timeout_ms, struct rpc_reply *r);
 
 /*
+ * The halves of a pipelined exchange whose replies the caller collects at
+ * its own pace: n requests of one type with req_ids first_id.., then one
+ * reply at a time (frames that are not replies are skipped).  Negative
+ * transport errors; r is filled only on 0.
+ */
+int rpc_send_fd_many(int fd, uint16_t type, const struct iovec *payloads,
+                     size_t n, uint64_t first_id, int timeout_ms);
+int rpc_recv_reply_fd(int fd, uint32_t max_payload, int timeout_ms,
+                      struct rpc_reply *r);
+
+/*
  * The same for n requests of one type sent back to back (pipelined):
  * replies[i] answers payloads[i], whatever order they come in.  0 with
  * every reply filled, or a transport error with none (all released).

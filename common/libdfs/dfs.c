@@ -45,13 +45,6 @@ struct dfs_master {
     uint16_t port;
 };
 
-/* An idle connection to a chunkserver, kept for the next request. */
-struct dfs_csconn {
-    struct dfs_csconn *next;
-    char addr[PROTO_ADDR_MAX];
-    int fd;
-};
-
 struct dfs {
     pthread_mutex_t mu;               /* the connection, session, errmsg */
     pthread_mutex_t pool_mu;          /* pool */
@@ -422,7 +415,7 @@ void dfs_set_error(struct dfs *d, const char *fmt, ...)
 /* ---- chunkserver connections ---------------------------------------------- */
 
 /* A new connection to addr (c->fd negative when it failed). */
-static struct dfs_csconn *pool_dial(struct dfs *d, const char *addr)
+struct dfs_csconn *dfs_cs_dial(struct dfs *d, const char *addr)
 {
     struct dfs_csconn *c = calloc(1, sizeof(*c));
     if (!c)
@@ -436,7 +429,7 @@ static struct dfs_csconn *pool_dial(struct dfs *d, const char *addr)
 }
 
 /* An idle connection to addr (*reused true), else a new one. */
-static struct dfs_csconn *pool_take(struct dfs *d, const char *addr, bool *reused)
+struct dfs_csconn *dfs_cs_take(struct dfs *d, const char *addr, bool *reused)
 {
     pthread_mutex_lock(&d->pool_mu);
     for (struct dfs_csconn **pp = &d->pool; *pp; pp = &(*pp)->next) {
@@ -450,10 +443,10 @@ static struct dfs_csconn *pool_take(struct dfs *d, const char *addr, bool *reuse
     }
     pthread_mutex_unlock(&d->pool_mu);
     *reused = false;
-    return pool_dial(d, addr);
+    return dfs_cs_dial(d, addr);
 }
 
-static void pool_put(struct dfs *d, struct dfs_csconn *c)
+void dfs_cs_put(struct dfs *d, struct dfs_csconn *c)
 {
     pthread_mutex_lock(&d->pool_mu);
     c->next = d->pool;
@@ -473,7 +466,7 @@ int dfs_cs_call_many(struct dfs *d, const char *addr, uint16_t type,
                      struct rpc_reply *replies)
 {
     bool reused;
-    struct dfs_csconn *c = pool_take(d, addr, &reused);
+    struct dfs_csconn *c = dfs_cs_take(d, addr, &reused);
     if (!c)
         return -ENOMEM;
     int rc = c->fd;
@@ -486,7 +479,7 @@ int dfs_cs_call_many(struct dfs *d, const char *addr, uint16_t type,
          * Requests sent twice are harmless (writes are idempotent). */
         close(c->fd);
         free(c);
-        c = pool_dial(d, addr);
+        c = dfs_cs_dial(d, addr);
         if (!c)
             return -ENOMEM;
         rc = c->fd;
@@ -501,7 +494,7 @@ int dfs_cs_call_many(struct dfs *d, const char *addr, uint16_t type,
         free(c);
         return rc;
     }
-    pool_put(d, c);
+    dfs_cs_put(d, c);
     return 0;
 }
 

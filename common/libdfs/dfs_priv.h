@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 
 #include "common/libdfs/dfs.h"
+#include "common/protocol.h"
 #include "common/rpc.h"
 #include "common/wire.h"
 
@@ -33,6 +34,24 @@ int dfs_cs_call(struct dfs *d, const char *addr, uint16_t type,
 int dfs_cs_call_many(struct dfs *d, const char *addr, uint16_t type,
                      const struct iovec *payloads, size_t n,
                      struct rpc_reply *replies);
+
+/* A connection to a chunkserver: idle in the pool, or held by one caller. */
+struct dfs_csconn {
+    struct dfs_csconn *next;
+    char addr[PROTO_ADDR_MAX];
+    int fd;                 /* negative: the dial's error */
+};
+
+/*
+ * For callers that run their own exchange on a connection (dfsfile's
+ * write stream): an idle pooled connection to addr (*reused true) or a
+ * new one, a new one always, and the way back into the pool for a
+ * connection whose exchange ended cleanly (close and free any other).
+ * NULL only on out of memory.
+ */
+struct dfs_csconn *dfs_cs_take(struct dfs *d, const char *addr, bool *reused);
+struct dfs_csconn *dfs_cs_dial(struct dfs *d, const char *addr);
+void dfs_cs_put(struct dfs *d, struct dfs_csconn *c);
 
 /* How long one operation may take before it fails (dfs_opts). */
 int dfs_op_timeout_ms(const struct dfs *d);

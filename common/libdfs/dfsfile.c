@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/dfs_error.h"
 #include "common/protocol.h"
@@ -33,8 +34,17 @@
 #define DFSFILE_MAX_CHAIN 8
 #define DFSFILE_RETRY_MS 50
 #define DFSFILE_REPLACE_TRIES 3
-/* CS_WRITE requests in flight on the chain head's connection. */
+/* CS_READ requests in flight, and CS_WRITE requests per synchronous
+ * batch (a resend), on one connection. */
 #define DFSFILE_PIPELINE 8
+/* CS_WRITE requests a file keeps unacknowledged on its write stream: the
+ * data a write() hands over is on its way when the call returns, and is
+ * kept until the chain acknowledges it, to be resent on a new chain. */
+#define DFSFILE_WINDOW 16
+/* Sequential reads fetch ahead, the window doubling from the first to
+ * the last of these. */
+#define DFSFILE_READAHEAD_MIN (1u << 20)
+#define DFSFILE_READAHEAD_MAX (DFSFILE_PIPELINE * PROTO_DATA_MAX)
 
 struct dfsfile_node {
     uint32_t id;
@@ -44,6 +54,22 @@ struct dfsfile_node {
 struct dfsfile_chain {
     uint32_t n;
     struct dfsfile_node node[DFSFILE_MAX_CHAIN];
+};
+
+/* A CS_WRITE sent on the write stream and not yet acknowledged. */
+struct dfsfile_pending {
+    uint64_t id;                    /* its req_id on the stream */
+    uint64_t off;                   /* in the chunk */
+    size_t len;
+    uint8_t *data;                  /* owned copy, for a resend */
+    bool acked;
+};
+
+struct dfsfile_loc {
+    bool present;
+    uint64_t chunk;
+    uint32_t version, length;
+    struct dfsfile_chain where;
 };
 
 /* Every field after mu is protected by it. */
@@ -61,7 +87,23 @@ struct dfs_file {
         uint32_t version, prev_version;
         uint32_t length;            /* end of data in the chunk */
         struct dfsfile_chain chain;
+        struct dfs_csconn *stream;  /* to chain.node[0] while npend > 0 */
+        bool stream_reused;         /* taken idle from the pool */
+        uint64_t next_id;
+        size_t npend;
+        struct dfsfile_pending pend[DFSFILE_WINDOW];  /* in send order */
+        int err;                    /* a write-back failure, for fsync/close */
     } w;
+    struct {
+        bool loc_valid;             /* loc is chunk loc_index's */
+        uint32_t loc_index;
+        struct dfsfile_loc loc;
+        uint8_t *buf;               /* read-ahead: file bytes [off, off + len) */
+        uint64_t off;
+        size_t len;
+        uint64_t next;              /* where a sequential read goes on */
+        size_t window;
+    } r;
 };
 
 static int64_t now_ns(void)
@@ -159,6 +201,13 @@ uint64_t dfs_file_size(struct dfs_file *f)
     uint64_t size = f->size;
     pthread_mutex_unlock(&f->mu);
     return size;
+}
+
+/* Forgets cached locations and read-ahead: this handle changes the file. */
+static void read_cache_drop(struct dfs_file *f)
+{
+    f->r.loc_valid = false;
+    f->r.len = 0;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -325,8 +374,6 @@ static int replace_replica(struct dfs_file *f, uint32_t failed)
     return rc;
 }
 
-static int write_begin(struct dfs_file *f, uint32_t index);
-
 /* chain_write, going on without a failed replica when the master allows. */
 static int chain_write_retry(struct dfs_file *f, uint64_t off_in_chunk,
                              const uint8_t *data, size_t len, uint8_t flags)
@@ -346,6 +393,162 @@ static int chain_write_retry(struct dfs_file *f, uint64_t off_in_chunk,
             break;
         rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
     }
+    return rc;
+}
+
+/* ---- the write stream ---------------------------------------------------- */
+
+/*
+ * write() hands its data to the chain head and returns; up to
+ * DFSFILE_WINDOW requests stay unacknowledged on one connection, each
+ * with its own copy of the data.  Acknowledged requests retire from the
+ * front only, so after a failure everything from the first unacknowledged
+ * one on is sent again in the original order: a later request that
+ * succeeded is never overwritten by an earlier one resent after it.
+ * A failure that cannot be repaired is kept in f->w.err and returned by
+ * the next write, fsync and close (DESIGN §2 acknowledges at those).
+ */
+
+static void pending_clear(struct dfs_file *f)
+{
+    for (size_t i = 0; i < f->w.npend; i++)
+        free(f->w.pend[i].data);
+    f->w.npend = 0;
+}
+
+static void pending_retire(struct dfs_file *f)
+{
+    size_t k = 0;
+    while (k < f->w.npend && f->w.pend[k].acked)
+        free(f->w.pend[k++].data);
+    f->w.npend -= k;
+    memmove(f->w.pend, f->w.pend + k, f->w.npend * sizeof(f->w.pend[0]));
+}
+
+/* Ends the stream: its connection back to the pool when the exchange
+ * ended cleanly, closed otherwise. */
+static void stream_close(struct dfs_file *f, bool clean)
+{
+    struct dfs_csconn *c = f->w.stream;
+    if (!c)
+        return;
+    f->w.stream = NULL;
+    if (clean && c->fd >= 0) {
+        dfs_cs_put(f->d, c);
+        return;
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+}
+
+/*
+ * The stream failed with rc (a chunkserver's answer naming node failed,
+ * or a transport error with failed 0): a new chain when a node is to
+ * blame, then every request still in the window sent again synchronously
+ * (chain_write_retry finds and replaces a dead node itself).  The window
+ * is empty afterwards, whatever happened.
+ */
+static int stream_recover(struct dfs_file *f, int rc, uint32_t failed)
+{
+    stream_close(f, false);
+    if (rc == -DFS_ESTALE_VER) {
+        /* A truncate moved the chunk to a new version under our lease. */
+        f->w.leased = false;
+        rc = write_begin(f, f->w.index);
+    } else {
+        rc = failed ? replace_replica(f, failed) : 0;
+    }
+    for (size_t i = 0; rc == 0 && i < f->w.npend; i++)
+        rc = chain_write_retry(f, f->w.pend[i].off, f->w.pend[i].data,
+                               f->w.pend[i].len, 0);
+    pending_clear(f);
+    if (rc < 0)
+        f->w.err = rc;
+    return rc;
+}
+
+/* Waits for one answer on the stream and retires what it allows. */
+static int stream_collect(struct dfs_file *f)
+{
+    struct rpc_reply r;
+    int rc = rpc_recv_reply_fd(f->w.stream->fd, 0, dfs_op_timeout_ms(f->d), &r);
+    if (rc < 0) {
+        dfs_set_error(f->d, "write of chunk %016" PRIx64 ": chunkserver %u (%s): %s",
+                      f->w.chunk, f->w.chain.node[0].id, f->w.chain.node[0].addr,
+                      dfs_strerror(rc));
+        return stream_recover(f, rc, 0);
+    }
+    uint32_t failed = 0;
+    rc = first_failure(f, &r, 1, &failed);
+    uint64_t id = r.hdr.req_id;
+    rpc_reply_release(&r);
+    if (rc < 0)
+        return stream_recover(f, rc, failed);
+    for (size_t i = 0; i < f->w.npend; i++) {
+        if (f->w.pend[i].id == id)
+            f->w.pend[i].acked = true;
+    }
+    pending_retire(f);
+    return 0;
+}
+
+/* Sends one CS_WRITE of at most PROTO_DATA_MAX bytes on the stream. */
+static int stream_send(struct dfs_file *f, uint64_t off, const uint8_t *data,
+                       size_t len)
+{
+    int rc = 0;
+    while (rc == 0 && f->w.npend == DFSFILE_WINDOW)
+        rc = stream_collect(f);
+    if (rc < 0)
+        return rc;
+    if (!f->w.stream) {
+        f->w.stream = dfs_cs_take(f->d, f->w.chain.node[0].addr, &f->w.stream_reused);
+        if (!f->w.stream)
+            return -ENOMEM;
+    }
+    struct dfsfile_pending *p = &f->w.pend[f->w.npend];
+    p->data = malloc(len ? len : 1);
+    if (!p->data)
+        return -ENOMEM;
+    memcpy(p->data, data, len);
+    p->off = off;
+    p->len = len;
+    p->acked = false;
+    p->id = ++f->w.next_id;
+    f->w.npend++;
+    struct wire_writer w;
+    write_payload(f, off, data, len, 0, &w);
+    rc = w.err ? w.err : f->w.stream->fd;
+    if (rc >= 0) {
+        struct iovec one = { w.buf, w.len };
+        rc = rpc_send_fd_many(f->w.stream->fd, PROTO_CS_WRITE, &one, 1, p->id,
+                              dfs_op_timeout_ms(f->d));
+    }
+    wire_writer_release(&w);
+    return rc < 0 ? stream_recover(f, rc, 0) : 0;
+}
+
+/* Queues data for [off, off + len) of the leased chunk on the stream. */
+static int stream_write(struct dfs_file *f, uint64_t off, const uint8_t *data,
+                        size_t len)
+{
+    int rc = 0;
+    for (size_t done = 0; rc == 0 && done < len;) {
+        size_t piece = len - done < PROTO_DATA_MAX ? len - done : PROTO_DATA_MAX;
+        rc = stream_send(f, off + done, data + done, piece);
+        done += piece;
+    }
+    return rc;
+}
+
+/* Waits until the chain acknowledged everything sent on the stream. */
+static int stream_drain(struct dfs_file *f)
+{
+    int rc = 0;
+    while (rc == 0 && f->w.npend)
+        rc = stream_collect(f);
+    stream_close(f, rc == 0);
     return rc;
 }
 
@@ -374,8 +577,10 @@ static int flush_chunk(struct dfs_file *f, bool keep_lease)
 {
     if (!f->w.leased)
         return 0;
-    int rc = 0;
-    if (f->w.dirty)
+    int rc = f->w.err;
+    if (rc == 0 && f->w.dirty)
+        rc = stream_drain(f);
+    if (rc == 0 && f->w.dirty)
         rc = chain_write_retry(f, f->w.length, NULL, 0, PROTO_WRITE_SYNC);
     if (rc == 0)
         rc = write_end(f, keep_lease);
@@ -393,10 +598,11 @@ ssize_t dfs_file_pwrite(struct dfs_file *f, const void *buf, size_t len,
     if (!(f->flags & DFS_O_WRITE))
         return -EBADF;
     pthread_mutex_lock(&f->mu);
+    read_cache_drop(f);
     const uint8_t *p = buf;
     size_t done = 0;
-    int rc = 0;
-    while (done < len) {
+    int rc = f->w.err;
+    while (rc == 0 && done < len) {
         uint64_t pos = off + done;
         uint32_t index = (uint32_t)(pos / PROTO_CHUNK_SIZE);
         uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
@@ -410,7 +616,7 @@ ssize_t dfs_file_pwrite(struct dfs_file *f, const void *buf, size_t len,
         if (rc == 0 && !f->w.leased)
             rc = write_begin(f, index);
         if (rc == 0)
-            rc = chain_write_retry(f, in_chunk, p + done, n, 0);
+            rc = stream_write(f, in_chunk, p + done, n);
         if (rc < 0)
             break;
         f->w.dirty = true;
@@ -427,6 +633,7 @@ ssize_t dfs_file_pwrite(struct dfs_file *f, const void *buf, size_t len,
 int dfs_file_truncate(struct dfs_file *f, uint64_t size)
 {
     pthread_mutex_lock(&f->mu);
+    read_cache_drop(f);
     /* What this handle wrote lands first; its write session ends, since
      * the truncate gives the chunk a new version. */
     int rc = flush_chunk(f, false);
@@ -453,6 +660,9 @@ int dfs_file_close(struct dfs_file *f)
 {
     pthread_mutex_lock(&f->mu);
     int rc = flush_chunk(f, false);
+    stream_close(f, false);
+    pending_clear(f);
+    free(f->r.buf);
     pthread_mutex_unlock(&f->mu);
     struct wire_writer b;
     wire_writer_init(&b);
@@ -468,13 +678,6 @@ int dfs_file_close(struct dfs_file *f)
 }
 
 /* ---- reading ------------------------------------------------------------- */
-
-struct dfsfile_loc {
-    bool present;
-    uint64_t chunk;
-    uint32_t version, length;
-    struct dfsfile_chain where;
-};
 
 static int locate(struct dfs_file *f, uint32_t index, struct dfsfile_loc *loc)
 {
@@ -582,6 +785,8 @@ static int read_replica(struct dfs_file *f, const struct dfsfile_loc *loc,
     struct rpc_reply r[DFSFILE_PIPELINE];
     size_t n = 0;
     int rc = 0;
+    if (len == 0)
+        return 0;
     for (size_t done = 0; done < len; n++) {
         size_t piece = len - done < PROTO_DATA_MAX ? len - done : PROTO_DATA_MAX;
         wire_writer_init(&p[n]);
@@ -628,38 +833,123 @@ static int read_piece(struct dfs_file *f, const struct dfsfile_loc *loc,
     return rc == -DFS_ECORRUPT ? -EIO : rc;
 }
 
+/* The location of chunk index, cached for the handle's next reads. */
+static int loc_get(struct dfs_file *f, uint32_t index)
+{
+    if (f->r.loc_valid && f->r.loc_index == index)
+        return 0;
+    int rc = locate_settled(f, index, &f->r.loc);
+    f->r.loc_valid = rc == 0;
+    f->r.loc_index = index;
+    return rc;
+}
+
+/* Reads [in_chunk, in_chunk + len) of the located chunk; when every
+ * replica the cached location names fails, asks the master again once
+ * (replicas move: re-replication, a dead server, a new version). */
+static int read_located(struct dfs_file *f, uint64_t in_chunk, uint8_t *buf,
+                        size_t len)
+{
+    int rc = read_piece(f, &f->r.loc, in_chunk, buf, len);
+    if (rc == 0)
+        return 0;
+    f->r.loc_valid = false;
+    if (loc_get(f, f->r.loc_index) < 0)
+        return rc;
+    return read_piece(f, &f->r.loc, in_chunk, buf, len);
+}
+
+/*
+ * Fills the read-ahead buffer from pos, at least want bytes (want <=
+ * DFSFILE_READAHEAD_MAX) within pos's chunk and the file.  The window
+ * doubles with every sequential fill.
+ */
+static int readahead_fill(struct dfs_file *f, uint64_t pos, size_t want)
+{
+    size_t window = f->r.window ? f->r.window * 2 : DFSFILE_READAHEAD_MIN;
+    if (window > DFSFILE_READAHEAD_MAX)
+        window = DFSFILE_READAHEAD_MAX;
+    size_t n = want > window ? want : window;
+    uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
+    if (n > PROTO_CHUNK_SIZE - in_chunk)
+        n = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
+    if (n > f->size - pos)
+        n = (size_t)(f->size - pos);
+    if (!f->r.buf) {
+        f->r.buf = malloc(DFSFILE_READAHEAD_MAX);
+        if (!f->r.buf)
+            return -ENOMEM;
+    }
+    f->r.len = 0;
+    int rc = read_located(f, in_chunk, f->r.buf, n);
+    if (rc < 0)
+        return rc;
+    f->r.off = pos;
+    f->r.len = n;
+    f->r.window = window;
+    return 0;
+}
+
+/*
+ * Copies what the read-ahead buffer holds of [pos, pos + n) to buf, first
+ * filling it when the read goes on where the last one ended.  Returns the
+ * bytes copied (0: read directly), or an error.
+ */
+static ssize_t read_buffered(struct dfs_file *f, uint64_t pos, uint8_t *buf,
+                             size_t n)
+{
+    bool hit = pos >= f->r.off && pos < f->r.off + f->r.len;
+    if (!hit && pos == f->r.next && n <= DFSFILE_READAHEAD_MAX) {
+        int rc = readahead_fill(f, pos, n);
+        if (rc < 0)
+            return rc;
+        hit = true;
+    }
+    if (!hit) {
+        f->r.window = 0;
+        return 0;
+    }
+    size_t k = (size_t)(f->r.off + f->r.len - pos);
+    if (k > n)
+        k = n;
+    memcpy(buf, f->r.buf + (pos - f->r.off), k);
+    return (ssize_t)k;
+}
+
 ssize_t dfs_file_pread(struct dfs_file *f, void *buf, size_t len, uint64_t off)
 {
     pthread_mutex_lock(&f->mu);
+    /* What this handle wrote is readable once the chain has it. */
+    if (f->w.npend)
+        stream_drain(f);
     uint8_t *p = buf;
     size_t done = 0;
     int rc = 0;
-    struct dfsfile_loc loc = { 0 };
-    uint32_t loc_index = UINT32_MAX;
     while (done < len) {
         uint64_t pos = off + done;
-        uint32_t index = (uint32_t)(pos / PROTO_CHUNK_SIZE);
-        if (index != loc_index) {
-            rc = locate_settled(f, index, &loc);
-            if (rc < 0)
-                break;
-            loc_index = index;
-        }
-        if (pos >= f->size)
+        rc = loc_get(f, (uint32_t)(pos / PROTO_CHUNK_SIZE));
+        if (rc < 0 || pos >= f->size)
             break;
         uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
         size_t n = len - done;
         if (n > PROTO_CHUNK_SIZE - in_chunk)
             n = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
-        if (n > (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX)
-            n = (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX;
         if (n > f->size - pos)
             n = (size_t)(f->size - pos);
-        rc = read_piece(f, &loc, in_chunk, p + done, n);
-        if (rc < 0)
+        ssize_t k = read_buffered(f, pos, p + done, n);
+        if (k == 0) {
+            if (n > (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX)
+                n = (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX;
+            k = read_located(f, in_chunk, p + done, n);
+            k = k < 0 ? k : (ssize_t)n;
+        }
+        if (k < 0) {
+            rc = (int)k;
             break;
-        done += n;
+        }
+        done += (size_t)k;
     }
+    f->r.next = off + done;
     pthread_mutex_unlock(&f->mu);
     return rc < 0 && done == 0 ? rc : (ssize_t)done;
 }
