@@ -48,6 +48,7 @@ TOOLS_SHARED_OBJS = $(call objs_of,$(filter-out $(TOOLS:%=tools/%.c),$(wildcard 
 UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 CLUSTER_BINS = $(patsubst tests/cluster/%.c,$(BUILD)/tests/cluster/%,$(wildcard tests/cluster/*.c))
+POSIX_BINS  = $(patsubst tests/posix/%.c,$(BUILD)/tests/posix/%,$(wildcard tests/posix/*.c))
 MICRO_BINS  = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 SIM_OBJS    = $(call objs_of,$(wildcard tests/sim/*.c))
 SCRIPTS     = $(patsubst tools/%.py,$(BIN)/%,$(wildcard tools/dfs-cluster.py)) \
@@ -68,7 +69,7 @@ PROGS = $(BIN)/dfs-master $(BIN)/dfs-chunkserver $(BIN)/dfs-mount \
 .PHONY: soak-raft asan-build bench-micro all test unit asan fuzz deps clean install run stop bench
 .DEFAULT_GOAL := all
 
-all: $(PROGS) $(UNIT_BINS) $(MICRO_BINS) $(CLUSTER_BINS)
+all: $(PROGS) $(UNIT_BINS) $(MICRO_BINS) $(CLUSTER_BINS) $(POSIX_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -121,6 +122,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
 
 # Helper programs of the multi-process suites: clients built on libdfs.
 $(BUILD)/tests/cluster/%: $(BUILD)/tests/cluster/%.o $(LIB_DFS) $(LIB_COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
+
+# Programs the POSIX suite runs on a mount: plain system calls.
+$(BUILD)/tests/posix/%: $(BUILD)/tests/posix/%.o $(LIB_COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
 
