@@ -66,7 +66,7 @@ PROGS = $(BIN)/dfs-master $(BIN)/dfs-chunkserver $(BIN)/dfs-mount \
         $(TOOLS:%=$(BIN)/%) $(RAFTSIM) $(SCRIPTS)
 
 .SECONDARY:
-.PHONY: soak-raft asan-build bench-micro all test unit asan fuzz deps clean install run stop bench
+.PHONY: soak soak-raft asan-build bench-micro all test unit asan fuzz deps clean install run stop bench
 .DEFAULT_GOAL := all
 
 all: $(PROGS) $(UNIT_BINS) $(MICRO_BINS) $(CLUSTER_BINS) $(POSIX_BINS)
@@ -167,6 +167,11 @@ soak-raft: $(RAFTSIM)
 	    from=$$((from + 1000)); \
 	    [ $(SOAK_S) -gt 0 ] && [ $$(( $$(date +%s) - start )) -ge $(SOAK_S) ] && break; \
 	done; true
+# The cluster fault scenarios (tests/cluster/test_faults*.sh) in a loop
+# with new seeds and longer settings, for SOAK_S seconds (default 1 hour).
+soak: deps all
+	@bash tests/cluster/soak.sh $$( [ $(SOAK_S) -gt 0 ] && echo $(SOAK_S) || echo 3600 )
+
 sim-slice: $(RAFTSIM)
 	@$(RAFTSIM) --seeds $(SIM_SLICE)
 

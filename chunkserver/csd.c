@@ -1,9 +1,9 @@
 /*
  * csd: the chunkserver process state and its lifecycle (csd.h).
  *
- * Owns the loop, the store, the disk pool, the listener and the key; the
- * request handlers (csio), the master link (csmaster) and the scrubber
- * (csscrub) keep their state inside struct csd.
+ * Owns the loop, the data directories (vols), the disk pool, the listener
+ * and the key; the request handlers (csio), the master link (csmaster) and
+ * the scrubber (csscrub) keep their state inside struct csd.
  *
  * States, moved on the loop thread:
  *   serving   csd_run loops on events until the stop post sets stopping
@@ -28,7 +28,7 @@
 #include "chunkserver/csio.h"
 #include "chunkserver/csmaster.h"
 #include "chunkserver/csscrub.h"
-#include "chunkserver/store.h"
+#include "chunkserver/vols.h"
 #include "common/dfs_error.h"
 #include "common/fsio.h"
 #include "common/log.h"
@@ -46,7 +46,9 @@ const struct conf_key csd_conf_keys[] = {
     KEY("advertise", CONF_STRING, advertise, NULL, NULL, NULL,
         "host:port given to the master and peers; unset: listen"),
     KEY("data_dir", CONF_STRING, data_dir, "/var/lib/dfs/chunks", NULL, NULL,
-        "the chunk store directory"),
+        "the data directory, or several: dir,dir,... (-d DIR adds one)"),
+    KEY("data_dirs", CONF_STRING, data_dir, "/var/lib/dfs/chunks", NULL, NULL,
+        "the same setting as data_dir under another name"),
     KEY("masters", CONF_STRING, masters, NULL, NULL, NULL,
         "host:port,... of the masters; unset: run without a master"),
     KEY("key_file", CONF_STRING, key_file, "/etc/dfs/cluster.key", NULL, NULL,
@@ -91,7 +93,7 @@ static void csd_on_stop(void *arg)
 
 uint32_t csd_server_id(const struct csd *d)
 {
-    return store_server_id(d->store);
+    return vols_server_id(d->vols);
 }
 
 static int csd_listen(struct csd *d, char *errbuf, size_t errlen)
@@ -125,6 +127,46 @@ static int csd_listen(struct csd *d, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* Any thread: a data directory failed.  With none left the server can
+ * store nothing, so it stops (csd_run then returns -EIO). */
+static void csd_on_dir_failed(void *arg, const char *dir, size_t left)
+{
+    struct csd *d = arg;
+    if (left > 0)
+        return;
+    log_error("chunkserver: %s was the last data directory; nothing left "
+              "to store chunks in, stopping", dir);
+    csd_stop(d);
+}
+
+/* Splits the comma-separated data_dir setting into dirs[] (pointers into
+ * buf, which holds a copy); returns the count or -DFS_ECONF. */
+static int csd_split_dirs(char *buf, struct vols_dir *dirs, struct fsio *fs,
+                          char *errbuf, size_t errlen)
+{
+    int n = 0;
+    for (char *save = NULL, *p = strtok_r(buf, ",", &save); p;
+         p = strtok_r(NULL, ",", &save)) {
+        p += strspn(p, " \t");
+        size_t len = strlen(p);
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            p[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (n == VOLS_MAX_DIRS) {
+            snprintf(errbuf, errlen, "data_dir: more than %d directories",
+                     VOLS_MAX_DIRS);
+            return -DFS_ECONF;
+        }
+        dirs[n++] = (struct vols_dir){ p, fs };
+    }
+    if (n == 0) {
+        snprintf(errbuf, errlen, "data_dir: no directory given");
+        return -DFS_ECONF;
+    }
+    return n;
+}
+
 static int csd_open_store(struct csd *d, char *errbuf, size_t errlen)
 {
     const struct csd_conf *conf = d->conf;
@@ -133,15 +175,22 @@ static int csd_open_store(struct csd *d, char *errbuf, size_t errlen)
                  (unsigned long long)conf->chunk_size);
         return -DFS_ECONF;
     }
-    d->fs = fsio_real_new();
+    d->fs = fsio_from_env();
     if (!d->fs)
         return -ENOMEM;
-    struct store_params params = {
-        .chunk_size = conf->chunk_size,
-        .reserved_bytes = conf->reserved_space,
+    struct vols_params params = {
+        .store = { .chunk_size = conf->chunk_size,
+                   .reserved_bytes = conf->reserved_space },
+        .on_fail = csd_on_dir_failed,
+        .fail_arg = d,
     };
-    return store_open(d->fs, conf->data_dir, &params, &d->store, errbuf,
-                      errlen);
+    char *buf = strdup(conf->data_dir ? conf->data_dir : "");
+    struct vols_dir dirs[VOLS_MAX_DIRS];
+    int rc = buf ? csd_split_dirs(buf, dirs, d->fs, errbuf, errlen) : -ENOMEM;
+    if (rc > 0)
+        rc = vols_open(dirs, (size_t)rc, &params, &d->vols, errbuf, errlen);
+    free(buf);
+    return rc;
 }
 
 int csd_open(const struct csd_conf *conf, struct csd **out, char *errbuf,
@@ -198,9 +247,9 @@ static bool csd_idle(struct csd *d)
 
 static int csd_sync_one(const struct store_info *info, void *arg)
 {
-    struct store *s = arg;
+    struct vols *v = arg;
     if (!info->corrupt)
-        store_sync(s, info->id);
+        vols_sync(v, info->id);
     return 0;
 }
 
@@ -213,7 +262,7 @@ static void csd_drain(struct csd *d)
     csscrub_stop(d->scrub);
     while (!csd_idle(d))
         ev_run_once(d->loop, CSD_DRAIN_POLL_MS);
-    store_list(d->store, csd_sync_one, d->store);
+    vols_list(d->vols, csd_sync_one, d->vols);
 }
 
 int csd_run(struct csd *d)
@@ -232,6 +281,11 @@ int csd_run(struct csd *d)
     }
     atomic_store(&d->stopping, true);
     csd_drain(d);
+    if (vols_healthy(d->vols) == 0) {
+        log_error("chunkserver: every data directory failed (%s)",
+                  d->conf->data_dir);
+        rc = -EIO;
+    }
     atomic_store(&d->running, false);
     log_info("chunkserver: %s stopped", d->self_addr);
     return rc;
@@ -251,7 +305,7 @@ void csd_close(struct csd *d)
     csmaster_free(d->master);
     tpool_free(d->disk);
     ev_loop_free(d->loop);
-    store_close(d->store);
+    vols_close(d->vols);
     fsio_free(d->fs);
     auth_key_release(&d->key);
     free(d);

@@ -2,11 +2,11 @@
  * csd: the dfs-chunkserver process state (DESIGN §3.5) and its lifecycle.
  *
  * struct csd is the one state struct of the process: the config, the event
- * loop, the chunk store, the disk thread pool, the listener, the client and
- * peer connections (csio), the master link (csmaster) and the scrubber
- * (csscrub).  Every field is touched on the loop thread only, except where
- * a field says otherwise; the store is thread-safe and is also used from the
- * disk threads.
+ * loop, the data directories (vols), the disk thread pool, the listener,
+ * the client and peer connections (csio), the master link (csmaster) and
+ * the scrubber (csscrub).  Every field is touched on the loop thread only,
+ * except where a field says otherwise; vols is thread-safe and is also used
+ * from the disk threads.
  *
  * Life:  csd_open (any thread) -> csd_run (one thread, until csd_stop)
  *        -> csd_close (the thread that ran it, after csd_run returned).
@@ -31,15 +31,16 @@ struct csmaster;
 struct csscrub;
 struct fsio;
 struct net_listener;
-struct store;
 struct tpool;
+struct vols;
 
 /* The settings, filled by conf from csd_conf_keys. */
 struct csd_conf {
     char *listen;               /* "host:port" to listen on */
     char *advertise;            /* "host:port" peers and master use; NULL:
                                    listen (with the port actually bound) */
-    char *data_dir;
+    char *data_dir;             /* "dir" or "dir,dir,..." (also set by the
+                                   synonym key data_dirs and by -d) */
     char *masters;              /* "host:port,host:port"; NULL: no master */
     char *key_file;
     char *rack;
@@ -76,7 +77,7 @@ struct csd {
     const struct csd_conf *conf;          /* borrowed, outlives the csd */
     struct ev_loop *loop;                 /* owned */
     struct fsio *fs;                      /* owned */
-    struct store *store;                  /* owned; thread-safe */
+    struct vols *vols;                    /* owned; thread-safe */
     struct tpool *disk;                   /* owned; jobs keyed by chunk id */
     struct auth_key key;                  /* the cluster key */
     struct net_listener *listener;        /* owned; NULL once stopping */
@@ -97,16 +98,17 @@ struct csd {
 };
 
 /*
- * Opens the key file and the data directory (a directory of another
- * cluster is -DFS_ECLUSTER), creates the loop and disk threads and starts
- * listening.  conf is borrowed until csd_close.  On failure returns the
- * error with a one-line message naming what failed in errbuf.
+ * Opens the key file and the data directories (a directory of another
+ * cluster or server is -DFS_ECLUSTER), creates the loop and disk threads
+ * and starts listening.  conf is borrowed until csd_close.  On failure
+ * returns the error with a one-line message naming what failed in errbuf.
  */
 int csd_open(const struct csd_conf *conf, struct csd **out, char *errbuf,
              size_t errlen);
 
 /* Serves until csd_stop, then closes every connection, lets running disk
- * jobs finish and syncs the store.  0 or a negative errno from the loop. */
+ * jobs finish and syncs every chunk.  0, a negative errno from the loop, or
+ * -EIO when every data directory failed (the server then stops itself). */
 int csd_run(struct csd *d);
 
 /* Any thread: makes csd_run return.  Idempotent. */
@@ -115,7 +117,7 @@ void csd_stop(struct csd *d);
 /* Frees everything; csd_run must have returned (or never run).  NULL ok. */
 void csd_close(struct csd *d);
 
-/* This server's id from the data directory (0 before registration). */
+/* This server's id from the data directories (0 before registration). */
 uint32_t csd_server_id(const struct csd *d);
 
 #endif

@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "chunkserver/csd.h"
-#include "chunkserver/store.h"
+#include "chunkserver/vols.h"
 #include "common/dfs_error.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -299,13 +299,13 @@ static int write_forward(struct csio_write *w)
  * to version: prev_version is the chunk's committed version, and every
  * replica from it on holds the committed content), or absent with
  * prev_version 0 (then created). */
-static int write_prepare(struct store *s, const struct csio_write *w)
+static int write_prepare(struct vols *s, const struct csio_write *w)
 {
     uint32_t cur;
     uint64_t length;
-    int rc = store_stat(s, w->chunk, &cur, &length);
+    int rc = vols_stat(s, w->chunk, &cur, &length);
     if (rc == -ENOENT && w->prev_version == 0)
-        return store_create(s, w->chunk, w->version);
+        return vols_create(s, w->chunk, w->version);
     if (rc == -ENOENT)
         return -DFS_ESTALE_VER;
     if (rc < 0)
@@ -313,7 +313,7 @@ static int write_prepare(struct store *s, const struct csio_write *w)
     if (cur == w->version)
         return 0;
     if (cur >= w->prev_version && cur < w->version)
-        return store_set_version(s, w->chunk, w->version);
+        return vols_set_version(s, w->chunk, w->version);
     return -DFS_ESTALE_VER;
 }
 
@@ -321,19 +321,19 @@ static int write_prepare(struct store *s, const struct csio_write *w)
 static int write_work(void *arg)
 {
     struct csio_write *w = arg;
-    struct store *s = w->cl->d->store;
+    struct vols *s = w->cl->d->vols;
     int rc = write_prepare(s, w);
     if (rc < 0)
         return rc;
     unsigned sf = (w->flags & PROTO_WRITE_SYNC) ? STORE_SYNC : 0;
     if (w->blk.length)
-        rc = store_write(s, w->chunk, w->version, w->blk.offset, w->blk.data,
-                         w->blk.length, w->crcs, sf);
+        rc = vols_write(s, w->chunk, w->version, w->blk.offset, w->blk.data,
+                        w->blk.length, w->crcs, sf);
     else if (sf)
-        rc = store_sync(s, w->chunk);
+        rc = vols_sync(s, w->chunk);
     if (rc == 0 && (w->flags & PROTO_WRITE_TRUNCATE))
-        rc = store_truncate(s, w->chunk, w->version,
-                            w->blk.offset + w->blk.length);
+        rc = vols_truncate(s, w->chunk, w->version,
+                           w->blk.offset + w->blk.length);
     return rc;
 }
 
@@ -422,10 +422,10 @@ static void put_le32_at(uint8_t *p, uint32_t v)
 static int read_work(void *arg)
 {
     struct csio_read *r = arg;
-    struct store *s = r->cl->d->store;
+    struct vols *s = r->cl->d->vols;
     uint32_t version;
     uint64_t clen;
-    int rc = store_stat(s, r->chunk, &version, &clen);
+    int rc = vols_stat(s, r->chunk, &version, &clen);
     if (rc < 0)
         return rc;
     /* r->version is the lowest that holds the committed content. */
@@ -447,7 +447,7 @@ static int read_work(void *arg)
         return r->out.err;
     uint32_t crcs[CSIO_BLOCKS_MAX];
     uint8_t *data = r->out.buf + crc_at + (size_t)nb * 4;
-    ssize_t got = store_read(s, r->chunk, version, r->offset, n, data, crcs);
+    ssize_t got = vols_read(s, r->chunk, version, r->offset, n, data, crcs);
     if (got < 0)
         return (int)got;
     if ((uint64_t)got != n)

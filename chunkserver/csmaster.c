@@ -17,8 +17,13 @@
  *     goes only to the connection it came on (a later one would not know
  *     its req_id).
  *  2. A chunk found corrupt is reported once through CHUNK_REPORT CHANGED
- *     (store_take_bad); should that report be lost with the connection,
+ *     (vols_take_bad); should that report be lost with the connection,
  *     the next registration's full report still marks it corrupt.
+ *  3. A chunk lost with a failed data directory is reported once the same
+ *     way, state CORRUPT, so the master stops counting it, copies the
+ *     chunk from other replicas and orders this one deleted (which finds
+ *     nothing: done); the next full report leaves it out all the same.
+ *  4. At most one probe of the data directories runs (m->probing).
  */
 #include "csmaster.h"
 
@@ -32,7 +37,7 @@
 #include "chunkserver/csd.h"
 #include "chunkserver/csio.h"
 #include "chunkserver/csrepl.h"
-#include "chunkserver/store.h"
+#include "chunkserver/vols.h"
 #include "common/dfs_error.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -42,6 +47,13 @@
 
 #define CSM_RETRY_MS     1000
 #define CSM_CALL_MS      10000
+/* Heartbeats missed before the master counts as gone: a leader cut off
+ * from us is replaced within about two election timeouts, and the new
+ * one needs our registration to serve any chunk. */
+#define CSM_HEARTBEAT_MISSES 3
+/* How long a lost master is passed over (hints naming it included): by
+ * then the others know who leads. */
+#define CSM_SHUN_MS      5000
 #define CSM_REPORT_BATCH 50000     /* REPLICAs per report frame */
 #define CSM_ORDER_MAX    65536     /* chunks in one DELETE / VERIFY */
 #define CSM_MAX_PAYLOAD  (4u << 20)
@@ -52,6 +64,8 @@ struct csmaster {
     size_t naddrs, next;               /* next: the one to try next */
     char hint[PROTO_ADDR_MAX + 1];     /* leader named by NOT_LEADER, or "" */
     char cur[PROTO_ADDR_MAX + 1];      /* the master connected to */
+    char failed[PROTO_ADDR_MAX + 1];   /* the last one lost, or "" */
+    uint64_t failed_at;                /* ev_now_ms when it was lost */
     struct rpc_conn *rc;               /* NULL when idle */
     uint64_t gen;                      /* connections made so far */
     bool registered;
@@ -59,6 +73,7 @@ struct csmaster {
     uint32_t heartbeat_ms;
     uint64_t timer;                    /* retry or heartbeat; 0: none */
     unsigned orders;                   /* orders not yet done */
+    bool probing;                      /* a vols_check job is queued */
 };
 
 struct csm_order {
@@ -241,24 +256,57 @@ static void csm_send_report(struct csmaster *m, uint8_t kind,
     }
 }
 
-/* Chunks found corrupt since the last report (scrubber, reads, writes). */
+/* Chunks found corrupt since the last report (scrubber, reads, writes),
+ * and chunks lost with a failed data directory (invariant 3). */
 static void csm_report_bad(struct csmaster *m)
 {
     uint64_t *ids;
-    size_t n;
-    store_take_bad(m->d->store, &ids, &n);
-    struct csm_list l = { .v = calloc(n ? n : 1, sizeof(*l.v)), .n = n };
+    size_t n, nlost;
+    struct store_info *lost;
+    vols_take_bad(m->d->vols, &ids, &n);
+    vols_take_lost(m->d->vols, &lost, &nlost);
+    struct csm_list l = { .v = calloc(n + nlost ? n + nlost : 1,
+                                      sizeof(*l.v)), .n = n + nlost };
     for (size_t i = 0; l.v && i < n; i++) {
         uint32_t version = 0;
         uint64_t length = 0;
-        store_stat(m->d->store, ids[i], &version, &length);
+        vols_stat(m->d->vols, ids[i], &version, &length);
         l.v[i] = (struct store_info){ .id = ids[i], .version = version,
                                       .length = length, .corrupt = true };
     }
-    if (l.v && n)
+    if (l.v && nlost)
+        memcpy(l.v + n, lost, nlost * sizeof(*lost));
+    if (l.v && l.n)
         csm_send_report(m, PROTO_REPORT_CHANGED, &l, 0);
     free(l.v);
+    free(lost);
     free(ids);
+}
+
+/* Disk thread: a directory that cannot answer is failed (its chunks go
+ * to the lost list, reported at the next heartbeat). */
+static int csm_probe_work(void *arg)
+{
+    struct csmaster *m = arg;
+    vols_check(m->d->vols);
+    return 0;
+}
+
+static void csm_probe_done(void *arg, int status)
+{
+    (void)status;
+    struct csmaster *m = arg;
+    m->probing = false;
+}
+
+/* Starts a probe of the data directories unless one is queued: a
+ * directory with no traffic would otherwise fail unnoticed. */
+static void csm_probe(struct csmaster *m)
+{
+    if (m->probing)
+        return;
+    m->probing = tpool_submit(m->d->disk, csm_probe_work, csm_probe_done,
+                              m) == 0;
 }
 
 /* ---- heartbeat --------------------------------------------------------- */
@@ -278,15 +326,28 @@ static int csm_count(const struct store_info *info, void *arg)
     return 0;
 }
 
+/*
+ * The space the master places chunks by: capacity is what our chunks take
+ * plus what they may still take (free space less the reserve), so that
+ * other files on the disks count neither as ours nor as free.
+ */
+static void csm_space(struct csd *d, uint64_t *capacity, uint64_t *used)
+{
+    uint64_t total = 0, avail = 0;
+    *used = 0;
+    vols_space(d->vols, &total, used, &avail);
+    *capacity = *used + avail;
+}
+
 static int64_t csm_heartbeat(struct ev_loop *loop, void *arg)
 {
     (void)loop;
     struct csmaster *m = arg;
     struct csd *d = m->d;
-    uint64_t total = 0, used = 0, avail = 0;
+    uint64_t total, used;
     uint32_t chunks = 0;
-    store_space(d->store, &total, &used, &avail);
-    store_list(d->store, csm_count, &chunks);
+    csm_space(d, &total, &used);
+    vols_list(d->vols, csm_count, &chunks);
     struct wire_writer w;
     wire_writer_init(&w);
     wire_put_u32(&w, csd_server_id(d));
@@ -299,13 +360,15 @@ static int64_t csm_heartbeat(struct ev_loop *loop, void *arg)
     wire_put_u64(&w, atomic_load(&d->stats.errors));
     int rc = w.err ? w.err
                    : rpc_call(m->rc, PROTO_CS_HEARTBEAT, w.buf, w.len,
-                              CSM_CALL_MS, csm_heartbeat_reply, m);
+                              CSM_HEARTBEAT_MISSES * m->heartbeat_ms,
+                              csm_heartbeat_reply, m);
     wire_writer_release(&w);
     if (rc < 0) {
         csm_drop(m, "CS_HEARTBEAT", rc);
         return EV_TIMER_STOP;
     }
     csm_report_bad(m);
+    csm_probe(m);
     return m->heartbeat_ms;
 }
 
@@ -325,9 +388,9 @@ static void csm_registered(struct csmaster *m, const uint8_t *p, size_t len)
         return;
     }
     /* Once per registration, a small atomic file: done on the loop. */
-    if (cs_id != store_server_id(d->store) ||
-        cluster_id != store_cluster_id(d->store))
-        rc = store_set_identity(d->store, cluster_id, cs_id);
+    if (cs_id != vols_server_id(d->vols) ||
+        cluster_id != vols_cluster_id(d->vols))
+        rc = vols_set_identity(d->vols, cluster_id, cs_id);
     if (rc < 0) {
         log_error("csmaster: cannot take identity cluster %016llx cs %u "
                   "from %s: %s", (unsigned long long)cluster_id, cs_id,
@@ -361,18 +424,18 @@ static void csm_on_ready(struct rpc_conn *c)
     struct csmaster *m = rpc_ctx(c);
     struct csd *d = m->d;
     struct csm_list l = { 0 };
-    if (store_list(d->store, csm_collect, &l) < 0) {
+    if (vols_list(d->vols, csm_collect, &l) < 0) {
         free(l.v);
         csm_drop(m, "report", -ENOMEM);
         return;
     }
-    uint64_t total = 0, used = 0, avail = 0;
-    store_space(d->store, &total, &used, &avail);
+    uint64_t total, used;
+    csm_space(d, &total, &used);
     size_t first = l.n < CSM_REPORT_BATCH ? l.n : CSM_REPORT_BATCH;
     struct wire_writer w;
     wire_writer_init(&w);
-    wire_put_u64(&w, store_cluster_id(d->store));
-    wire_put_u32(&w, store_server_id(d->store));
+    wire_put_u64(&w, vols_cluster_id(d->vols));
+    wire_put_u32(&w, vols_server_id(d->vols));
     wire_put_str(&w, d->self_addr);
     wire_put_str(&w, d->conf->rack);
     wire_put_u64(&w, total);
@@ -468,20 +531,20 @@ static void csm_replicate(struct csmaster *m, const struct wire_frame *f)
 
 /* Trims a replica cut short by a truncate and moves it to the new
  * version; one already there (a repeated order) is left as it is. */
-static int csm_truncate_one(struct store *s, uint64_t id, uint32_t version,
+static int csm_truncate_one(struct vols *s, uint64_t id, uint32_t version,
                             uint32_t new_version, uint64_t length)
 {
     uint32_t have;
     uint64_t len;
-    int rc = store_stat(s, id, &have, &len);
+    int rc = vols_stat(s, id, &have, &len);
     if (rc == 0 && have == new_version)
         return 0;
     if (rc == 0 && have != version)
         return -DFS_ESTALE_VER;
     if (rc == 0)
-        rc = store_truncate(s, id, version, length);
+        rc = vols_truncate(s, id, version, length);
     if (rc == 0)
-        rc = store_set_version(s, id, new_version);
+        rc = vols_set_version(s, id, new_version);
     return rc;
 }
 
@@ -489,7 +552,7 @@ static int csm_truncate_one(struct store *s, uint64_t id, uint32_t version,
 static int csm_batch_work(void *arg)
 {
     struct csm_order *o = arg;
-    struct store *s = o->m->d->store;
+    struct vols *s = o->m->d->vols;
     for (uint32_t i = 0; i < o->n; i++) {
         uint32_t version;
         uint64_t length;
@@ -499,16 +562,16 @@ static int csm_batch_work(void *arg)
             continue;
         }
         if (o->req.hdr.type == PROTO_CS_ORDER_VERIFY) {
-            o->status[i] = store_verify(s, o->ids[i], o->versions[i]);
+            o->status[i] = vols_verify(s, o->ids[i], o->versions[i]);
             continue;
         }
         int rc = 0;
         if (o->versions[i])
-            rc = store_stat(s, o->ids[i], &version, &length);
+            rc = vols_stat(s, o->ids[i], &version, &length);
         if (rc == 0 && o->versions[i] && version != o->versions[i])
             rc = -DFS_ESTALE_VER;
         o->status[i] = rc < 0 && rc != -DFS_ECORRUPT
-                           ? rc : store_delete(s, o->ids[i]);
+                           ? rc : vols_delete(s, o->ids[i]);
     }
     return 0;
 }
@@ -599,6 +662,13 @@ static void csm_on_frame(struct rpc_conn *c, const struct wire_frame *f)
 
 /* ---- connection -------------------------------------------------------- */
 
+/* cur was lost (not a NOT_LEADER redirection): pass over it for a while. */
+static void csm_shun(struct csmaster *m)
+{
+    snprintf(m->failed, sizeof(m->failed), "%s", m->cur);
+    m->failed_at = ev_now_ms(m->d->loop);
+}
+
 static int64_t csm_retry(struct ev_loop *loop, void *arg)
 {
     (void)loop;
@@ -621,6 +691,9 @@ static void csm_on_close(struct rpc_conn *c, int err)
     struct csmaster *m = rpc_ctx(c);
     if (err < 0)
         log_info("csmaster: %s: %s", m->cur, dfs_strerror(err));
+    /* A NOT_LEADER close leaves a hint; any other loss blames cur. */
+    if (!m->hint[0])
+        csm_shun(m);
     m->rc = NULL;
     m->registered = false;
     if (m->timer)
@@ -635,14 +708,34 @@ static const struct rpc_cbs csm_cbs = {
     .on_close = csm_on_close,
 };
 
+/*
+ * The master to try: the NOT_LEADER hint, else the next of the list.  A
+ * follower that has not heard of the new leader yet names the old one:
+ * neither the hint nor the list leads back to the master just lost while
+ * there is another to try.
+ */
+static bool csm_shunned(const struct csmaster *m, const char *addr)
+{
+    return m->failed[0] && !strcmp(addr, m->failed) &&
+           ev_now_ms(m->d->loop) - m->failed_at < CSM_SHUN_MS;
+}
+
+static void csm_choose(struct csmaster *m)
+{
+    if (m->hint[0] && !csm_shunned(m, m->hint)) {
+        snprintf(m->cur, sizeof(m->cur), "%s", m->hint);
+    } else {
+        const char *a = m->addrs[m->next++ % m->naddrs];
+        if (m->naddrs > 1 && csm_shunned(m, a))
+            a = m->addrs[m->next++ % m->naddrs];
+        snprintf(m->cur, sizeof(m->cur), "%s", a);
+    }
+    m->hint[0] = '\0';
+}
+
 static void csm_connect(struct csmaster *m)
 {
-    if (m->hint[0])
-        snprintf(m->cur, sizeof(m->cur), "%s", m->hint);
-    else
-        snprintf(m->cur, sizeof(m->cur), "%s",
-                 m->addrs[m->next++ % m->naddrs]);
-    m->hint[0] = '\0';
+    csm_choose(m);
     char host[NET_HOST_MAX];
     uint16_t port;
     int rc = net_parse_addr(m->cur, host, sizeof(host), &port);
@@ -651,6 +744,7 @@ static void csm_connect(struct csmaster *m)
                          CSM_MAX_PAYLOAD, NULL, &m->rc);
     if (rc < 0) {
         log_warn("csmaster: connect %s: %s", m->cur, dfs_strerror(rc));
+        csm_shun(m);
         m->rc = NULL;
         csm_idle_wait(m);
         return;
@@ -678,7 +772,7 @@ void csmaster_stop(struct csmaster *m)
 
 bool csmaster_idle(const struct csmaster *m)
 {
-    return !m || (!m->rc && m->orders == 0);
+    return !m || (!m->rc && m->orders == 0 && !m->probing);
 }
 
 void csmaster_free(struct csmaster *m)

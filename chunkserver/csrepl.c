@@ -6,9 +6,9 @@
  *            create the chunk empty at the version
  *   FETCH    CS_COPY of the next piece from sources[cur]; an error moves
  *            on to the next source, at the same offset
- *   STORE    (disk) store_write of the verified piece, then FETCH again
+ *   STORE    (disk) vols_write of the verified piece, then FETCH again
  *            after the pace delay, or SYNC after the last piece
- *   SYNC     (disk) store_sync, then done(0, length)
+ *   SYNC     (disk) vols_sync, then done(0, length)
  *   ABORT    (disk) delete the partial replica, then done(error)
  *
  * Invariants:
@@ -27,7 +27,7 @@
 
 #include "chunkserver/csd.h"
 #include "chunkserver/csio.h"
-#include "chunkserver/store.h"
+#include "chunkserver/vols.h"
 #include "common/dfs_error.h"
 #include "common/log.h"
 #include "common/rpc.h"
@@ -92,7 +92,7 @@ static void csrepl_submit(struct csrepl *r, tpool_work_fn work,
 static int csrepl_abort_work(void *arg)
 {
     struct csrepl *r = arg;
-    return store_delete(r->d->store, r->id);
+    return vols_delete(r->d->vols, r->id);
 }
 
 static void csrepl_abort_done(void *arg, int status)
@@ -111,7 +111,7 @@ static void csrepl_abort(struct csrepl *r, int status)
 static int csrepl_sync_work(void *arg)
 {
     struct csrepl *r = arg;
-    return store_sync(r->d->store, r->id);
+    return vols_sync(r->d->vols, r->id);
 }
 
 static void csrepl_sync_done(void *arg, int status)
@@ -128,8 +128,8 @@ static void csrepl_sync_done(void *arg, int status)
 static int csrepl_store_work(void *arg)
 {
     struct csrepl *r = arg;
-    return store_write(r->d->store, r->id, r->version, r->blk.offset,
-                       r->blk.data, r->blk.length, r->crcs, 0);
+    return vols_write(r->d->vols, r->id, r->version, r->blk.offset,
+                      r->blk.data, r->blk.length, r->crcs, 0);
 }
 
 static int64_t csrepl_pace(struct ev_loop *loop, void *arg)
@@ -253,21 +253,21 @@ static void csrepl_fetch(struct csrepl *r)
 static int csrepl_prepare_work(void *arg)
 {
     struct csrepl *r = arg;
-    struct store *s = r->d->store;
+    struct vols *s = r->d->vols;
     uint32_t version;
     uint64_t length;
-    int rc = store_stat(s, r->id, &version, &length);
+    int rc = vols_stat(s, r->id, &version, &length);
     if (rc == 0 && version == r->version && length == r->length &&
-        store_verify(s, r->id, r->version) == 0) {
+        vols_verify(s, r->id, r->version) == 0) {
         r->have = true;
         return 0;
     }
     if (rc != -ENOENT) {
-        rc = store_delete(s, r->id);
+        rc = vols_delete(s, r->id);
         if (rc < 0 && rc != -ENOENT)
             return rc;
     }
-    return store_create(s, r->id, r->version);
+    return vols_create(s, r->id, r->version);
 }
 
 static void csrepl_prepare_done(void *arg, int status)

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 
 #include "chunkserver/csd.h"
-#include "chunkserver/store.h"
+#include "chunkserver/vols.h"
 #include "common/dfs_error.h"
 #include "common/log.h"
 #include "common/tpool.h"
@@ -80,10 +80,10 @@ static int csscrub_work(void *arg)
 {
     struct csscrub *s = arg;
     uint32_t version;
-    int rc = store_stat(s->d->store, s->cur_id, &version, &s->cur_len);
+    int rc = vols_stat(s->d->vols, s->cur_id, &version, &s->cur_len);
     if (rc < 0)
         return rc;
-    return store_verify(s->d->store, s->cur_id, 0);
+    return vols_verify(s->d->vols, s->cur_id, 0);
 }
 
 static void csscrub_done(void *arg, int status)
@@ -113,7 +113,7 @@ static int64_t csscrub_tick(struct ev_loop *loop, void *arg)
     s->timer = 0;
     if (s->at == s->n) {
         s->n = s->at = 0;
-        if (store_list(s->d->store, csscrub_collect, s) < 0)
+        if (vols_list(s->d->vols, csscrub_collect, s) < 0)
             log_warn("scrub: out of memory listing chunks; partial pass");
         if (s->n == 0) {
             csscrub_arm(s, s->d->conf->scrub_pause_ms);

@@ -1,14 +1,17 @@
 /*
  * dfs-chunkserver: stores dfs chunks with CRC32C per 64 KiB block.
  *
- *   dfs-chunkserver [-c FILE] [-o key=value]... [--key=value]...
+ *   dfs-chunkserver [-c FILE] [-d DIR]... [-o key=value]... [--key=value]...
  *
  * Settings come from csd_conf_keys (--help lists them): defaults, then the
- * file, then the overrides in order.  SIGTERM and SIGINT stop the server
- * cleanly (connections closed, disk jobs finished, chunks synced); they are
- * taken through a signalfd on the loop, so no handler runs in signal
- * context.  Exit status: 0 after a clean stop, 1 on a runtime failure, 2
- * on a usage or configuration error.
+ * file, then the overrides in order, then the -d directories (each -d
+ * adds one, or a comma list; together they replace data_dir).  SIGTERM
+ * and SIGINT stop the server cleanly (connections closed, disk jobs
+ * finished, chunks synced); they are taken through a signalfd on the loop,
+ * so no handler runs in signal context.  Exit status: 0 after a clean
+ * stop, 1 on a runtime failure (every data directory failed included), 2
+ * on a usage or configuration error (a directory of another cluster or
+ * server included).
  */
 #include <errno.h>
 #include <signal.h>
@@ -27,26 +30,42 @@
 
 struct args {
     const char *file;
-    const char **overrides;   /* borrowed from argv, or "key=value" of it */
+    const char **overrides;   /* borrowed from argv, or "key=value" of it,
+                                 or dirs */
     size_t n;
+    char *dirs;               /* "data_dir=" and every -d, comma-joined */
 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: dfs-chunkserver [-c FILE] [-o key=value]... "
+            "usage: dfs-chunkserver [-c FILE] [-d DIR]... [-o key=value]... "
             "[--key=value]...\n"
             "       dfs-chunkserver --help | --version\n"
             "stores dfs chunks with CRC32C per 64 KiB block.\n\n"
             "settings (file lines \"key = value\"; -o and --key=value "
-            "override the file):\n");
+            "override the file; -d DIR, repeatable, sets data_dir):\n");
     conf_print_help(csd_conf_keys, out);
+}
+
+/* Appends one -d argument to a->dirs. */
+static int add_dir(struct args *a, const char *dir)
+{
+    const char *head = a->dirs ? a->dirs : "data_dir=";
+    size_t len = strlen(head) + strlen(dir) + 2;
+    char *s = malloc(len);
+    if (!s)
+        return -1;
+    snprintf(s, len, "%s%s%s", head, a->dirs ? "," : "", dir);
+    free(a->dirs);
+    a->dirs = s;
+    return 0;
 }
 
 /* 0, 1 when the program should exit 0 at once, or -1 on a usage error. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    a->overrides = calloc((size_t)argc, sizeof(*a->overrides));
+    a->overrides = calloc((size_t)argc + 1, sizeof(*a->overrides));
     if (!a->overrides)
         return -1;
     for (int i = 1; i < argc; i++) {
@@ -59,7 +78,11 @@ static int parse_args(int argc, char **argv, struct args *a)
             printf("dfs-chunkserver %s\n", DFS_VERSION);
             return 1;
         }
-        if ((strcmp(s, "-c") == 0 || strcmp(s, "-o") == 0) && i + 1 < argc) {
+        if (strcmp(s, "-d") == 0 && i + 1 < argc) {
+            if (add_dir(a, argv[++i]) < 0)
+                return -1;
+        } else if ((strcmp(s, "-c") == 0 || strcmp(s, "-o") == 0) &&
+                   i + 1 < argc) {
             if (s[1] == 'c')
                 a->file = argv[++i];
             else
@@ -72,6 +95,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             return -1;
         }
     }
+    if (a->dirs)
+        a->overrides[a->n++] = a->dirs;
     return 0;
 }
 
@@ -145,6 +170,7 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc != 0) {
         free(a.overrides);
+        free(a.dirs);
         if (rc < 0)
             usage(stderr);
         return rc < 0 ? 2 : 0;
@@ -154,6 +180,7 @@ int main(int argc, char **argv)
     rc = conf_load(csd_conf_keys, a.file, a.overrides, a.n, &conf, err,
                    sizeof(err));
     free(a.overrides);
+    free(a.dirs);
     int status = 2;
     if (rc < 0)
         fprintf(stderr, "dfs-chunkserver: %s\n", err);

@@ -1,6 +1,8 @@
 /*
  * fsio: durable file I/O behind one handle, with a real and a simulated
- * backend.  docs/DURABILITY.md explains the durability model.
+ * backend.  docs/DURABILITY.md explains the durability model.  The third
+ * backend, the power-cut mode of real servers, is in fsio_cut.c; what the
+ * backends share is in fsio_priv.h.
  *
  * The public functions validate arguments identically for both backends,
  * take the backend's lock (the simulator's; the real backend has none) and
@@ -36,7 +38,7 @@
  *     (sim->nname_ops).
  *  5. Entry arrays are sorted by strcmp with unique names.
  */
-#include "fsio.h"
+#include "fsio_priv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -50,45 +52,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* A growable list of names, sorted before it is handed to fsio_list_fn. */
-struct fsio_names {
-    char **v;
-    size_t n, cap;
-};
-
-struct fsio_backend {
-    int (*open)(struct fsio *fs, const char *path, int flags, mode_t mode);
-    int (*close)(struct fsio *fs, int fd);
-    ssize_t (*pwrite)(struct fsio *fs, int fd, const void *buf, size_t len,
-                      uint64_t off);
-    ssize_t (*pread)(struct fsio *fs, int fd, void *buf, size_t len,
-                     uint64_t off);
-    int (*sync)(struct fsio *fs, int fd, bool data_only);
-    int (*truncate)(struct fsio *fs, int fd, uint64_t size);
-    int (*size)(struct fsio *fs, int fd, uint64_t *size);
-    int (*rename)(struct fsio *fs, const char *from, const char *to);
-    int (*unlink)(struct fsio *fs, const char *path);
-    int (*mkdir)(struct fsio *fs, const char *path, mode_t mode);
-    int (*rmdir)(struct fsio *fs, const char *path);
-    int (*sync_dir)(struct fsio *fs, const char *path);
-    int (*stat)(struct fsio *fs, const char *path, struct fsio_stat *st);
-    int (*list)(struct fsio *fs, const char *path, struct fsio_names *out);
-    int (*space)(struct fsio *fs, const char *path, uint64_t *total,
-                 uint64_t *avail);
-    void (*free)(struct fsio *fs);
-};
-
-struct fsio {
-    const struct fsio_backend *be;
-    pthread_mutex_t *lock;  /* NULL for the real backend */
-    bool is_sim;
-};
-
 /* ======================================================================== */
 /* names                                                                    */
 /* ======================================================================== */
 
-static int names_add(struct fsio_names *l, const char *name)
+int fsio_names_add(struct fsio_names *l, const char *name)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
@@ -115,6 +83,12 @@ static void names_free(struct fsio_names *l)
 static int names_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void fsio_names_sort(struct fsio_names *l)
+{
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(*l->v), names_cmp);
 }
 
 /* ======================================================================== */
@@ -272,13 +246,13 @@ static int real_list(struct fsio *fs, const char *path, struct fsio_names *out)
     errno = 0;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            rc = names_add(out, e->d_name);
+            rc = fsio_names_add(out, e->d_name);
     }
     if (rc == 0 && errno)
         rc = -errno;
     closedir(d);
-    if (rc == 0 && out->n > 1)
-        qsort(out->v, out->n, sizeof(*out->v), names_cmp);
+    if (rc == 0)
+        fsio_names_sort(out);
     return rc;
 }
 
@@ -1227,7 +1201,7 @@ static int sim_list(struct fsio *fs, const char *path, struct fsio_names *out)
     if (!dir->is_dir)
         return -ENOTDIR;
     for (size_t i = 0; i < dir->vis_ents.n && rc == 0; i++)
-        rc = names_add(out, dir->vis_ents.v[i].name);
+        rc = fsio_names_add(out, dir->vis_ents.v[i].name);
     return rc;
 }
 

@@ -3,13 +3,16 @@
  *
  * Every server call that must reach the disk (Raft log, term/vote file,
  * snapshots, chunk files) goes through a struct fsio handle that the caller
- * receives; there is no global state.  Two backends share one interface:
+ * receives; there is no global state.  Three backends share one interface:
  *
  *   fsio_real_new()  thin wrappers over the POSIX calls;
  *   fsio_sim_new()   an in-memory file system that remembers which
  *                    operations are not yet durable, so a test can cut the
  *                    power (fsio_sim_crash), inject EIO/ENOSPC, and reopen
- *                    the files as a restarted process would find them.
+ *                    the files as a restarted process would find them;
+ *   fsio_cut_new()   the power-cut test mode of real servers: the real
+ *                    file system holds only what is durable, the rest
+ *                    lives in the process and dies with it (fsio_cut.c).
  *
  * docs/DURABILITY.md gives the durability model the simulator enforces.  In
  * short: only fsync/fdatasync of a file makes its data and size durable;
@@ -21,8 +24,8 @@
  *  - path arguments are borrowed for the duration of the call;
  *  - a file handle ("fd") is an int valid only with the fsio that returned
  *    it, until fsio_close() (or, for the simulator, fsio_sim_crash());
- *  - both backends may be called from any thread (the simulator serializes
- *    its calls with one internal lock).
+ *  - every backend may be called from any thread (the simulator and the
+ *    power-cut backend serialize their calls with one internal lock).
  */
 #ifndef DFS_FSIO_H
 #define DFS_FSIO_H
@@ -46,6 +49,31 @@ struct fsio *fsio_real_new(void);
  * fsio_sim_fail instead).  Returns NULL only on out of memory.
  */
 struct fsio *fsio_sim_new(void);
+
+/*
+ * Power-cut backend over the real file system (common/fsio_cut.c): at
+ * every moment the real files hold exactly what the model of
+ * docs/DURABILITY.md says is durable; writes, truncates and changes of
+ * names not yet made durable are held in this process, served to its own
+ * calls, and lost when it is killed or calls fsio_free (which writes
+ * nothing: it is the power cut).  A directory sync commits the changes of
+ * names in that directory, those they depend on, and, around a directory
+ * operation (mkdir, rmdir, rename of a directory), every earlier one.
+ * Paths may be relative (to the working directory); ".." is resolved by
+ * name.  Aborts on out of memory (a test mode).  Returns NULL only on out
+ * of memory.
+ */
+struct fsio *fsio_cut_new(void);
+
+/* The environment variable that selects the power-cut backend. */
+#define FSIO_POWERCUT_ENV "DFS_FSIO_POWERCUT"
+
+/*
+ * What servers call: fsio_cut_new() when $DFS_FSIO_POWERCUT is set to
+ * anything but "" or "0" (after a loud warning in the log), else
+ * fsio_real_new().  NULL only on out of memory.
+ */
+struct fsio *fsio_from_env(void);
 
 /* Frees the handle; for the simulator, every simulated file and fd too.
  * The real backend does not track fds: close them first.  NULL is a no-op. */

@@ -176,7 +176,8 @@ enum proto_msg {
     PROTO_OPEN = 0x0130,
     /* [M] -> HEAD, fh u64, flags u32 (the open's PROTO_OPEN_READ|WRITE)
      *     <- (empty)
-     * Drops the open and the flock locks taken through it. */
+     * Drops the open.  It names no lock owner: the client UNLOCKs first
+     * what the open's owners hold; what remains goes with the session. */
     PROTO_RELEASE = 0x0131,
     /* [M] -> HEAD, fh u64, owner u64, kind u8 (PROTO_LOCK_FLOCK|POSIX),
      *        type u8 (PROTO_LOCK_READ|WRITE), wait u8, start u64, end u64,
@@ -185,7 +186,9 @@ enum proto_msg {
      * end is inclusive, UINT64_MAX for "to end of file"; flock ignores
      * start/end.  Conflict without wait: -EAGAIN.  With wait the reply
      * comes when the lock is granted, or -EINTR when an UNLOCK of the same
-     * owner and range cancels the wait, or -EDEADLK. */
+     * owner and range cancels the wait (-EDEADLK is reserved: no deadlock
+     * detection).  A wait whose connection closes is forgotten; a master
+     * that stops leading answers it NOT_LEADER.  The fh is the inode. */
     PROTO_LOCK = 0x0132,
     /* [M] -> HEAD, fh u64, owner u64, kind u8, start u64, end u64
      *     <- (empty)
@@ -239,15 +242,23 @@ enum proto_msg {
     /* -> HEAD                  <- json str (the /api/status document) */
     PROTO_ADMIN_STATUS = 0x0201,
     /* [M] -> HEAD, addr str    <- master_id u64
-     * Adds a master: learner first, voter once caught up. */
+     * Adds the master listening at addr (started with --join; its id is
+     * the one it was configured with, learned from its ADMIN_MASTERS):
+     * learner first, voter once caught up; answered once it votes.
+     * Idempotent: a member at addr answers with its id. */
     PROTO_ADMIN_MASTER_ADD = 0x0202,
-    /* [M] -> HEAD, master_id u64    <- (empty) */
+    /* [M] -> HEAD, master_id u64    <- (empty)
+     * Answered once the configuration without it has committed; the
+     * leader may remove itself (it steps down then).  -ENOENT when not a
+     * member. */
     PROTO_ADMIN_MASTER_REMOVE = 0x0203,
     /* [M] -> HEAD, master_id u64    <- (empty)
      * Answered when master_id leads, or -ETIMEDOUT. */
     PROTO_ADMIN_LEADER_TRANSFER = 0x0204,
     /* [M] -> HEAD, cs_id u32        <- (empty)
-     * Re-replicates its chunks elsewhere, then it may be removed. */
+     * Marks it decommissioned (replicated; answered once committed): no
+     * new chunk goes there, its chunks are copied elsewhere, and the
+     * status page shows "decommissioned" once it may be removed. */
     PROTO_ADMIN_CS_DECOMMISSION = 0x0205,
     /* -> HEAD, inode u64 (the subtree), verify u8
      * <- chunks u64, healthy u64, under_replicated u64, missing u64,
@@ -257,6 +268,19 @@ enum proto_msg {
      * With verify, every chunkserver first re-reads its replicas of those
      * chunks (PROTO_CS_ORDER_VERIFY). */
     PROTO_ADMIN_FSCK = 0x0206,
+    /* -> HEAD
+     * <- cluster_id u64, self_id u64, self_role u8, self_addr str,
+     *    self_http str, leader_id u64, term u64, commit u64, count u32,
+     *    MEMBER[count]
+     *    MEMBER = id u64, role u8 (PROTO_MEMBER_*), addr str, http str
+     * Any master answers with its own view (no leader needed): the Raft
+     * configuration it holds with every member's addresses (http "" when
+     * unknown); self_role is PROTO_MEMBER_NONE while it is not a member
+     * (a master started with --join and not yet added), self_addr and
+     * self_http its configured listen and http addresses.  A joining
+     * master asks this of an existing one to learn the cluster; the leader
+     * asks it of a master it adds. */
+    PROTO_ADMIN_MASTERS = 0x0207,
 
     /* ---- master <-> master: Raft (0x03xx), one-way, req_id 0 ---- */
 
@@ -449,5 +473,10 @@ enum proto_msg {
 #define PROTO_FSCK_UNDER   1            /* fewer healthy replicas than goal */
 #define PROTO_FSCK_MISSING 2            /* no healthy replica */
 #define PROTO_FSCK_CORRUPT 3            /* a replica failed verification */
+
+/* ADMIN_MASTERS member role */
+#define PROTO_MEMBER_NONE    0          /* not in the configuration */
+#define PROTO_MEMBER_LEARNER 1          /* receives the log, does not vote */
+#define PROTO_MEMBER_VOTER   2
 
 #endif

@@ -3,7 +3,8 @@
  *
  * Owns, per mount: the lookup-count table, the list of open file handles
  * (struct fsfile, fi->fh of a file) and the open directory handles
- * (struct fsdir, fi->fh of a directory).  Borrows the struct dfs.
+ * (struct fsdir, fi->fh of a directory), and the xattr and lock state
+ * (fuse/fsmeta.h, whose handlers are in the table).  Borrows the struct dfs.
  *
  * Invariants:
  *  1. Every handler replies exactly once, on every path (forget and
@@ -44,6 +45,7 @@
 #include "common/dfs_error.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "fuse/fsmeta.h"
 #include "fuse/inodes.h"
 
 #define FSOPS_MAX_WRITE (1u << 20)
@@ -79,6 +81,7 @@ struct fsops {
     struct dfs *d;                /* borrowed */
     struct fsops_config cfg;
     struct inodes *inodes;
+    struct fsmeta *meta;          /* xattrs and locks */
     uid_t uid;                    /* the mount's own (its session's) */
     pthread_mutex_t files_mu;
     struct fsfile *files;         /* protected by files_mu */
@@ -491,14 +494,17 @@ static void files_remove(struct fsops *fs, struct fsfile *h)
     pthread_mutex_unlock(&fs->files_mu);
 }
 
-/* Opens ino into a handle on fs->files; fills fi. */
-static int file_open(struct fsops *fs, uint64_t ino, struct fuse_file_info *fi)
+/* Opens ino into a handle on fs->files, or takes over the open that the
+ * create of *created made; fills fi. */
+static int file_open(struct fsops *fs, uint64_t ino, const struct dfs_attr *created,
+                     struct fuse_file_info *fi)
 {
     struct fsfile *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
     uint32_t flags = open_flags(fi->flags);
-    int rc = dfs_file_open(fs->d, ino, flags, &h->f);
+    int rc = created ? dfs_file_adopt(fs->d, created, flags, &h->f)
+                     : dfs_file_open(fs->d, ino, flags, &h->f);
     if (rc < 0) {
         free(h);
         return rc;
@@ -527,7 +533,7 @@ static struct fsfile *file_of(const struct fuse_file_info *fi)
 static void fsops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fsops *fs = fs_of(req);
-    int rc = file_open(fs, ino, fi);
+    int rc = file_open(fs, ino, NULL, fi);
     if (rc < 0) {
         reply_rc(req, rc);
         return;
@@ -555,10 +561,15 @@ static void fsops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct fsops *fs = fs_of(req);
     struct dfs_attr a;
     int rc = dfs_create(fs->d, parent, name, mode, create_flags(fi->flags), &a);
+    if (rc < 0) {
+        reply_rc(req, rc);
+        return;
+    }
+    /* The create opened the file in the session: the handle takes that
+     * open over, so that release gives it back. */
+    rc = file_open(fs, a.ino, &a, fi);
     if (rc == 0)
         rc = fsops_own(req, parent, &a);
-    if (rc == 0)
-        rc = file_open(fs, a.ino, fi);
     if (rc == 0)
         rc = inodes_ref(fs->inodes, a.ino);
     if (rc < 0) {
@@ -603,17 +614,25 @@ static void fsops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         fuse_reply_write(req, (size_t)n);
 }
 
-/* close(2) of one descriptor: what it wrote is durable when it returns. */
+/* close(2) of one descriptor: what it wrote is durable when it returns,
+ * and the closing process's POSIX locks on the file are gone. */
 static void fsops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
     struct fsfile *h = file_of(fi);
-    reply_rc(req, h->writable ? dfs_file_fsync(h->f) : 0);
+    int rc = h->writable ? dfs_file_fsync(h->f) : 0;
+    int rc2 = fsmeta_flush(fs_of(req)->meta, ino, fi->lock_owner);
+    reply_rc(req, rc < 0 ? rc : rc2);
 }
 
 static void fsops_release(fuse_req_t req, fuse_ino_t ino,
                           struct fuse_file_info *fi)
 {
+    if (fi->flock_release) {
+        int rc = fsmeta_release(fs_of(req)->meta, ino, fi->lock_owner);
+        if (rc < 0)
+            log_warn("dropping the flock of inode %llu: %s", (unsigned long long)ino,
+                     dfs_strerror(rc));
+    }
     int rc = file_close(fs_of(req), file_of(fi));
     if (rc < 0)
         log_warn("closing inode %llu: %s", (unsigned long long)ino, dfs_strerror(rc));
@@ -866,11 +885,23 @@ static const struct fuse_lowlevel_ops fsops_table = {
     .releasedir = fsops_releasedir,
     .fsyncdir = fsops_fsyncdir,
     .statfs = fsops_statfs,
+    .setxattr = fsmeta_setxattr,
+    .getxattr = fsmeta_getxattr,
+    .listxattr = fsmeta_listxattr,
+    .removexattr = fsmeta_removexattr,
+    .getlk = fsmeta_getlk,
+    .setlk = fsmeta_setlk,
+    .flock = fsmeta_flock,
 };
 
 const struct fuse_lowlevel_ops *fsops_ops(void)
 {
     return &fsops_table;
+}
+
+struct fsmeta *fsops_meta(struct fsops *fs)
+{
+    return fs->meta;
 }
 
 struct fsops *fsops_new(struct dfs *d, const struct fsops_config *cfg)
@@ -879,7 +910,10 @@ struct fsops *fsops_new(struct dfs *d, const struct fsops_config *cfg)
     if (!fs)
         return NULL;
     fs->inodes = inodes_new(cfg->strict);
-    if (!fs->inodes) {
+    fs->meta = fsmeta_new(d, cfg->attr_timeout);
+    if (!fs->inodes || !fs->meta) {
+        inodes_free(fs->inodes);
+        fsmeta_free(fs->meta);
         free(fs);
         return NULL;
     }
@@ -903,6 +937,7 @@ void fsops_free(struct fsops *fs)
     if (held)
         log_debug("unmounted with %zu inodes still looked up", held);
     inodes_free(fs->inodes);
+    fsmeta_free(fs->meta);
     pthread_mutex_destroy(&fs->files_mu);
     free(fs);
 }

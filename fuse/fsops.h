@@ -37,6 +37,9 @@ void fsops_free(struct fsops *fs);
 /* The operation table; static, never freed. */
 const struct fuse_lowlevel_ops *fsops_ops(void);
 
+/* The mount's xattr and lock state (fuse/fsmeta.h), owned by fs. */
+struct fsmeta *fsops_meta(struct fsops *fs);
+
 /*
  * The one mapping from the dfs error space to what crosses to the kernel:
  * a negative errno goes back positive and unchanged, except ENOSYS (EIO:

@@ -6,8 +6,10 @@
  * Invariants:
  *  1. servers[] is sorted by id; ids are never 0.
  *  2. A chunk slot holds at most one replica per server.
- *  3. Placement never returns a server that is not up, twice the same
- *     server, or a server in the exclude list.
+ *  3. Placement never returns a server that is not up, a decommissioned
+ *     one, twice the same server, or a server in the exclude list.
+ *  4. A server's decommission flag equals membership of its id in decom[],
+ *     whether the mark came before or after it registered.
  */
 #include "csreg.h"
 
@@ -29,6 +31,8 @@ struct csreg {
     size_t nchunks, cap_chunks; /* cap a power of two */
     uint64_t timeout_ms;
     uint64_t rng;
+    uint32_t *decom;            /* decommissioned ids, any order */
+    size_t ndecom, cap_decom;
 };
 
 struct csreg *csreg_new(uint64_t heartbeat_timeout_ms, uint64_t seed)
@@ -47,6 +51,7 @@ void csreg_free(struct csreg *r)
         return;
     free(r->servers);
     free(r->chunks);
+    free(r->decom);
     free(r);
 }
 
@@ -82,6 +87,9 @@ static struct csreg_server *insert_server(struct csreg *r, uint32_t id)
     r->n++;
     memset(&r->servers[at], 0, sizeof(r->servers[at]));
     r->servers[at].id = id;
+    r->servers[at].drain_left = -1;
+    for (size_t i = 0; i < r->ndecom; i++)
+        r->servers[at].decommission |= r->decom[i] == id;
     return &r->servers[at];
 }
 
@@ -172,8 +180,47 @@ size_t csreg_up_count(const struct csreg *r)
 {
     size_t n = 0;
     for (size_t i = 0; i < r->n; i++)
-        n += r->servers[i].state == CSREG_UP;
+        n += r->servers[i].state == CSREG_UP && !r->servers[i].decommission;
     return n;
+}
+
+int csreg_decommission(struct csreg *r, uint32_t id)
+{
+    for (size_t i = 0; i < r->ndecom; i++) {
+        if (r->decom[i] == id)
+            return 0;
+    }
+    if (r->ndecom == r->cap_decom) {
+        size_t cap = r->cap_decom ? 2 * r->cap_decom : 16;
+        uint32_t *v = realloc(r->decom, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        r->decom = v;
+        r->cap_decom = cap;
+    }
+    r->decom[r->ndecom++] = id;
+    struct csreg_server *s = find_server(r, id);
+    if (s) {
+        s->decommission = true;
+        s->drain_left = -1;
+    }
+    return 0;
+}
+
+void csreg_clear_decommission(struct csreg *r)
+{
+    r->ndecom = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        r->servers[i].decommission = false;
+        r->servers[i].drain_left = -1;
+    }
+}
+
+void csreg_set_drain_left(struct csreg *r, uint32_t id, int64_t left)
+{
+    struct csreg_server *s = find_server(r, id);
+    if (s && s->decommission)
+        s->drain_left = left;
 }
 
 /* ---- replicas ------------------------------------------------------------ */
@@ -354,13 +401,17 @@ static uint32_t draw(struct csreg *r, const uint32_t *exclude, size_t nexclude,
         uint64_t pick = pass ? next_rand(r) % total : 0, acc = 0;
         for (size_t i = 0; i < r->n; i++) {
             const struct csreg_server *s = &r->servers[i];
-            if (s->state != CSREG_UP || listed(exclude, nexclude, s->id) ||
+            if (s->state != CSREG_UP || s->decommission ||
+                listed(exclude, nexclude, s->id) ||
                 listed(chosen, nchosen, s->id) ||
                 (new_rack && rack_used(r, chosen, nchosen, s->rack)))
                 continue;
             uint64_t free_bytes = s->bytes_total > s->bytes_used
                                 ? s->bytes_total - s->bytes_used : 0;
-            uint64_t w = free_bytes / (1u << 20) + 1;
+            /* A full server would only answer ENOSPC. */
+            uint64_t w = free_bytes / (1u << 20);
+            if (w == 0)
+                continue;
             if (!pass) {
                 total += w;
             } else if (pick < acc + w) {

@@ -18,7 +18,8 @@
 #define CSREG_ADDR_MAX 256
 #define CSREG_RACK_MAX 64
 
-enum csreg_state { CSREG_UP, CSREG_DOWN, CSREG_DECOMMISSIONING };
+/* Liveness only; decommissioning is the separate, replicated mark below. */
+enum csreg_state { CSREG_UP, CSREG_DOWN };
 
 struct csreg_server {
     uint32_t id;
@@ -31,6 +32,8 @@ struct csreg_server {
     void *conn;                 /* the caller's, NULL when disconnected */
     uint64_t errors;            /* I/O counters, as last reported */
     uint64_t read_bytes, write_bytes;
+    bool decommission;          /* replicated mark: drain, place nothing here */
+    int64_t drain_left;         /* chunks still needing it; -1 not counted yet */
 };
 
 /* A replica of a chunk as reported or expected. */
@@ -67,6 +70,18 @@ void csreg_disconnected(struct csreg *r, void *conn);
 /* Marks servers silent past the timeout down; returns how many changed. */
 size_t csreg_expire(struct csreg *r, int64_t now_ms);
 
+/*
+ * Server id is decommissioned (the replicated mark, master/mmember): it
+ * takes no new chunk or copy, and its replicas still serve reads.  Kept
+ * for an id that has not registered yet.  csreg_clear_decommission forgets
+ * every mark (a snapshot replaced the replicated set).  -ENOMEM.
+ */
+int csreg_decommission(struct csreg *r, uint32_t id);
+void csreg_clear_decommission(struct csreg *r);
+/* How many chunks still need a decommissioned server's replica (-1: not
+ * counted since the mark), set by the replication manager's scan. */
+void csreg_set_drain_left(struct csreg *r, uint32_t id, int64_t left);
+
 /* The replica cs holds of chunk: recorded, replacing an older entry. */
 int csreg_set_replica(struct csreg *r, uint64_t chunk, uint32_t cs,
                       uint32_t version, uint32_t length, bool corrupt);
@@ -82,7 +97,7 @@ size_t csreg_locations(const struct csreg *r, uint64_t chunk, uint32_t lo,
                        uint32_t hi, uint32_t *out, size_t max);
 
 /*
- * Chooses n distinct up servers for a new chunk, none in exclude,
+ * Chooses n distinct up servers that are not decommissioned, none in exclude,
  * spreading over racks first and weighting by free space.  Returns how
  * many it found (fewer when not enough servers are up).
  */
@@ -101,6 +116,7 @@ const struct csreg_server *csreg_server(const struct csreg *r, uint32_t id);
 /* The i-th known server (i < csreg_count), in id order. */
 const struct csreg_server *csreg_at(const struct csreg *r, size_t i);
 size_t csreg_count(const struct csreg *r);
+/* Servers up and not decommissioned: those placement may choose. */
 size_t csreg_up_count(const struct csreg *r);
 
 #endif

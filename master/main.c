@@ -21,7 +21,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: dfs-master -c FILE [--init] [-o key=value]... [--key=value]...\n"
+            "usage: dfs-master -c FILE [--init | --join] [-o key=value]... [--key=value]...\n"
             "       dfs-master --keygen FILE | --new-cluster-id | --help | --version\n"
             "\n"
             "The dfs metadata service: one of three (or five) masters that keep the\n"
@@ -30,6 +30,10 @@ static void usage(FILE *out)
             "  -c FILE            configuration file (key = value lines)\n"
             "  --init             create a new cluster: every first master starts once\n"
             "                     with --init and the same masters and cluster_id\n"
+            "  --join             first start of a master added to a running cluster:\n"
+            "                     masters names one or more of its masters (host:port\n"
+            "                     is enough); it learns the cluster from them and waits\n"
+            "                     for `dfsadmin masters add` (its listen address)\n"
             "  -o key=value       override one configuration key (also --key=value)\n"
             "  --keygen FILE      write a new cluster key to FILE (mode 0600) and exit\n"
             "  --new-cluster-id   print a fresh cluster_id and exit\n"
@@ -85,6 +89,8 @@ int main(int argc, char **argv)
             return keygen(argv[i + 1]);
         if (!strcmp(a, "--init")) {
             opts.init = true;
+        } else if (!strcmp(a, "--join")) {
+            opts.join = true;
         } else if (!strcmp(a, "-c") && i + 1 < argc) {
             conf_path = argv[++i];
         } else if (!strcmp(a, "-o") && i + 1 < argc && n < MAX_OVERRIDES) {
@@ -97,6 +103,10 @@ int main(int argc, char **argv)
         }
     }
 
+    if (opts.init && opts.join) {
+        fprintf(stderr, "dfs-master: --init and --join exclude each other\n");
+        return 2;
+    }
     struct mserver_conf conf;
     char err[512];
     if (mserver_conf_load(&conf, conf_path, overrides, n, err, sizeof(err)) < 0) {

@@ -5,7 +5,9 @@
  * waits in mc->props (in log order) until the entry at its index is
  * applied, and is answered from that apply's result.  A read waits in
  * mc->reads for its ReadIndex confirmation, then runs against the
- * namespace.  Nothing here changes the namespace.
+ * namespace.  A blocking LOCK that conflicts is parked in mc->locks
+ * (master/mlock.h) instead of answered, and proposed again when the locks
+ * of its inode change.  Nothing here changes the namespace.
  *
  * Invariants:
  *  1. mc->props is sorted by index: proposals are appended in the order
@@ -39,7 +41,9 @@
 #include "common/wire.h"
 #include "common/strbuf.h"
 #include "master/csreg.h"
+#include "master/madmin.h"
 #include "master/mfsck.h"
+#include "master/mlock.h"
 #include "master/mstatus.h"
 #include "master/ns.h"
 #include "master/ns_op.h"
@@ -64,6 +68,11 @@ struct mclient_wait {
     size_t len;
     uint32_t lease_ms;              /* SESSION_OPEN / KEEPALIVE */
     uint32_t failed_cs;             /* REPLACE_REPLICA: leave it out */
+    /* LOCK with wait: parked again on a conflict (master/mlock.h) */
+    bool lock_wait;
+    bool lock_cancelled;            /* an UNLOCK cancelled it in flight */
+    uint64_t lock_client;
+    struct ns_op_lock lock;
 };
 
 struct mclient_queue {
@@ -81,6 +90,8 @@ struct mclient {
     uint64_t barrier;               /* last index when leadership began */
     int64_t leader_since_ns;        /* when this master became leader */
     bool ids_ready;                 /* counters set past the barrier */
+    struct mlock *locks;            /* parked lock waiters */
+    uint64_t lock_timer;            /* re-proposes woken waiters; 0: idle */
 };
 
 /* The decoded HEAD of a request. */
@@ -261,6 +272,23 @@ static int write_chain(struct mserver *s, uint64_t chunk, uint32_t version,
     return 0;
 }
 
+/*
+ * SETXATTR / REMOVEXATTR.  Names and values one byte over the limits get
+ * through, so that the namespace answers them with their POSIX errors
+ * (ERANGE, E2BIG); PROTO_XATTR_* and NS_XATTR_* flags share their values.
+ */
+static void decode_xattr(uint16_t type, struct wire_reader *r, struct ns_op *op)
+{
+    struct ns_op_xattr *x = &op->u.xattr;
+    op->type = type == PROTO_SETXATTR ? NS_OP_SETXATTR : NS_OP_REMOVEXATTR;
+    x->ino = wire_get_u64(r);
+    x->name = get_name(r, PROTO_XATTR_NAME_MAX + 1);
+    if (type == PROTO_SETXATTR) {
+        x->value = get_name(r, PROTO_XATTR_VALUE_MAX + 1);
+        x->flags = wire_get_u32(r);
+    }
+}
+
 /* Fills op from a mutating request's payload; -EBADMSG and friends when
  * it does not decode, -ENOSYS for a type that is not a mutation here. */
 static int decode_mutation(struct mclient *mc, const struct ns *ns,
@@ -371,6 +399,10 @@ static int decode_mutation(struct mclient *mc, const struct ns *ns,
         op->u.session.session = op->client;
         *lease_ms = MCLIENT_LEASE_MS_DEFAULT;
         op->u.session.expiry = op->now + (int64_t)*lease_ms * 1000000;
+        return 0;
+    case PROTO_SETXATTR:
+    case PROTO_REMOVEXATTR:
+        decode_xattr(type, r, op);
         return 0;
     default:
         return -ENOSYS;
@@ -586,6 +618,145 @@ static int encode_mutation_reply(struct mserver *s,
     return 0;
 }
 
+/* ---- locks ------------------------------------------------------------------ */
+
+/*
+ * LOCK and UNLOCK go through the log like any mutation.  A blocking LOCK
+ * (wait) that conflicts is answered -EAGAIN by its apply, which changes
+ * nothing and saves nothing for exactly-once; instead of answering it,
+ * mclient parks it (master/mlock.h) until an applied entry changes the
+ * locks of its inode or ends a session, then proposes the same op again.
+ * An applied UNLOCK of the same owner and range answers it -EINTR.
+ */
+static int decode_lock(uint16_t type, struct wire_reader *r, struct ns_op *op,
+                       bool *wait)
+{
+    struct ns_op_lock *l = &op->u.lock;
+    op->type = NS_OP_LOCK;
+    l->ino = wire_get_u64(r);              /* fh: the inode (OPEN's reply) */
+    l->owner = wire_get_u64(r);
+    l->kind = wire_get_u8(r);              /* PROTO_LOCK_* == NS_LOCK_* */
+    l->type = type == PROTO_LOCK ? wire_get_u8(r) : NS_LOCK_UN;
+    *wait = type == PROTO_LOCK && wire_get_u8(r);
+    l->start = wire_get_u64(r);
+    l->end = wire_get_u64(r);
+    if (type == PROTO_LOCK)
+        l->pid = wire_get_u32(r);
+    if (wire_reader_finish(r) < 0)
+        return -EBADMSG;
+    if (type == PROTO_LOCK && l->type != NS_LOCK_RD && l->type != NS_LOCK_WR)
+        return -EINVAL;
+    return 0;
+}
+
+static void handle_lock(struct mserver *s, struct rpc_conn *c,
+                        const struct wire_frame *f, struct wire_reader *r,
+                        const struct mclient_head *h)
+{
+    struct ns_op op = { .client = h->session, .seq = h->seq, .now = now_ns(),
+                        .cred = h->cred };
+    struct mclient_wait w = { .conn = c, .req_id = f->hdr.req_id,
+                              .type = f->hdr.type };
+    int rc = decode_lock(f->hdr.type, r, &op, &w.lock_wait);
+    if (rc == 0 && (!h->session || !h->seq))
+        rc = -DFS_ESESSION;
+    if (rc == 0)
+        rc = leader_ready(s);
+    if (rc == 0) {
+        w.lock_client = op.client;
+        w.lock = op.u.lock;
+        rc = propose(s, &op, &w);
+    }
+    if (rc < 0)
+        mclient_reply_error(s, c, f->hdr.type, f->hdr.req_id, rc);
+}
+
+/*
+ * The entry of a blocking LOCK was applied.  True when it is dealt with
+ * here: parked (a conflict), answered -EINTR (an UNLOCK cancelled it in
+ * flight) or dropped (its connection closed); false: answer it as usual.
+ */
+static bool lock_wait_applied(struct mserver *s, const struct mclient_wait *w,
+                              const struct ns_op *op, const struct ns_result *res)
+{
+    if (res->reply.err != -EAGAIN)
+        return false;
+    if (w->lock_cancelled) {
+        mclient_reply_error(s, w->conn, w->type, w->req_id, -EINTR);
+        return true;
+    }
+    if (!w->conn)
+        return true;
+    struct mlock_waiter lw = { .conn = w->conn, .req_id = w->req_id, .op = *op };
+    int rc = mlock_park(s->mc->locks, &lw);
+    if (rc < 0)
+        mclient_reply_error(s, w->conn, w->type, w->req_id, rc);
+    return true;
+}
+
+/* Proposes the woken waiters again (a timer: not from within an apply). */
+static int64_t lock_retry(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct mserver *s = arg;
+    struct mclient *mc = s->mc;
+    mc->lock_timer = 0;
+    struct mlock_waiter lw;
+    while (mlock_take_due(mc->locks, &lw)) {
+        struct mclient_wait w = { .conn = lw.conn, .req_id = lw.req_id,
+                                  .type = PROTO_LOCK, .lock_wait = true,
+                                  .lock_client = lw.op.client, .lock = lw.op.u.lock };
+        lw.op.now = now_ns();
+        int rc = mc->leader ? propose(s, &lw.op, &w) : -DFS_ENOTLEADER;
+        if (rc < 0)
+            mclient_reply_error(s, w.conn, PROTO_LOCK, w.req_id, rc);
+    }
+    return EV_TIMER_STOP;
+}
+
+/* An applied UNLOCK cancels its owner's waits on the range, parked or in
+ * flight (those are answered when their entry applies). */
+static void lock_cancel(struct mserver *s, const struct ns_op *op)
+{
+    const struct ns_op_lock *u = &op->u.lock;
+    struct mclient_queue *q = &s->mc->props;
+    for (size_t i = 0; i < q->n; i++) {
+        struct mclient_wait *w = queue_at(q, i);
+        if (w->lock_wait && mlock_unlock_cancels(op->client, u, w->lock_client, &w->lock))
+            w->lock_cancelled = true;
+    }
+    struct mlock_waiter lw;
+    while (mlock_take_cancelled(s->mc->locks, op->client, u->ino, u->owner, u->kind,
+                                u->start, u->end, &lw))
+        reply_raw(lw.conn, PROTO_LOCK, lw.req_id, -EINTR, NULL);
+}
+
+/* What an applied entry means for the lock waiters. */
+static void locks_applied(struct mserver *s, const struct ns_op *op,
+                          const struct ns_result *res)
+{
+    struct mclient *mc = s->mc;
+    size_t woken = 0;
+    for (size_t i = 0; i < res->lock_inos.n; i++)
+        woken += mlock_wake_ino(mc->locks, res->lock_inos.v[i]);
+    /* the waiter of a session that ended learns it by its retry */
+    if (res->session_ended)
+        woken += mlock_wake_client(mc->locks, res->session_ended);
+    if (op && op->type == NS_OP_LOCK && op->u.lock.type == NS_LOCK_UN &&
+        res->reply.err == 0)
+        lock_cancel(s, op);
+    if (woken && !mc->lock_timer)
+        mc->lock_timer = ev_timer_add(s->loop, 0, lock_retry, s);
+}
+
+/* Fails every parked waiter (leadership lost, or stopping). */
+static void locks_fail_all(struct mserver *s)
+{
+    struct mlock_waiter lw;
+    while (s->mc->locks && mlock_take_any(s->mc->locks, &lw))
+        reply_not_leader(s, lw.conn, PROTO_LOCK, lw.req_id);
+}
+
 void mclient_applied(struct mserver *s, const struct raft_entry *e,
                      const struct ns_op *op, const struct ns_result *res)
 {
@@ -598,6 +769,8 @@ void mclient_applied(struct mserver *s, const struct raft_entry *e,
                 mclient_reply_error(s, w->conn, w->type, w->req_id, res->reply.err);
             else
                 reply_not_leader(s, w->conn, w->type, w->req_id);
+        } else if (w->lock_wait && lock_wait_applied(s, w, op, res)) {
+            /* parked, cancelled or dropped */
         } else if (res->reply.err) {
             mclient_reply_error(s, w->conn, w->type, w->req_id, res->reply.err);
         } else {
@@ -612,6 +785,7 @@ void mclient_applied(struct mserver *s, const struct raft_entry *e,
         }
         queue_pop(q);
     }
+    locks_applied(s, op, res);
 }
 
 /* ---- reads ------------------------------------------------------------------ */
@@ -751,6 +925,67 @@ static int read_other(struct mserver *s, uint16_t type, struct wire_reader *r,
     return 0;
 }
 
+/* LISTXATTR: the names as count u32, str[count]. */
+static int read_listxattr(struct mserver *s, const struct mclient_head *h,
+                          uint64_t ino, struct wire_writer *out)
+{
+    size_t need = 0;
+    int rc = ns_listxattr(s->ns, &h->cred, ino, NULL, 0, &need);
+    if (rc < 0)
+        return rc;
+    char *buf = malloc(need ? need : 1);
+    if (!buf)
+        return -ENOMEM;
+    rc = ns_listxattr(s->ns, &h->cred, ino, buf, need, &need);
+    uint32_t count = 0;
+    for (size_t i = 0; rc == 0 && i < need; i++)
+        count += buf[i] == '\0';
+    if (rc == 0)
+        wire_put_u32(out, count);
+    for (size_t i = 0; rc == 0 && i < need; i += strlen(buf + i) + 1)
+        wire_put_str(out, buf + i);
+    free(buf);
+    return rc;
+}
+
+/* GETXATTR, LISTXATTR and LOCK_TEST. */
+static int read_meta(struct mserver *s, uint16_t type, struct wire_reader *r,
+                     const struct mclient_head *h, struct wire_writer *out)
+{
+    uint64_t ino = wire_get_u64(r);
+    if (type == PROTO_GETXATTR) {
+        struct ns_str name = get_name(r, PROTO_XATTR_NAME_MAX + 1);
+        if (wire_reader_finish(r) < 0)
+            return -EBADMSG;
+        const void *val;
+        uint32_t len;
+        int rc = ns_getxattr(s->ns, &h->cred, ino, name, &val, &len);
+        if (rc == 0)
+            wire_put_bytes(out, val, len);
+        return rc;
+    }
+    if (type == PROTO_LISTXATTR)
+        return wire_reader_finish(r) < 0 ? -EBADMSG : read_listxattr(s, h, ino, out);
+    struct ns_op_lock l = { .ino = ino, .kind = NS_LOCK_POSIX };
+    l.owner = wire_get_u64(r);
+    l.type = wire_get_u8(r);
+    l.start = wire_get_u64(r);
+    l.end = wire_get_u64(r);
+    if (wire_reader_finish(r) < 0)
+        return -EBADMSG;
+    if (l.type != NS_LOCK_RD && l.type != NS_LOCK_WR)
+        return -EINVAL;
+    struct ns_lock k;
+    int rc = ns_getlk(s->ns, h->session, &l, &k);
+    if (rc < 0 && rc != -EAGAIN)
+        return rc;
+    wire_put_u8(out, rc == 0 ? 0 : (uint8_t)k.type);
+    wire_put_u64(out, rc == 0 ? 0 : k.start);
+    wire_put_u64(out, rc == 0 ? 0 : k.end);
+    wire_put_u32(out, rc == 0 ? 0 : k.pid);
+    return 0;
+}
+
 /* Runs a read request against the namespace and answers it. */
 static void serve_read(struct mserver *s, struct mclient_wait *w)
 {
@@ -765,6 +1000,9 @@ static void serve_read(struct mserver *s, struct mclient_wait *w)
         rc = read_attr_reply(s, w->type, &r, &h, &out);
     else if (rc == 0 && w->type == PROTO_READDIR)
         rc = read_readdir(s, &r, &h, &out);
+    else if (rc == 0 && (w->type == PROTO_GETXATTR || w->type == PROTO_LISTXATTR ||
+                         w->type == PROTO_LOCK_TEST))
+        rc = read_meta(s, w->type, &r, &h, &out);
     else if (rc == 0)
         rc = read_other(s, w->type, &r, &out);
     if (rc < 0)
@@ -848,6 +1086,7 @@ static void handle_bad_replica(struct mserver *s, struct rpc_conn *c,
         rc = -DFS_ESTALE_VER;   /* about a version no longer served: ignore */
     if (rc == 0) {
         rc = csreg_set_replica(s->csreg, chunk, cs, version, 0, true);
+        s->corrupt_replicas++;
         log_warn("chunk %016" PRIx64 " v%u on chunkserver %u: bad block %u reported by %s",
                  chunk, version, cs, block, rpc_peer(c));
         mstatus_event(s, STATUS_EV_CORRUPT, "chunk %016" PRIx64 " on chunkserver %u: bad block %u",
@@ -863,7 +1102,8 @@ static bool is_read(uint16_t type)
     return type == PROTO_LOOKUP || type == PROTO_GETATTR ||
            type == PROTO_READLINK || type == PROTO_READDIR ||
            type == PROTO_STATFS || type == PROTO_CHUNK_LOCATIONS ||
-           type == PROTO_ADMIN_FSCK;
+           type == PROTO_ADMIN_FSCK || type == PROTO_GETXATTR ||
+           type == PROTO_LISTXATTR || type == PROTO_LOCK_TEST;
 }
 
 /* The name a request is counted under on the status page. */
@@ -895,6 +1135,13 @@ static const char *op_name(uint16_t type)
     case PROTO_CHUNK_LOCATIONS: return "chunk_locations";
     case PROTO_BAD_REPLICA: return "bad_replica";
     case PROTO_ADMIN_FSCK: return "fsck";
+    case PROTO_GETXATTR: return "getxattr";
+    case PROTO_SETXATTR: return "setxattr";
+    case PROTO_LISTXATTR: return "listxattr";
+    case PROTO_REMOVEXATTR: return "removexattr";
+    case PROTO_LOCK: return "lock";
+    case PROTO_UNLOCK: return "unlock";
+    case PROTO_LOCK_TEST: return "lock_test";
     default: return "other";
     }
 }
@@ -906,6 +1153,10 @@ void mclient_request(struct mserver *s, struct rpc_conn *c,
     mstatus_count_op(s, op_name(type));
     if (type == PROTO_ADMIN_STATUS) {
         handle_status(s, c, f);
+        return;
+    }
+    if (madmin_handles(type)) {
+        madmin_request(s, c, f);
         return;
     }
     if (!s->mc->leader) {
@@ -930,6 +1181,10 @@ void mclient_request(struct mserver *s, struct rpc_conn *c,
     get_head(&r, &h);
     if (r.err) {
         mclient_reply_error(s, c, type, f->hdr.req_id, -EBADMSG);
+        return;
+    }
+    if (type == PROTO_LOCK || type == PROTO_UNLOCK) {
+        handle_lock(s, c, f, &r, &h);
         return;
     }
     handle_mutation(s, c, f, &r, &h);
@@ -972,6 +1227,9 @@ int mclient_init(struct mserver *s)
     if (!s->mc)
         return -ENOMEM;
     s->mc->next_ino = NS_ROOT_INO;
+    s->mc->locks = mlock_new();
+    if (!s->mc->locks)
+        return -ENOMEM;
     s->mc->expiry_timer = ev_timer_add(s->loop, MCLIENT_EXPIRY_SCAN_MS, expiry_scan, s);
     return s->mc->expiry_timer ? 0 : -ENOMEM;
 }
@@ -991,7 +1249,11 @@ void mclient_shutdown(struct mserver *s)
         return;
     fail_all(s, &s->mc->props);
     fail_all(s, &s->mc->reads);
+    locks_fail_all(s);
+    mlock_free(s->mc->locks);
     ev_timer_cancel(s->loop, s->mc->expiry_timer);
+    if (s->mc->lock_timer)
+        ev_timer_cancel(s->loop, s->mc->lock_timer);
     free(s->mc->props.v);
     free(s->mc->reads.v);
     free(s->mc);
@@ -1017,6 +1279,7 @@ void mclient_role_changed(struct mserver *s, bool leader)
     if (!leader) {
         fail_all(s, &mc->props);
         fail_all(s, &mc->reads);
+        locks_fail_all(s);
     }
 }
 
@@ -1034,4 +1297,5 @@ void mclient_conn_closed(struct mserver *s, struct rpc_conn *c)
         return;
     forget_conn(&s->mc->props, c);
     forget_conn(&s->mc->reads, c);
+    mlock_drop_conn(s->mc->locks, c);
 }

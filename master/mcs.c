@@ -63,6 +63,8 @@ static int take_replicas(struct mserver *s, uint32_t cs, struct wire_reader *r)
         csreg_set_replica(s->csreg, id, cs, version, length,
                           state == PROTO_REPLICA_CORRUPT);
         if (state == PROTO_REPLICA_CORRUPT)
+            s->corrupt_replicas++;
+        if (state == PROTO_REPLICA_CORRUPT)
             mstatus_event(s, STATUS_EV_CORRUPT,
                           "chunk %016" PRIx64 " on chunkserver %u failed its checksums",
                           id, cs);

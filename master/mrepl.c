@@ -14,6 +14,9 @@
  *  4. A replica is deleted only when the namespace says its version is
  *     old or its chunk is gone, or it failed its checksums, and the chunk
  *     keeps a healthy replica.
+ *  5. Replicas on a decommissioned chunkserver serve as copy sources but
+ *     do not count toward the goal; such a server is drained (drain_left
+ *     0) once no chunk it holds is below its goal without it.
  */
 #include "mrepl.h"
 
@@ -234,6 +237,43 @@ struct mrepl_need {
     size_t healthy;
 };
 
+/* Decommissioned servers and how many chunks still need them. */
+struct mrepl_drain {
+    uint32_t id[CSREG_MAX_REPLICAS * 4];
+    int64_t left[CSREG_MAX_REPLICAS * 4];
+    size_t n;
+};
+
+static void drain_init(struct mserver *s, struct mrepl_drain *d)
+{
+    d->n = 0;
+    for (size_t i = 0; i < csreg_count(s->csreg) && d->n < CSREG_MAX_REPLICAS * 4; i++) {
+        const struct csreg_server *cs = csreg_at(s->csreg, i);
+        if (cs->decommission) {
+            d->id[d->n] = cs->id;
+            d->left[d->n++] = 0;
+        }
+    }
+}
+
+/* The chunk is not yet safe without the decommissioned servers holding it. */
+static void drain_count(struct mrepl_drain *d, const uint32_t *where, size_t k)
+{
+    for (size_t i = 0; i < k; i++) {
+        for (size_t j = 0; j < d->n; j++)
+            d->left[j] += d->id[j] == where[i];
+    }
+}
+
+/* Of the k healthy replicas in where, those on servers not decommissioned. */
+static size_t counted(const struct mserver *s, const uint32_t *where, size_t k)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < k; i++)
+        n += !csreg_server(s->csreg, where[i])->decommission;
+    return n;
+}
+
 static int by_danger(const void *a, const void *b)
 {
     const struct mrepl_need *x = a, *y = b;
@@ -281,15 +321,20 @@ static void scan(struct mserver *s)
     struct ns_chunk_info ci;
     uint32_t cursor = 0;
     uint32_t where[CSREG_MAX_REPLICAS];
+    struct mrepl_drain drain;
+    drain_init(s, &drain);
     while (ns_chunk_walk(s->ns, &cursor, &ci)) {
-        if (ns_lease_holder(s->ns, ci.id))
-            continue;
         if (ci.committed == 0)
             continue;   /* nothing committed yet: nothing to keep safe */
         size_t k = csreg_locations(s->csreg, ci.id, ci.committed, ci.version, where,
                                    CSREG_MAX_REPLICAS);
+        size_t good = counted(s, where, k);
+        if (good < ci.goal || ns_lease_holder(s->ns, ci.id))
+            drain_count(&drain, where, k);
+        if (ns_lease_holder(s->ns, ci.id))
+            continue;
         drop_stale(s, &ci, k);
-        if (k == 0 || k >= ci.goal)
+        if (k == 0 || good >= ci.goal)
             continue;   /* missing (nothing to copy from) or healthy */
         if (n == cap) {
             struct mrepl_need *more = realloc(need, 2 * cap * sizeof(*need));
@@ -298,8 +343,10 @@ static void scan(struct mserver *s)
             need = more;
             cap *= 2;
         }
-        need[n++] = (struct mrepl_need){ ci, k };
+        need[n++] = (struct mrepl_need){ ci, good };
     }
+    for (size_t i = 0; i < drain.n; i++)
+        csreg_set_drain_left(s->csreg, drain.id[i], drain.left[i]);
     qsort(need, n, sizeof(*need), by_danger);
     for (size_t i = 0; i < n && m->n_inflight < MREPL_MAX_INFLIGHT; i++) {
         size_t k = csreg_locations(s->csreg, need[i].ci.id, need[i].ci.committed,

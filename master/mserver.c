@@ -34,6 +34,7 @@
 #include "common/net.h"
 #include "common/protocol.h"
 #include "common/rpc.h"
+#include "master/madmin.h"
 #include "master/mclient.h"
 #include "master/mcs.h"
 #include "master/mrepl.h"
@@ -103,7 +104,8 @@ void mserver_conf_release(struct mserver_conf *c)
 
 /* ---- the master list ----------------------------------------------------- */
 
-/* Parses "1=host:port,2=host:port" into ids[] and addrs[] (malloc'ed). */
+/* Parses "1=host:port,2=host:port" into ids[] and addrs[] (malloc'ed);
+ * a bare "host:port" (a master to --join through) is skipped. */
 static int parse_masters(const char *spec, uint64_t *ids, char **addrs,
                          size_t max, size_t *n, char *errbuf, size_t errlen)
 {
@@ -117,6 +119,8 @@ static int parse_masters(const char *spec, uint64_t *ids, char **addrs,
          item = strtok_r(NULL, ", ", &save)) {
         char *eq = strchr(item, '=');
         char *end = NULL;
+        if (!eq && strchr(item, ':'))
+            continue;   /* "host:port": an address to --join through */
         uint64_t id = eq ? strtoull(item, &end, 10) : 0;
         if (!eq || end != eq || id == 0 || !eq[1] || *n == max) {
             snprintf(errbuf, errlen, "masters: bad entry \"%s\" (want id=host:port)", item);
@@ -142,7 +146,28 @@ static void free_addrs(char **addrs, size_t n)
 
 /* ---- the data directory -------------------------------------------------- */
 
-static int mkdir_p(const char *path)
+/* mkdir of one directory; when made, its parent is synced so that the
+ * name, and what is later made durable inside, survive a power cut. */
+static int mkdir_durable(struct fsio *fs, char *path)
+{
+    int rc = fsio_mkdir(fs, path, 0755);
+    if (rc == -EEXIST)
+        return 0;
+    if (rc < 0)
+        return rc;
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        return fsio_fsync_dir(fs, ".");
+    if (slash == path)
+        return fsio_fsync_dir(fs, "/");
+    *slash = '\0';
+    rc = fsio_fsync_dir(fs, path);
+    *slash = '/';
+    return rc;
+}
+
+/* mkdir -p through fsio (docs/DURABILITY.md, "Create a directory"). */
+static int mkdir_p(struct fsio *fs, const char *path)
 {
     char buf[4096];
     if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
@@ -151,13 +176,12 @@ static int mkdir_p(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -errno;
+        int rc = mkdir_durable(fs, buf);
         *p = '/';
+        if (rc < 0)
+            return rc;
     }
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
+    return mkdir_durable(fs, buf);
 }
 
 /* Creates (init) or checks the data directory's cluster file. */
@@ -167,21 +191,22 @@ static int check_data_dir(struct mserver *s, bool init)
     char path[4096], want[128];
     snprintf(path, sizeof(path), "%s/%s", c->data_dir, CLUSTER_FILE);
     snprintf(want, sizeof(want), "cluster_id=%s\nmaster_id=%" PRIu64 "\n",
-             c->cluster_id, c->id);
+             s->cluster_id, c->id);
     void *have = NULL;
     size_t len = 0;
     int rc = fsio_read_file(s->fs, path, 4096, &have, &len);
     if (init) {
         if (rc == 0) {
             free(have);
-            log_error("%s already holds a cluster; --init is only for a new one", c->data_dir);
+            log_error("%s already holds a cluster; --init and --join are only for a new master",
+                      c->data_dir);
             return -EEXIST;
         }
-        if (strlen(c->cluster_id) != 16 || strspn(c->cluster_id, "0123456789abcdef") != 16) {
+        if (strlen(s->cluster_id) != 16 || strspn(s->cluster_id, "0123456789abcdef") != 16) {
             log_error("--init needs cluster_id = 16 lowercase hex digits");
             return -DFS_ECONF;
         }
-        rc = mkdir_p(c->data_dir);
+        rc = mkdir_p(s->fs, c->data_dir);
         if (rc == 0)
             rc = fsio_write_file_atomic(s->fs, c->data_dir, CLUSTER_FILE, want, strlen(want));
         if (rc < 0)
@@ -201,14 +226,14 @@ static int check_data_dir(struct mserver *s, bool init)
     char expect_id[64];
     snprintf(expect_id, sizeof(expect_id), "master_id=%" PRIu64 "\n", c->id);
     bool id_ok = strstr(got, expect_id) != NULL;
-    bool cluster_ok = !c->cluster_id[0] || strncmp(got, want, strlen("cluster_id=") + 17) == 0;
+    bool cluster_ok = !s->cluster_id[0] || strncmp(got, want, strlen("cluster_id=") + 17) == 0;
     if (!id_ok || !cluster_ok) {
         log_error("%s belongs to another cluster or master (%.*s), not cluster %s master %" PRIu64,
                   c->data_dir, (int)strcspn(got, "\n"), got,
-                  c->cluster_id[0] ? c->cluster_id : "?", c->id);
+                  s->cluster_id[0] ? s->cluster_id : "?", c->id);
         rc = -DFS_ECLUSTER;
     }
-    if (rc == 0 && !c->cluster_id[0])
+    if (rc == 0 && !s->cluster_id[0])
         snprintf(s->cluster_id, sizeof(s->cluster_id), "%.16s", got + strlen("cluster_id="));
     free(have);
     return rc;
@@ -219,6 +244,10 @@ static int check_data_dir(struct mserver *s, bool init)
 static void mserver_apply(void *ctx, const struct raft_entry *e)
 {
     struct mserver *s = ctx;
+    if (madmin_is_entry(e)) {
+        madmin_apply(s, e);
+        return;
+    }
     struct ns_op op;
     struct ns_result res;
     ns_result_init(&res);
@@ -242,7 +271,11 @@ static int mserver_restore(void *ctx, const void *data, size_t len)
 {
     struct mserver *s = ctx;
     struct ns *ns;
-    int rc = ns_snapshot_load(data, len, &ns);
+    const void *rest;
+    size_t rest_len;
+    int rc = madmin_snapshot_restore(s, data, len, &rest, &rest_len);
+    if (rc == 0)
+        rc = ns_snapshot_load(rest, rest_len, &ns);
     if (rc < 0)
         return rc;
     ns_free(s->ns);
@@ -255,7 +288,8 @@ static int mserver_snapshot(void *ctx, void **data, size_t *len)
     struct mserver *s = ctx;
     struct wire_writer w;
     wire_writer_init(&w);
-    int rc = ns_snapshot_write(s->ns, &w);
+    madmin_snapshot_write(s, &w);
+    int rc = w.err ? w.err : ns_snapshot_write(s->ns, &w);
     if (rc < 0) {
         wire_writer_release(&w);
         return rc;
@@ -274,6 +308,7 @@ static void mserver_role(void *ctx, enum raft_state state, uint64_t leader,
     s->leader = leader;
     mclient_role_changed(s, state == RAFT_LEADER);
     mrepl_leader(s, state == RAFT_LEADER);
+    madmin_role(s, state == RAFT_LEADER);
 }
 
 static void mserver_fatal(void *ctx, int err)
@@ -317,6 +352,7 @@ static void mserver_closed(struct rpc_conn *c, int err)
     (void)err;
     mcs_conn_closed(s, c);
     mclient_conn_closed(s, c);
+    madmin_conn_closed(s, c);
 }
 
 static const struct rpc_cbs mserver_conn_cbs = {
@@ -369,13 +405,13 @@ static int mserver_open_raft(struct mserver *s, const struct mserver_opts *o)
         else
             peers[np++] = (struct rnode_peer_addr){ s->master_ids[i], s->master_addrs[i] };
     }
-    if (!self_listed) {
+    if (!self_listed && !madmin_joining(s)) {
         log_error("masters does not list this master's id %" PRIu64, s->conf->id);
         return -DFS_ECONF;
     }
     char raft_dir[4096], err[512] = "";
     snprintf(raft_dir, sizeof(raft_dir), "%s/raft", s->conf->data_dir);
-    int rc = mkdir_p(raft_dir);
+    int rc = mkdir_p(s->fs, raft_dir);
     if (rc < 0) {
         log_error("%s: %s", raft_dir, dfs_strerror(rc));
         return rc;
@@ -396,6 +432,7 @@ static int mserver_open_raft(struct mserver *s, const struct mserver_opts *o)
         log_error("%s", err);
         return rc;
     }
+    madmin_started(s);
     if (o->init) {
         rc = rnode_bootstrap(s->rnode, s->master_ids, s->n_masters);
         if (rc < 0)
@@ -447,9 +484,14 @@ static int mserver_listen(struct mserver *s)
 
 static int mserver_start(struct mserver *s, const struct mserver_opts *o)
 {
-    int rc = mserver_masters(s);
+    /* A joining master learns the masters from the ones it names. */
+    int rc = o->join ? 0 : mserver_masters(s);
+    if (rc == 0 && o->join)
+        rc = madmin_join(s);
     if (rc == 0)
-        rc = check_data_dir(s, o->init);
+        rc = check_data_dir(s, o->init || o->join);
+    if (rc == 0)
+        rc = madmin_load(s, o->join);
     if (rc == 0)
         rc = mserver_signals(s);
     if (rc == 0)
@@ -473,6 +515,7 @@ static void mserver_stop(struct mserver *s)
     s->listener = NULL;
     rnode_close(s->rnode);
     s->rnode = NULL;
+    madmin_shutdown(s);
     mstatus_shutdown(s);
     mclient_shutdown(s);
     mrepl_shutdown(s);
@@ -497,7 +540,7 @@ int mserver_run(const struct mserver_conf *c, const struct mserver_opts *o)
         return rc;
     }
     s.loop = ev_loop_new();
-    s.fs = fsio_real_new();
+    s.fs = fsio_from_env();
     s.ns = ns_new();
     if (!s.loop || !s.fs || !s.ns) {
         rc = -ENOMEM;
@@ -508,6 +551,8 @@ int mserver_run(const struct mserver_conf *c, const struct mserver_opts *o)
         rc = mcs_init(&s);
     if (rc == 0)
         rc = mrepl_init(&s);
+    if (rc == 0)
+        rc = madmin_init(&s);
     if (rc == 0)
         rc = mserver_start(&s, o);
     if (rc == 0) {

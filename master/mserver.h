@@ -19,6 +19,7 @@
 
 struct ev_loop;
 struct fsio;
+struct madmin;
 struct mclient;
 struct mstatus;
 struct mcs;
@@ -68,13 +69,16 @@ struct mserver {
     struct mcs *mcs;                /* owned by master/mcs */
     struct csreg *csreg;            /* chunkservers and replicas (soft) */
     struct mrepl *repl;             /* owned by master/mrepl */
+    struct madmin *madmin;          /* owned by master/madmin */
     uint64_t rereplications;        /* copies made since start */
+    uint64_t corrupt_replicas;      /* bad replicas reported since start */
     int signal_fd;
     int exit_code;                  /* set by a fatal error */
     bool stopping;                  /* mserver_stop began: drop frames */
     uint64_t leader;                /* 0: unknown */
     uint64_t applied_ops;
-    /* Every master, for NOT_LEADER hints and the status page. */
+    /* Every master, for NOT_LEADER hints and the status page: the
+     * configuration's, then the replicated address book (master/madmin). */
     size_t n_masters;
     uint64_t master_ids[MSERVER_MAX_MASTERS];
     char *master_addrs[MSERVER_MAX_MASTERS];
@@ -84,6 +88,7 @@ struct mserver {
 /* What main() asks of the run. */
 struct mserver_opts {
     bool init;              /* create a brand-new cluster in data_dir */
+    bool join;              /* join a running cluster (masters = some of it) */
 };
 
 /*

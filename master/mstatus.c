@@ -103,10 +103,6 @@ static void io_totals(const struct mserver *s, uint64_t *rd, uint64_t *wr)
 
 static void fill_chunkservers(struct mserver *s, struct status_snap *snap)
 {
-    static const enum status_cs_state states[] = {
-        [CSREG_UP] = STATUS_CS_UP, [CSREG_DOWN] = STATUS_CS_DOWN,
-        [CSREG_DECOMMISSIONING] = STATUS_CS_DECOMMISSIONING,
-    };
     /* csreg's heartbeat times are the loop's monotonic clock. */
     int64_t now = (int64_t)ev_now_ms(s->loop);
     for (size_t i = 0; i < snap->ncs; i++) {
@@ -115,7 +111,11 @@ static void fill_chunkservers(struct mserver *s, struct status_snap *snap)
         o->id = cs->id;
         snprintf(o->address, sizeof(o->address), "%.*s", (int)sizeof(o->address) - 1, cs->addr);
         snprintf(o->rack, sizeof(o->rack), "%.*s", (int)sizeof(o->rack) - 1, cs->rack);
-        o->state = states[cs->state];
+        /* A drained server stays "decommissioned" (safe to remove) even
+         * once stopped; one still draining shows whether it is up. */
+        o->state = cs->decommission && cs->drain_left == 0 ? STATUS_CS_DECOMMISSIONED
+                 : cs->state == CSREG_DOWN ? STATUS_CS_DOWN
+                 : cs->decommission ? STATUS_CS_DECOMMISSIONING : STATUS_CS_UP;
         o->bytes_total = cs->bytes_total;
         o->bytes_used = cs->bytes_used;
         o->chunks = cs->chunks;
@@ -155,6 +155,7 @@ struct status_snap *mstatus_snapshot(struct mserver *s)
         mcs_health(s, &snap->chunks);
     snap->chunks.rereplicating = mrepl_inflight(s);
     snap->rereplications_total = s->rereplications;
+    snap->corrupt_replicas_total = s->corrupt_replicas;
     io_totals(s, &snap->read_bytes_total, &snap->write_bytes_total);
     fill_chunkservers(s, snap);
     snap->ops = ms->ops;

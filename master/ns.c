@@ -609,8 +609,10 @@ int ns_getlk(const struct ns *ns, uint64_t client, const struct ns_op_lock *req,
     struct ns_sess *s = ns_sess_by_client(&ns->sessions, client);
     if (!s)
         return -DFS_ESESSION;
-    struct ns_lock l = { .sess = s->id, .owner = req->owner, .kind = req->kind,
-                         .type = req->type, .start = req->start, .end = req->end };
+    if (req->kind > UINT16_MAX || req->type > UINT16_MAX)
+        return -EINVAL;
+    struct ns_lock l = { .sess = s->id, .owner = req->owner, .kind = (uint16_t)req->kind,
+                         .type = (uint16_t)req->type, .start = req->start, .end = req->end };
     if (l.kind == NS_LOCK_FLOCK) {
         l.start = 0;
         l.end = UINT64_MAX;

@@ -371,8 +371,11 @@ int ns_lease_lock(struct ns *ns, struct ns_call *c)
         return -EBADF;
     if (o->kind == NS_LOCK_POSIX && o->type == NS_LOCK_WR && writers == 0)
         return -EBADF;
-    struct ns_lock req = { .sess = s->id, .owner = o->owner, .kind = o->kind,
-                           .type = o->type, .start = o->start, .end = o->end };
+    if (o->kind > UINT16_MAX || o->type > UINT16_MAX)
+        return -EINVAL;
+    struct ns_lock req = { .sess = s->id, .owner = o->owner, .kind = (uint16_t)o->kind,
+                           .type = (uint16_t)o->type, .start = o->start, .end = o->end,
+                           .pid = o->pid };
     if (o->kind == NS_LOCK_FLOCK) {
         req.start = 0;
         req.end = UINT64_MAX;

@@ -22,7 +22,9 @@
 struct ns_lock {
     uint64_t sess, owner;
     uint64_t start, end;        /* inclusive; flock: 0..UINT64_MAX */
-    uint32_t kind, type;
+    uint16_t kind, type;
+    uint32_t pid;               /* the locking process, for F_GETLK only: the
+                                   lock that a merge makes takes the request's */
 };
 
 struct ns_lock_table {

@@ -7,6 +7,8 @@
  *   u8 format (NS_OP_FORMAT), u8 type, u64 client, u64 seq, i64 now,
  *   u32 uid, u32 gid, u32 ngroups, u32 groups[ngroups],
  *   then the type's fields in the order of its struct in ns_op.h.
+ * Format 2 added the lock's pid; format 1 entries (no pid) still decode,
+ * with pid 0, so a log written before it replays.
  * Invariant: ns_op_decode(ns_op_encode(op)) == op for every op, and the
  * decoder accepts no trailing bytes.
  */
@@ -18,7 +20,8 @@
 #include "common/dfs_error.h"
 #include "common/wire.h"
 
-#define NS_OP_FORMAT 1
+#define NS_OP_FORMAT 2
+#define NS_OP_FORMAT_NO_PID 1
 
 static void put_str(struct wire_writer *w, struct ns_str s)
 {
@@ -198,9 +201,10 @@ static void lock_enc(const struct ns_op_lock *o, struct wire_writer *w)
     wire_put_u32(w, o->type);
     wire_put_u64(w, o->start);
     wire_put_u64(w, o->end);
+    wire_put_u32(w, o->pid);
 }
 
-static void lock_dec(struct ns_op_lock *o, struct wire_reader *r)
+static void lock_dec(struct ns_op_lock *o, struct wire_reader *r, uint8_t format)
 {
     o->ino = wire_get_u64(r);
     o->owner = wire_get_u64(r);
@@ -208,6 +212,7 @@ static void lock_dec(struct ns_op_lock *o, struct wire_reader *r)
     o->type = wire_get_u32(r);
     o->start = wire_get_u64(r);
     o->end = wire_get_u64(r);
+    o->pid = format == NS_OP_FORMAT_NO_PID ? 0 : wire_get_u32(r);
 }
 
 static void config_enc(const struct ns_op_config *o, struct wire_writer *w)
@@ -269,7 +274,7 @@ static void body_enc(const struct ns_op *op, struct wire_writer *w)
 }
 
 /* 0, or -DFS_ECORRUPT for an unknown type. */
-static int body_dec(struct ns_op *op, struct wire_reader *r)
+static int body_dec(struct ns_op *op, struct wire_reader *r, uint8_t format)
 {
     switch (op->type) {
     case NS_OP_MKDIR: case NS_OP_CREATE: case NS_OP_MKNOD: case NS_OP_SYMLINK:
@@ -301,7 +306,7 @@ static int body_dec(struct ns_op *op, struct wire_reader *r)
         session_dec(&op->u.session, r);
         return 0;
     case NS_OP_LOCK:
-        lock_dec(&op->u.lock, r);
+        lock_dec(&op->u.lock, r, format);
         return 0;
     case NS_OP_CONFIG:
         config_dec(&op->u.config, r);
@@ -334,7 +339,7 @@ int ns_op_decode(const void *buf, size_t len, struct ns_op *op)
     memset(op, 0, sizeof(*op));
     wire_reader_init(&r, buf, len);
     uint8_t format = wire_get_u8(&r);
-    if (r.err == 0 && format != NS_OP_FORMAT)
+    if (r.err == 0 && format != NS_OP_FORMAT && format != NS_OP_FORMAT_NO_PID)
         return -DFS_EVERSION;
     uint8_t type = wire_get_u8(&r);
     op->client = wire_get_u64(&r);
@@ -352,7 +357,7 @@ int ns_op_decode(const void *buf, size_t len, struct ns_op *op)
     if (type == 0 || type >= NS_OP_TYPE_END)
         return -DFS_ECORRUPT;
     op->type = (enum ns_op_type)type;
-    int rc = body_dec(op, &r);
+    int rc = body_dec(op, &r, format);
     if (rc < 0)
         return rc;
     rc = wire_reader_finish(&r);

@@ -189,6 +189,7 @@ struct ns_op_lock {
     uint32_t kind;          /* NS_LOCK_FLOCK or NS_LOCK_POSIX */
     uint32_t type;          /* NS_LOCK_UN, _RD, _WR */
     uint64_t start, end;    /* POSIX: inclusive byte range, end UINT64_MAX = EOF */
+    uint32_t pid;           /* the locking process (reported by F_GETLK) */
 };
 
 struct ns_op_config {

@@ -22,7 +22,7 @@
  *     file: u32 nslots, per slot u64 id (0 hole) [u32 version,
  *           u32 committed, u32 length]
  *     then u32 nxattrs x (str name, str value), u32 nlocks x (u64 sess,
- *     owner, start, end, u32 kind, type)
+ *     owner, start, end, u32 kind, type, pid)
  *   u64 nsessions, per session ascending: u64 id, client, first seq;
  *     i64 expiry;
  *     u32 n x (u64 ino, u32 opens, u32 writers); u32 n x u64 leased chunk;
@@ -44,7 +44,7 @@
 #include "master/ns_priv.h"
 
 #define SNAP_MAGIC "DFSNSNAP"
-#define SNAP_FORMAT 2u
+#define SNAP_FORMAT 3u               /* 3: locks carry their pid */
 #define SNAP_HDR_SIZE 20u
 #define SNAP_BODY_MAX (UINT64_C(1) << 40)
 #define PIECE (64u << 10)
@@ -135,6 +135,7 @@ static void put_xattrs_locks(struct body *b, const struct ns *ns, uint64_t ino)
         wire_put_u64(w, l[i].end);
         wire_put_u32(w, l[i].kind);
         wire_put_u32(w, l[i].type);
+        wire_put_u32(w, l[i].pid);
     }
 }
 
@@ -416,10 +417,13 @@ static int get_xattrs_locks(struct wire_reader *r, struct ns *ns, uint64_t ino)
         l.owner = wire_get_u64(r);
         l.start = wire_get_u64(r);
         l.end = wire_get_u64(r);
-        l.kind = wire_get_u32(r);
-        l.type = wire_get_u32(r);
-        if (r->err || l.type == NS_LOCK_UN)
+        uint32_t kind = wire_get_u32(r);
+        uint32_t type = wire_get_u32(r);
+        l.pid = wire_get_u32(r);
+        if (r->err || type == NS_LOCK_UN || kind > UINT16_MAX || type > UINT16_MAX)
             return corrupt("bad lock");
+        l.kind = (uint16_t)kind;
+        l.type = (uint16_t)type;
         int rc = ns_lock_set(&ns->locks, ino, &l, NULL);
         if (rc < 0)
             return rc == -ENOMEM ? rc : corrupt("conflicting or invalid lock");

@@ -44,6 +44,8 @@ struct rnode_peer {
     uint64_t next_try_ms;
     uint64_t heard_ms;            /* last message from it (0: never) */
     uint64_t match;               /* last index it acknowledged */
+    bool removed;                 /* dropped by rnode_drop_peer: never dialled */
+    unsigned closing;             /* hung-up connections whose close is due */
     struct rnode *rn;
 };
 
@@ -60,8 +62,8 @@ struct rnode {
     const struct rnode_cbs *cbs;
     void *ctx;
     struct rnode_config cfg;
-    struct rnode_peer *peers;
-    size_t n_peers;
+    struct rnode_peer **peers;    /* each its own allocation: conns point at it */
+    size_t n_peers, cap_peers;
     uint64_t tick_timer;
     bool stopped;
     bool in_process;              /* re-entrancy guard for rnode_process */
@@ -295,9 +297,15 @@ static void rnode_peer_frame(struct rpc_conn *c, const struct wire_frame *f)
 static void rnode_peer_closed(struct rpc_conn *c, int err)
 {
     struct rnode_peer *p = rpc_ctx(c);
-    if (err && err != -ECONNREFUSED)
+    if (err && err != -ECONNREFUSED && !p->removed)
         log_info("raft: connection to master %llu (%s:%u) closed: %s",
                  (unsigned long long)p->id, p->host, p->port, dfs_strerror(err));
+    /* A connection dropped by an address change may close after its
+     * successor was dialled. */
+    if (p->conn != c) {
+        p->closing--;
+        return;
+    }
     p->conn = NULL;
     p->next_try_ms = ev_now_ms(p->rn->loop) + RNODE_RECONNECT_MS;
 }
@@ -310,15 +318,15 @@ static const struct rpc_cbs rnode_peer_cbs = {
 static struct rnode_peer *rnode_peer(struct rnode *rn, uint64_t id)
 {
     for (size_t i = 0; i < rn->n_peers; i++) {
-        if (rn->peers[i].id == id)
-            return &rn->peers[i];
+        if (rn->peers[i]->id == id && !rn->peers[i]->removed)
+            return rn->peers[i];
     }
     return NULL;
 }
 
 static void rnode_peer_dial(struct rnode *rn, struct rnode_peer *p)
 {
-    if (p->conn || ev_now_ms(rn->loop) < p->next_try_ms)
+    if (p->conn || p->removed || ev_now_ms(rn->loop) < p->next_try_ms)
         return;
     int rc = rpc_connect(rn->loop, p->host, p->port, rn->cfg.key,
                          &rnode_peer_cbs, p, 0, NULL, &p->conn);
@@ -499,7 +507,7 @@ static int64_t rnode_tick(struct ev_loop *loop, void *arg)
     raft_tick(rn->raft);
     rnode_process(rn);
     for (size_t i = 0; i < rn->n_peers; i++)
-        rnode_peer_dial(rn, &rn->peers[i]);
+        rnode_peer_dial(rn, rn->peers[i]);
     return (int64_t)rn->cfg.tick_ms;
 }
 
@@ -544,20 +552,13 @@ static void rnode_recovered_release(struct rnode_recovered *rec)
 static int rnode_set_peers(struct rnode *rn, const struct rnode_config *cfg,
                            char *errbuf, size_t errlen)
 {
-    rn->peers = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(*rn->peers));
-    if (!rn->peers)
-        return -ENOMEM;
-    rn->n_peers = cfg->n_peers;
     for (size_t i = 0; i < cfg->n_peers; i++) {
-        struct rnode_peer *p = &rn->peers[i];
-        p->id = cfg->peers[i].id;
-        p->rn = rn;
-        if (net_parse_addr(cfg->peers[i].addr, p->host, sizeof(p->host),
-                           &p->port) < 0) {
+        int rc = rnode_set_peer(rn, cfg->peers[i].id, cfg->peers[i].addr);
+        if (rc == -EINVAL)
             snprintf(errbuf, errlen, "master %llu: bad address \"%s\"",
-                     (unsigned long long)p->id, cfg->peers[i].addr);
-            return -EINVAL;
-        }
+                     (unsigned long long)cfg->peers[i].id, cfg->peers[i].addr);
+        if (rc < 0)
+            return rc;
     }
     rn->cfg.peers = NULL;   /* borrowed for open only */
     return 0;
@@ -667,18 +668,20 @@ void rnode_close(struct rnode *rn)
      * run the loop until every peer connection has reported its close:
      * rnode_peer_closed writes into the peers array. */
     for (size_t i = 0; i < rn->n_peers; i++) {
-        if (rn->peers[i].conn)
-            net_conn_abort(rpc_net(rn->peers[i].conn));
+        if (rn->peers[i]->conn)
+            net_conn_abort(rpc_net(rn->peers[i]->conn));
     }
     for (bool open = true; open;) {
         open = false;
         for (size_t k = 0; k < rn->n_peers; k++)
-            open |= rn->peers[k].conn != NULL;
+            open |= rn->peers[k]->conn != NULL || rn->peers[k]->closing;
         if (open)
             ev_run_once(rn->loop, 10);
     }
     raftlog_close(rn->log);
     raft_free(rn->raft);
+    for (size_t i = 0; i < rn->n_peers; i++)
+        free(rn->peers[i]);
     free(rn->peers);
     free(rn->reads);
     free(rn);
@@ -758,12 +761,116 @@ int rnode_peer_info(const struct rnode *rn, uint64_t id, int64_t *contact_age_ms
                     uint64_t *match)
 {
     for (size_t i = 0; i < rn->n_peers; i++) {
-        const struct rnode_peer *p = &rn->peers[i];
-        if (p->id != id)
+        const struct rnode_peer *p = rn->peers[i];
+        if (p->id != id || p->removed)
             continue;
         *contact_age_ms = p->heard_ms ? (int64_t)(ev_now_ms(rn->loop) - p->heard_ms) : -1;
         *match = p->match;
         return 0;
     }
     return -ENOENT;
+}
+
+/* ---- membership ------------------------------------------------------------- */
+
+static struct rnode_peer *rnode_peer_any(struct rnode *rn, uint64_t id)
+{
+    for (size_t i = 0; i < rn->n_peers; i++) {
+        if (rn->peers[i]->id == id)
+            return rn->peers[i];
+    }
+    return NULL;
+}
+
+/* Drops p's connection now; its close callback finds p->conn changed. */
+static void rnode_peer_hangup(struct rnode_peer *p)
+{
+    if (!p->conn)
+        return;
+    net_conn_abort(rpc_net(p->conn));
+    p->conn = NULL;
+    p->closing++;
+    p->next_try_ms = 0;
+}
+
+int rnode_set_peer(struct rnode *rn, uint64_t id, const char *addr)
+{
+    char host[NET_HOST_MAX];
+    uint16_t port;
+    if (id == 0 || id == rn->cfg.id || net_parse_addr(addr, host, sizeof(host), &port) < 0)
+        return -EINVAL;
+    struct rnode_peer *p = rnode_peer_any(rn, id);
+    if (p && !p->removed && p->port == port && !strcmp(p->host, host))
+        return 0;
+    if (!p) {
+        if (rn->n_peers == rn->cap_peers) {
+            size_t cap = rn->cap_peers ? 2 * rn->cap_peers : 8;
+            struct rnode_peer **v = realloc(rn->peers, cap * sizeof(*v));
+            if (!v)
+                return -ENOMEM;
+            rn->peers = v;
+            rn->cap_peers = cap;
+        }
+        p = calloc(1, sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        p->id = id;
+        p->rn = rn;
+        rn->peers[rn->n_peers++] = p;
+    } else {
+        rnode_peer_hangup(p);
+        log_info("raft: master %llu is now at %s", (unsigned long long)id, addr);
+    }
+    snprintf(p->host, sizeof(p->host), "%s", host);
+    p->port = port;
+    p->removed = false;
+    return 0;
+}
+
+void rnode_drop_peer(struct rnode *rn, uint64_t id)
+{
+    struct rnode_peer *p = rnode_peer_any(rn, id);
+    if (!p || p->removed)
+        return;
+    p->removed = true;
+    rnode_peer_hangup(p);
+}
+
+/* Where a configuration change lands, for the caller to watch it commit. */
+static int rnode_changed(struct rnode *rn, int rc, uint64_t index,
+                         uint64_t *out_index, uint64_t *term)
+{
+    if (rc < 0)
+        return rc;
+    *out_index = index;
+    *term = raft_term(rn->raft);
+    rnode_process(rn);
+    return 0;
+}
+
+int rnode_add_learner(struct rnode *rn, uint64_t id, uint64_t *index,
+                      uint64_t *term)
+{
+    uint64_t at = 0;
+    int rc = rn->stopped ? -EIO : raft_add_learner(rn->raft, id, &at);
+    return rnode_changed(rn, rc, at, index, term);
+}
+
+int rnode_promote(struct rnode *rn, uint64_t id, uint64_t *index, uint64_t *term)
+{
+    uint64_t at = 0;
+    int rc = rn->stopped ? -EIO : raft_promote(rn->raft, id, &at);
+    return rnode_changed(rn, rc, at, index, term);
+}
+
+int rnode_remove(struct rnode *rn, uint64_t id, uint64_t *index, uint64_t *term)
+{
+    uint64_t at = 0;
+    int rc = rn->stopped ? -EIO : raft_remove(rn->raft, id, &at);
+    return rnode_changed(rn, rc, at, index, term);
+}
+
+uint64_t rnode_term_at(const struct rnode *rn, uint64_t index)
+{
+    return raft_term_at(rn->raft, index);
 }

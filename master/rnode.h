@@ -98,6 +98,27 @@ int rnode_read(struct rnode *rn, uint64_t read_ctx);
 /* Hands leadership to master `to` (leader only, see raft_transfer). */
 int rnode_transfer(struct rnode *rn, uint64_t to);
 
+/*
+ * The address of master id (not this one): added, or changed (its
+ * connection is dropped and redialled).  -EINVAL for a bad address.
+ */
+int rnode_set_peer(struct rnode *rn, uint64_t id, const char *addr);
+/* Forgets where master id is: no more connections to it. */
+void rnode_drop_peer(struct rnode *rn, uint64_t id);
+
+/*
+ * Configuration changes, leader only (see raft_add_learner, raft_promote,
+ * raft_remove, and their errors).  On 0, *index and *term name the config
+ * entry: it took effect when the commit index reaches index while the
+ * entry at index still has that term.
+ */
+int rnode_add_learner(struct rnode *rn, uint64_t id, uint64_t *index,
+                      uint64_t *term);
+int rnode_promote(struct rnode *rn, uint64_t id, uint64_t *index, uint64_t *term);
+int rnode_remove(struct rnode *rn, uint64_t id, uint64_t *index, uint64_t *term);
+/* Term of the entry at index; 0 when compacted or not in the log. */
+uint64_t rnode_term_at(const struct rnode *rn, uint64_t index);
+
 /* Read-only view for status pages and admin replies. */
 struct rnode_status {
     enum raft_state state;

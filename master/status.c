@@ -133,6 +133,7 @@ const char *status_cs_state_name(enum status_cs_state state)
     case STATUS_CS_UP:              return "up";
     case STATUS_CS_DOWN:            return "down";
     case STATUS_CS_DECOMMISSIONING: return "decommissioning";
+    case STATUS_CS_DECOMMISSIONED:  return "decommissioned";
     }
     return "down";
 }
@@ -1035,7 +1036,7 @@ static const char page_css[] =
     ".r-leader,.s-up{background:#dcfce7;color:#166534}"
     ".r-follower{background:#e0e7ff;color:#3730a3}"
     ".r-candidate,.s-decommissioning{background:#fef3c7;color:#92400e}"
-    ".r-learner,.r-unknown{background:#e5e7eb;color:#374151}"
+    ".r-learner,.r-unknown,.s-decommissioned{background:#e5e7eb;color:#374151}"
     ".s-down{background:#fee2e2;color:#991b1b}"
     "main{padding:14px 22px;max-width:1480px;margin:0 auto}"
     ".banner{background:#eef2ff;border:1px solid #c7d2fe;border-radius:8px;"

@@ -47,6 +47,7 @@ enum status_cs_state {
     STATUS_CS_UP,
     STATUS_CS_DOWN,
     STATUS_CS_DECOMMISSIONING,
+    STATUS_CS_DECOMMISSIONED,   /* drained: every chunk at its goal elsewhere */
 };
 
 enum status_event_kind {

@@ -11,13 +11,16 @@
 #     the new leader;
 #   - re-replication MiB/s after a chunkserver is lost (a fourth one takes
 #     the copies);
-#   - the mount-agnostic workloads of ../shared/bench/bench-mount.sh on the
-#     dfs mount and on a local directory (BENCH_MOUNT=0 skips them);
+#   - the mount-agnostic workloads of ../shared/bench/bench-mount.sh (seq,
+#     tree, meta) on the dfs mount, on a local directory and on MooseFS
+#     (its up.sh: three chunkservers, goal 3, same storage) — BENCH_MOUNT=0
+#     skips them all, BENCH_MOOSEFS=0 only MooseFS;
 #   - the module micro-benchmarks (CRC32C, the Raft log, the chunk store).
 # Prints a table and writes it as JSON to run/bench/bench-<time>.json.
 #
-# Knobs: BENCH_MB (1024), BENCH_RUNS (3), BENCH_TMPFS=1 puts the cluster's
-# data and the local comparison on /dev/shm (software, not disk).
+# Knobs: BENCH_MB (1024), BENCH_RUNS (3), BENCH_MOUNT_RUNS (BENCH_RUNS),
+# BENCH_TMPFS=1 puts the cluster's data, MooseFS's and the local comparison
+# on /dev/shm (software, not disk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
@@ -122,19 +125,57 @@ done
 t1=$(now)
 record rereplication "$(python3 -c "print(round($bytes / 1048576 / ($t1 - $t0), 1))")" MiB/s
 
+# bench-mount.sh on DIR, BENCH_MOUNT_RUNS times, medians into OUT_FILE.
+kit_runs() {
+    local dir=$1 out=$2 runs=()
+    for i in $(seq "${BENCH_MOUNT_RUNS:-$RUNS}"); do
+        BENCH_ONLY="seq tree meta" "$KIT" "$dir" 256 > "$out.$i" 2>/dev/null || true
+        runs+=("$out.$i")
+    done
+    "$KITDIR/median.sh" "${runs[@]}" > "$out"
+}
+
+# MooseFS with three chunkservers and goal 3, on the same storage as dfs
+# (../shared/bench/moosefs); skipped with the reason when it cannot start.
+moosefs_runs() {
+    local mfs=$KITDIR/moosefs
+    if ! command -v mfsmaster >/dev/null; then
+        apt-get install -y moosefs-master moosefs-chunkserver moosefs-client \
+            moosefs-cli moosefs-cgi moosefs-cgiserv >/dev/null 2>&1 ||
+            { echo "  MooseFS is not installed and could not be: skipped"; return 1; }
+    fi
+    export MFS_STATE=$BASE/moosefs.state
+    local tmp=$BASE
+    [ "${BENCH_TMPFS:-0}" = 1 ] && tmp=/dev/shm
+    if ! TMPDIR=$tmp "$mfs/up.sh" > "$BASE/moosefs.up" 2>&1; then
+        echo "  MooseFS did not start: skipped (see below)"; tail -n 5 "$BASE/moosefs.up"
+        "$mfs/down.sh" >/dev/null 2>&1 || true
+        return 1
+    fi
+    # shellcheck disable=SC1090
+    local mnt; mnt=$(. "$MFS_STATE"; echo "$MNT")
+    kit_runs "$mnt" "$BASE/moosefs.txt"
+    "$mfs/down.sh" >/dev/null 2>&1 || true
+}
+
+MOUNT_FIGURES="seq_write seq_read tree_extract_files tree_read_files tree_rm_files meta_create meta_stat meta_rename meta_unlink"
 if [ "${BENCH_MOUNT:-1}" = 1 ]; then
-    echo "bench: mount workloads (../shared/bench/bench-mount.sh, seq and tree)"
-    KIT=$TOP/../shared/bench/bench-mount.sh
+    echo "bench: mount workloads (../shared/bench/bench-mount.sh seq tree meta), medians of ${BENCH_MOUNT_RUNS:-$RUNS}"
+    KITDIR=$TOP/../shared/bench
+    KIT=$KITDIR/bench-mount.sh
     if [ -x "$KIT" ]; then
         mkdir -p "$BASE/localdir"
-        BENCH_ONLY="seq tree" "$KIT" "$MNT" 256 > "$BASE/mount.txt" 2>/dev/null || true
-        BENCH_ONLY="seq tree" "$KIT" "$BASE/localdir" 256 > "$BASE/local.txt" 2>/dev/null || true
-        for f in seq_write seq_read tree_extract_files tree_read_files tree_rm_files; do
-            v=$(awk -v k=$f '$1 == k {print $2}' "$BASE/mount.txt")
-            l=$(awk -v k=$f '$1 == k {print $2}' "$BASE/local.txt")
+        kit_runs "$MNT" "$BASE/mount.txt"
+        kit_runs "$BASE/localdir" "$BASE/local.txt"
+        mfs=0
+        if [ "${BENCH_MOOSEFS:-1}" = 1 ] && moosefs_runs; then mfs=1; fi
+        for f in $MOUNT_FIGURES; do
             u=$(awk -v k=$f '$1 == k {print $3}' "$BASE/local.txt")
-            record "mount_$f" "${v:-FAIL}" "${u:-?}"
-            record "localdir_$f" "${l:-FAIL}" "${u:-?}"
+            record "mount_$f" "$(awk -v k=$f '$1 == k {print $2}' "$BASE/mount.txt")" "${u:-?}"
+            record "localdir_$f" "$(awk -v k=$f '$1 == k {print $2}' "$BASE/local.txt")" "${u:-?}"
+            if [ $mfs = 1 ]; then
+                record "moosefs_$f" "$(awk -v k=$f '$1 == k {print $2}' "$BASE/moosefs.txt")" "${u:-?}"
+            fi
         done
     else
         echo "  ../shared/bench/bench-mount.sh not found, skipped"
@@ -157,12 +198,16 @@ def ratio(a, b):
 ratios = {
     "dfsput_vs_three_copies": ratio("dfsput", "local_three_copies_write"),
     "dfsget_vs_local_read": ratio("dfsget", "local_read"),
-    "mount_seq_write_vs_local": ratio("mount_seq_write", "localdir_seq_write"),
-    "mount_seq_read_vs_local": ratio("mount_seq_read", "localdir_seq_read"),
 }
+for k in [r[0][len("mount_"):] for r in rows if r[0].startswith("mount_")]:
+    ratios["mount_%s_vs_local" % k] = ratio("mount_" + k, "localdir_" + k)
+    if "moosefs_" + k in figures:
+        ratios["mount_%s_vs_moosefs" % k] = ratio("mount_" + k, "moosefs_" + k)
 doc = {"size_mib": int(sys.argv[3]), "tmpfs": sys.argv[4] == "1",
        "figures": figures, "ratios": ratios}
 json.dump(doc, open(sys.argv[2], "w"), indent=1)
-print("bench: ratios " + ", ".join("%s %s" % (k, v) for k, v in ratios.items()))
+print("bench: ratios")
+for k, v in ratios.items():
+    print("  %-40s %s" % (k, v))
 print("bench: written to " + sys.argv[2])
 EOF

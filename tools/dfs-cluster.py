@@ -57,20 +57,32 @@ def load(d):
         return json.load(f)
 
 
+def removed(d, m):
+    """True once the master said it was removed from the cluster (dfs-master
+    leaves a 'removed' file in its data directory and stops)."""
+    return os.path.exists(os.path.join(d, "master-%d" % m["id"], "data", "removed"))
+
+
+def members(d, st):
+    """The masters that are (or wait to become) part of the cluster."""
+    return [m for m in st["masters"] if not removed(d, m)]
+
+
 def save(d, st):
     tmp = os.path.join(d, STATE + ".tmp")
     with open(tmp, "w") as f:
         json.dump(st, f, indent=1)
     os.replace(tmp, os.path.join(d, STATE))
-    masters = ",".join("127.0.0.1:%d" % m["port"] for m in st["masters"])
-    leader = st.get("leader_http") or "http://127.0.0.1:%d/" % st["masters"][0]["http"]
+    live = members(d, st) or st["masters"]
+    masters = ",".join("127.0.0.1:%d" % m["port"] for m in live)
+    leader = st.get("leader_http") or "http://127.0.0.1:%d/" % live[0]["http"]
     with open(os.path.join(d, "cluster.env"), "w") as f:
         f.write("DFS_MASTERS=%s\nDFS_KEY_FILE=%s\nDFS_HTTP=%s\n"
                 % (masters, st["key"], leader))
 
 
-def masters_spec(st, key):
-    return ",".join("%d=127.0.0.1:%d" % (m["id"], m[key]) for m in st["masters"])
+def masters_spec(d, st, key):
+    return ",".join("%d=127.0.0.1:%d" % (m["id"], m[key]) for m in members(d, st))
 
 
 def write_master_conf(d, st, m):
@@ -83,20 +95,30 @@ def write_master_conf(d, st, m):
                 "data_dir = %s\nmasters = %s\nmasters_http = %s\n"
                 "key_file = %s\ncluster_id = %s\nlog_file = %s\n"
                 % (m["id"], m["port"], m["http"], os.path.join(folder, "data"),
-                   masters_spec(st, "port"), masters_spec(st, "http"),
+                   masters_spec(d, st, "port"), masters_spec(d, st, "http"),
                    st["key"], st["cluster_id"], os.path.join(folder, "master.log")))
     return folder, conf
 
 
-def start_master(d, st, m, init=False):
+def start_master(d, st, m, init=False, join=False):
     folder, conf = write_master_conf(d, st, m)
     args = [os.path.join(BIN, "dfs-master"), "-c", conf]
     if init:
         args.append("--init")
+    if join:
+        args.append("--join")
     with open(os.path.join(folder, "stderr.log"), "ab") as err:
         p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=err,
                              stderr=err, start_new_session=True)
     m["pid"] = p.pid
+
+
+def cs_data_dirs(folder, c):
+    """data, or data1,data2,... with up --data-dirs N."""
+    n = c.get("data_dirs", 1)
+    if n == 1:
+        return os.path.join(folder, "data")
+    return ",".join(os.path.join(folder, "data%d" % (i + 1)) for i in range(n))
 
 
 def write_cs_conf(d, st, c):
@@ -109,8 +131,8 @@ def write_cs_conf(d, st, c):
                 "key_file = %s\nrack = rack%d\nreserved_space = 0\n"
                 "scrub_pause = 5s\n"
                 "log_file = %s\n"
-                % (c["port"], os.path.join(folder, "data"),
-                   ",".join("127.0.0.1:%d" % m["port"] for m in st["masters"]),
+                % (c["port"], cs_data_dirs(folder, c),
+                   ",".join("127.0.0.1:%d" % m["port"] for m in members(d, st)),
                    st["key"], c["id"], os.path.join(folder, "chunkserver.log")))
     return folder, conf
 
@@ -183,10 +205,10 @@ def unmount(st):
     st["mount"] = None
 
 
-def admin(st, *args, masters=None, timeout=10):
+def admin(st, *args, masters=None, timeout=10, errors=None):
     env = dict(os.environ)
     env["DFS_MASTERS"] = masters or ",".join(
-        "127.0.0.1:%d" % m["port"] for m in st["masters"])
+        "127.0.0.1:%d" % m["port"] for m in st["masters"] if alive(m.get("pid")))
     env["DFS_KEY_FILE"] = st["key"]
     try:
         r = subprocess.run([os.path.join(BIN, "dfsadmin")] + list(args),
@@ -194,6 +216,8 @@ def admin(st, *args, masters=None, timeout=10):
                            timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
+    if errors is not None:
+        errors.append(r.stderr.strip())
     return r.stdout if r.returncode == 0 else None
 
 
@@ -255,13 +279,14 @@ def cmd_up(a):
               "masters": [{"id": i + 1, "port": free_port(), "http": free_port()}
                           for i in range(a.masters)]}
         fresh = True
-    for m in st["masters"]:
+    for m in members(d, st):
         m["expect_running"] = True
         start_master(d, st, m, init=fresh)
     save(d, st)
     lid = wait_leader(d, st, a.timeout)
     if fresh:
-        st["chunkservers"] = [{"id": i + 1, "port": free_port()}
+        st["chunkservers"] = [{"id": i + 1, "port": free_port(),
+                               "data_dirs": a.data_dirs}
                               for i in range(a.chunkservers)]
     # One at a time, so each registers under the number it has here.
     for c in st["chunkservers"]:
@@ -313,7 +338,8 @@ def cmd_status(a):
     lid = leader_of(st)
     for m in st["masters"]:
         print("master %d  127.0.0.1:%d  %s%s" % (
-            m["id"], m["port"], "running" if alive(m.get("pid")) else "stopped",
+            m["id"], m["port"], "running" if alive(m.get("pid"))
+            else "removed" if removed(d, m) else "stopped",
             "  (leader)" if m["id"] == lid else ""))
     for c in st["chunkservers"]:
         print("chunkserver %d  127.0.0.1:%d  %s" % (
@@ -358,7 +384,7 @@ def cmd_start(a):
     d = os.path.abspath(a.dir)
     st = load(d)
     if a.kind == "all":
-        targets = [("master", m) for m in st["masters"]] + \
+        targets = [("master", m) for m in members(d, st)] + \
                   [("chunkserver", c) for c in st["chunkservers"]]
     else:
         targets = [(a.kind, pick(st, a.kind, a.which))]
@@ -374,6 +400,52 @@ def cmd_start(a):
     save(d, st)
 
 
+def wait_answering(d, st, m, timeout):
+    """Waits until master m answers (its listener is up)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not alive(m.get("pid")):
+            die("master %d exited; see %s" % (m["id"], os.path.join(
+                d, "master-%d" % m["id"], "master.log")))
+        if admin(st, "masters", "--json", masters="127.0.0.1:%d" % m["port"], timeout=5):
+            return
+        time.sleep(0.1)
+    die("master %d did not start within %d s" % (m["id"], timeout))
+
+
+def cmd_add(a):
+    d = os.path.abspath(a.dir)
+    st = load(d)
+    if a.kind == "chunkserver":
+        c = {"id": max([c["id"] for c in st["chunkservers"]] or [0]) + 1,
+             "port": free_port(), "expect_running": True}
+        st["chunkservers"].append(c)
+        start_chunkserver(d, st, c)
+        save(d, st)
+        wait_chunkserver(d, st, c, a.timeout)
+        print("dfs-cluster: chunkserver %d up at 127.0.0.1:%d" % (c["id"], c["port"]))
+        return
+    m = {"id": max(m["id"] for m in st["masters"]) + 1, "port": free_port(),
+         "http": free_port(), "expect_running": True}
+    st["masters"].append(m)
+    # Its configuration names the running masters: it joins through them.
+    start_master(d, st, m, join=True)
+    save(d, st)
+    wait_answering(d, st, m, a.timeout)
+    errs = []
+    out = admin(st, "masters", "add", "127.0.0.1:%d" % m["port"],
+                masters=",".join("127.0.0.1:%d" % x["port"] for x in st["masters"]
+                                 if x is not m and alive(x.get("pid"))),
+                timeout=a.timeout, errors=errs)
+    if out is None:
+        die("master %d started but could not be added: %s (log: %s)" % (
+            m["id"], errs[0] if errs else "timed out",
+            os.path.join(d, "master-%d" % m["id"], "master.log")))
+    save(d, st)
+    print("dfs-cluster: master %d joined at 127.0.0.1:%d (status page "
+          "http://127.0.0.1:%d/)" % (m["id"], m["port"], m["http"]))
+
+
 def main():
     p = argparse.ArgumentParser(prog="dfs-cluster", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -387,6 +459,8 @@ def main():
     common(up)
     up.add_argument("-m", "--masters", type=int, default=3, choices=[1, 3, 5])
     up.add_argument("-c", "--chunkservers", type=int, default=3)
+    up.add_argument("--data-dirs", type=int, default=1, metavar="N",
+                    help="data directories per chunkserver (data1..dataN; default 1: data)")
     up.add_argument("--timeout", type=int, default=30, help="seconds to wait for a leader")
     up.add_argument("--mount", metavar="MNT", help="also mount the cluster at MNT")
     up.set_defaults(fn=cmd_up)
@@ -410,6 +484,14 @@ def main():
     start.add_argument("kind", choices=["master", "chunkserver", "all"])
     start.add_argument("which", nargs="?")
     start.set_defaults(fn=cmd_start)
+
+    add = sub.add_parser("add", help="start one more master (joined through dfsadmin "
+                         "masters add; returns once it votes) or chunkserver")
+    common(add)
+    add.add_argument("kind", choices=["master", "chunkserver"])
+    add.add_argument("--timeout", type=int, default=120,
+                     help="seconds to wait for it to join")
+    add.set_defaults(fn=cmd_add)
 
     a = p.parse_args()
     a.fn(a)

@@ -39,6 +39,17 @@ static void usage(FILE *out)
             "  mv SRC DST        rename (DST may be an existing directory to move into)\n"
             "  fsck [PATH]       every chunk under PATH against its replication goal;\n"
             "                    exits 1 while any is under-replicated, missing or corrupt\n"
+            "  masters           the masters: id, addresses, voter or learner, the leader\n"
+            "  masters add ADDR  add the master started with dfs-master --join that\n"
+            "                    listens at ADDR (host:port); returns once it votes\n"
+            "  masters remove ID remove master ID (the leader too: another takes over)\n"
+            "  masters transfer-leader ID\n"
+            "                    make master ID the leader (exits 1 if it did not)\n"
+            "  chunkservers      the chunkservers: address, rack, state, space, chunks\n"
+            "  chunkservers decommission N\n"
+            "                    drain chunkserver N: its chunks are copied elsewhere and\n"
+            "                    no new chunk goes there; `chunkservers` shows it\n"
+            "                    \"decommissioned\" once it may be removed\n"
             "\n"
             "Options:\n"
             "  -M host:port,...  masters (default: $DFS_MASTERS)\n"
@@ -442,6 +453,147 @@ static int cmd_fsck(struct admin *a, const char *path)
     return clean ? TOOL_OK : TOOL_FAILED;
 }
 
+/* ---- membership ------------------------------------------------------------ */
+
+static const char *role_name(uint8_t role)
+{
+    return role == DFS_MEMBER_VOTER ? "voter" : role == DFS_MEMBER_LEARNER ? "learner"
+                                                                            : "none";
+}
+
+static int cmd_masters_list(struct admin *a)
+{
+    struct dfs_members *v = malloc(sizeof(*v));
+    int rc = v ? dfs_admin_masters(a->d, v) : -ENOMEM;
+    if (rc < 0) {
+        free(v);
+        return fail("masters", "", rc);
+    }
+    if (a->json) {
+        printf("{\"cluster\":\"%016" PRIx64 "\",\"answered_by\":%" PRIu64
+               ",\"leader\":%" PRIu64 ",\"term\":%" PRIu64 ",\"commit_index\":%" PRIu64
+               ",\"masters\":[", v->cluster_id, v->self_id, v->leader_id, v->term, v->commit);
+        for (size_t i = 0; i < v->n; i++) {
+            printf("%s{\"id\":%" PRIu64 ",\"address\":", i ? "," : "", v->m[i].id);
+            toolkit_json_string(stdout, v->m[i].addr);
+            printf(",\"http\":");
+            toolkit_json_string(stdout, v->m[i].http);
+            printf(",\"role\":\"%s\",\"leader\":%s}", role_name(v->m[i].role),
+                   v->m[i].id == v->leader_id ? "true" : "false");
+        }
+        printf("]}\n");
+    } else {
+        printf("cluster %016" PRIx64 "  leader master %" PRIu64 "  term %" PRIu64
+               "  (as master %" PRIu64 " sees it)\n", v->cluster_id, v->leader_id, v->term,
+               v->self_id);
+        printf("%-4s %-22s %-22s %s\n", "id", "address", "status page", "role");
+        for (size_t i = 0; i < v->n; i++)
+            printf("%-4" PRIu64 " %-22s %-22s %s%s\n", v->m[i].id, v->m[i].addr,
+                   v->m[i].http[0] ? v->m[i].http : "-", role_name(v->m[i].role),
+                   v->m[i].id == v->leader_id ? ", leader" : "");
+    }
+    free(v);
+    return TOOL_OK;
+}
+
+/* A master id from the command line; 0 when it is not one. */
+static uint64_t parse_id(const char *text)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    return errno || *end || end == text ? 0 : (uint64_t)v;
+}
+
+static int cmd_masters(struct admin *a, int argc, char **argv)
+{
+    if (argc == 1)
+        return cmd_masters_list(a);
+    const char *sub = argv[1];
+    uint64_t id = 0;
+    int rc;
+    if (!strcmp(sub, "add")) {
+        rc = dfs_admin_master_add(a->d, argv[2], 0, &id);
+        if (rc < 0)
+            return fail("masters add", argv[2], rc);
+        if (a->json) {
+            printf("{\"id\":%" PRIu64 ",\"address\":", id);
+            toolkit_json_string(stdout, argv[2]);
+            printf(",\"role\":\"voter\"}\n");
+        } else {
+            printf("master %" PRIu64 " (%s) added; it votes\n", id, argv[2]);
+        }
+        return TOOL_OK;
+    }
+    id = parse_id(argv[2]);
+    if (!id) {
+        fprintf(stderr, "dfsadmin: masters %s: \"%s\" is not a master id\n", sub, argv[2]);
+        return TOOL_USAGE;
+    }
+    bool remove = !strcmp(sub, "remove");
+    rc = remove ? dfs_admin_master_remove(a->d, id) : dfs_admin_leader_transfer(a->d, id);
+    if (rc < 0)
+        return fail(remove ? "masters remove" : "masters transfer-leader", argv[2], rc);
+    if (a->json)
+        printf("{\"id\":%" PRIu64 ",\"%s\":true}\n", id, remove ? "removed" : "leader");
+    else
+        printf(remove ? "master %" PRIu64 " removed\n" : "master %" PRIu64 " leads\n", id);
+    return TOOL_OK;
+}
+
+/* Prints the leader's chunkserver list (from its status document). */
+static int cmd_chunkservers_list(struct admin *a)
+{
+    char *json;
+    int rc = leader_status(a, &json);
+    if (rc < 0)
+        return fail("chunkservers", "", rc);
+    const char *list = strstr(json, "\"chunkservers\":[");
+    const char *end = list ? strchr(list, ']') : NULL;
+    if (!end) {
+        free(json);
+        return fail("chunkservers", "", -EBADMSG);
+    }
+    list += strlen("\"chunkservers\":");
+    if (a->json) {
+        printf("%.*s\n", (int)(end - list + 1), list);
+        free(json);
+        return TOOL_OK;
+    }
+    printf("%-4s %-22s %-10s %-16s %12s %12s %8s\n", "id", "address", "rack", "state",
+           "used", "total", "chunks");
+    char b[7][128];
+    for (const char *o = strstr(list, "{"); o && o < end; o = strstr(o + 1, "{")) {
+        printf("%-4s %-22s %-10s %-16s %12s %12s %8s\n", json_field(o, "id", b[0], 128),
+               json_field(o, "address", b[1], 128), json_field(o, "rack", b[2], 128),
+               json_field(o, "state", b[3], 128), json_field(o, "bytes_used", b[4], 128),
+               json_field(o, "bytes_total", b[5], 128), json_field(o, "chunks", b[6], 128));
+    }
+    free(json);
+    return TOOL_OK;
+}
+
+static int cmd_chunkservers(struct admin *a, int argc, char **argv)
+{
+    if (argc == 1)
+        return cmd_chunkservers_list(a);
+    uint64_t cs = parse_id(argv[2]);
+    if (!cs || cs > UINT32_MAX) {
+        fprintf(stderr, "dfsadmin: chunkservers decommission: \"%s\" is not a "
+                        "chunkserver number\n", argv[2]);
+        return TOOL_USAGE;
+    }
+    int rc = dfs_admin_cs_decommission(a->d, (uint32_t)cs);
+    if (rc < 0)
+        return fail("chunkservers decommission", argv[2], rc);
+    if (a->json)
+        printf("{\"id\":%" PRIu64 ",\"state\":\"decommissioning\"}\n", cs);
+    else
+        printf("chunkserver %" PRIu64 " is decommissioning: its chunks move elsewhere; "
+               "`dfsadmin chunkservers` shows \"decommissioned\" once it may go\n", cs);
+    return TOOL_OK;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static int run(struct admin *a, int argc, char **argv)
@@ -461,6 +613,12 @@ static int run(struct admin *a, int argc, char **argv)
         return cmd_mv(a, argv[1], argv[2]);
     if (!strcmp(cmd, "fsck") && argc <= 2)
         return cmd_fsck(a, argc == 2 ? argv[1] : "/");
+    if (!strcmp(cmd, "masters") && (argc == 1 || (argc == 3 && (!strcmp(argv[1], "add") ||
+        !strcmp(argv[1], "remove") || !strcmp(argv[1], "transfer-leader")))))
+        return cmd_masters(a, argc, argv);
+    if (!strcmp(cmd, "chunkservers") &&
+        (argc == 1 || (argc == 3 && !strcmp(argv[1], "decommission"))))
+        return cmd_chunkservers(a, argc, argv);
     fprintf(stderr, "dfsadmin: bad command or arguments (see --help)\n");
     return TOOL_USAGE;
 }

@@ -2,14 +2,21 @@
  * dfs: the client library's session, leader finding, retries and the
  * namespace calls.
  *
- * States of the connection (d->fd): none (-1) -> connected to one master
- * (dfs_connect) -> none again on any transport error or NOT_LEADER.
+ * Requests to the masters run on DFS_LANES connections ("lanes"), so that
+ * the threads of one client (the mount's, above all) do not wait for each
+ * other's Raft commits.  States of a lane's connection: none (-1) ->
+ * connected to one master (dfs_connect) -> none again on any transport
+ * error or NOT_LEADER.
  *
  * Invariants:
- *  1. d->mu serialises every request on d->fd; the keepalive thread takes
- *     it like any caller.
+ *  1. A lane carries one request at a time (its mu); the keepalive thread
+ *     takes one like any caller.  Lock order: d->mu (session, sequence),
+ *     then a lane's mu, then d->lead_mu (leader hint, error message), a
+ *     leaf; a lane is never held while d->mu is taken.
  *  2. A mutation's sequence number is taken once, before the first try,
  *     and reused on every retry, so the master applies it at most once.
+ *     Several may be in flight: the master's exactly-once window takes
+ *     them in any order.
  *  3. A request is retried only on transport errors, NOT_LEADER and
  *     DFS_ENOTREADY, within op_timeout_ms; any other status is the answer.
  */
@@ -39,14 +46,23 @@
 /* One try at one master: past this a master that stopped answering (hung,
  * cut off) is left for the next one, with the same sequence number. */
 #define DFS_TRY_MS 5000
+/* Master connections per client: requests in flight at once. */
+#define DFS_LANES 4
 
 struct dfs_master {
     char host[NET_HOST_MAX];
     uint16_t port;
 };
 
+struct dfs_lane {
+    pthread_mutex_t mu;
+    int fd;
+};
+
 struct dfs {
-    pthread_mutex_t mu;               /* the connection, session, errmsg */
+    pthread_mutex_t mu;               /* session, seq, stopping */
+    pthread_mutex_t lead_mu;          /* next, hint, have_hint, errmsg */
+    struct dfs_lane lanes[DFS_LANES];
     pthread_mutex_t pool_mu;          /* pool */
     struct dfs_csconn *pool;          /* idle chunkserver connections */
     struct auth_key key;
@@ -55,7 +71,6 @@ struct dfs {
     size_t next;                      /* master to try next */
     struct dfs_master hint;           /* leader named by NOT_LEADER */
     bool have_hint;
-    int fd;
     int op_timeout_ms, connect_timeout_ms;
     uint32_t uid, gid;
     char client_name[PROTO_CLIENT_NAME_MAX];
@@ -87,50 +102,77 @@ static void sleep_ms(int ms)
 
 /* ---- connection ------------------------------------------------------------- */
 
-static void dfs_disconnect(struct dfs *d)
+static void dfs_disconnect(struct dfs_lane *l)
 {
-    if (d->fd >= 0)
-        close(d->fd);
-    d->fd = -1;
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
 }
 
-/* Connects to the hinted leader, else to the next master in turn. */
-static int dfs_connect(struct dfs *d, int timeout_ms)
+/* Connects lane l to the hinted leader, else to the next master in turn. */
+static int dfs_connect(struct dfs *d, struct dfs_lane *l, int timeout_ms)
 {
+    pthread_mutex_lock(&d->lead_mu);
     struct dfs_master m = d->have_hint ? d->hint : d->masters[d->next];
     if (!d->have_hint)
         d->next = (d->next + 1) % d->n_masters;
     d->have_hint = false;
+    pthread_mutex_unlock(&d->lead_mu);
     int fd = rpc_dial(m.host, m.port, &d->key, timeout_ms);
     if (fd < 0) {
-        snprintf(d->errmsg, sizeof(d->errmsg), "master %s:%u: %s", m.host, m.port,
-                 dfs_strerror(fd));
+        dfs_set_error(d, "master %s:%u: %s", m.host, m.port, dfs_strerror(fd));
         return fd;
     }
-    d->fd = fd;
+    l->fd = fd;
     return 0;
 }
 
-/* Reads NOT_LEADER's hint: leader_id u64, leader_addr str. */
-static void dfs_take_hint(struct dfs *d, const struct rpc_reply *r)
+/* A free lane, else (all busy) the one for ticket, waited for. */
+static struct dfs_lane *dfs_lane_take(struct dfs *d, uint64_t ticket)
+{
+    for (size_t i = 0; i < DFS_LANES; i++) {
+        if (pthread_mutex_trylock(&d->lanes[i].mu) == 0)
+            return &d->lanes[i];
+    }
+    struct dfs_lane *l = &d->lanes[ticket % DFS_LANES];
+    pthread_mutex_lock(&l->mu);
+    return l;
+}
+
+/* Reads NOT_LEADER's hint (leader_id u64, leader_addr str) into *m. */
+static bool dfs_hint_of(const struct rpc_reply *r, struct dfs_master *m)
 {
     struct wire_reader rd;
     wire_reader_init(&rd, r->payload, r->len);
     uint64_t id = wire_get_u64(&rd);
     char *addr = wire_get_str(&rd, PROTO_ADDR_MAX);
-    if (!rd.err && id && addr &&
-        net_parse_addr(addr, d->hint.host, sizeof(d->hint.host), &d->hint.port) == 0)
-        d->have_hint = true;
+    bool ok = !rd.err && id && addr &&
+              net_parse_addr(addr, m->host, sizeof(m->host), &m->port) == 0;
     free(addr);
+    return ok;
 }
 
-/* Builds HEAD + body for a request. */
-static int dfs_payload(struct dfs *d, uint16_t type, uint64_t seq,
-                       const struct wire_writer *body, struct wire_writer *out)
+/* Remembers NOT_LEADER's hint; true when there was one. */
+static bool dfs_take_hint(struct dfs *d, const struct rpc_reply *r)
+{
+    struct dfs_master m;
+    if (!dfs_hint_of(r, &m))
+        return false;
+    pthread_mutex_lock(&d->lead_mu);
+    d->hint = m;
+    d->have_hint = true;
+    pthread_mutex_unlock(&d->lead_mu);
+    return true;
+}
+
+/* Builds HEAD + body for a request of session. */
+static int dfs_payload(struct dfs *d, uint16_t type, uint64_t session,
+                       uint64_t seq, const struct wire_writer *body,
+                       struct wire_writer *out)
 {
     wire_writer_init(out);
     if (type != PROTO_SESSION_OPEN) {
-        wire_put_u64(out, d->session);
+        wire_put_u64(out, session);
         wire_put_u64(out, seq);
         wire_put_u64(out, seq ? seq - 1 : 0);
         wire_put_u32(out, d->uid);
@@ -143,14 +185,15 @@ static int dfs_payload(struct dfs *d, uint16_t type, uint64_t seq,
 }
 
 /*
- * One request, retried across masters until an answer or the deadline.
- * Called with d->mu held.  On 0, *r holds the answer (status included).
+ * One request on lane l (held), retried across masters until an answer or
+ * the deadline.  On 0, *r holds the answer (status included).
  */
-static int dfs_call_locked(struct dfs *d, uint16_t type, uint64_t seq,
-                           const struct wire_writer *body, struct rpc_reply *r)
+static int dfs_call_lane(struct dfs *d, struct dfs_lane *l, uint16_t type,
+                         uint64_t session, uint64_t seq,
+                         const struct wire_writer *body, struct rpc_reply *r)
 {
     struct wire_writer p;
-    int rc = dfs_payload(d, type, seq, body, &p);
+    int rc = dfs_payload(d, type, session, seq, body, &p);
     int64_t deadline = mono_ms() + d->op_timeout_ms;
     int backoff = DFS_BACKOFF_MIN_MS;
     while (rc == 0) {
@@ -160,22 +203,21 @@ static int dfs_call_locked(struct dfs *d, uint16_t type, uint64_t seq,
             break;
         }
         int tmo = (int)(left < d->connect_timeout_ms ? left : d->connect_timeout_ms);
-        if (d->fd < 0 && dfs_connect(d, tmo) < 0)
+        if (l->fd < 0 && dfs_connect(d, l, tmo) < 0)
             goto retry;
-        rc = rpc_call_fd(d->fd, type, p.buf, p.len, 0,
+        rc = rpc_call_fd(l->fd, type, p.buf, p.len, 0,
                          (int)(left < DFS_TRY_MS ? left : DFS_TRY_MS), r);
         if (rc < 0) {
-            snprintf(d->errmsg, sizeof(d->errmsg), "master connection: %s",
-                     dfs_strerror(rc));
-            dfs_disconnect(d);
+            dfs_set_error(d, "master connection: %s", dfs_strerror(rc));
+            dfs_disconnect(l);
             rc = 0;
             continue;   /* the next master at once: the backoff is for refusals */
         }
         if (r->hdr.status == -DFS_ENOTLEADER) {
-            dfs_take_hint(d, r);
+            bool hint = dfs_take_hint(d, r);
             rpc_reply_release(r);
-            dfs_disconnect(d);
-            if (d->have_hint)
+            dfs_disconnect(l);
+            if (hint)
                 continue;
             goto retry;
         }
@@ -192,6 +234,7 @@ retry:
     return rc;
 }
 
+/* Called with d->mu held. */
 static int dfs_open_session_locked(struct dfs *d)
 {
     struct wire_writer b;
@@ -199,7 +242,9 @@ static int dfs_open_session_locked(struct dfs *d)
     wire_put_str(&b, d->client_name);
     wire_put_u32(&b, DFS_LEASE_MS);
     struct rpc_reply r;
-    int rc = dfs_call_locked(d, PROTO_SESSION_OPEN, 0, &b, &r);
+    struct dfs_lane *l = dfs_lane_take(d, 0);
+    int rc = dfs_call_lane(d, l, PROTO_SESSION_OPEN, 0, 0, &b, &r);
+    pthread_mutex_unlock(&l->mu);
     wire_writer_release(&b);
     if (rc < 0)
         return rc;
@@ -223,21 +268,114 @@ static int dfs_open_session_locked(struct dfs *d)
 int dfs_call(struct dfs *d, uint16_t type, bool mutating,
              const struct wire_writer *body, struct rpc_reply *r)
 {
-    pthread_mutex_lock(&d->mu);
-    /* Reads need no session: a session is a log entry, opened lazily. */
-    int rc = mutating && !d->session ? dfs_open_session_locked(d) : 0;
-    for (int attempt = 0; rc == 0 && attempt < 2; attempt++) {
+    for (int attempt = 0;; attempt++) {
+        pthread_mutex_lock(&d->mu);
+        /* Reads need no session: a session is a log entry, opened lazily. */
+        int rc = (mutating || attempt) && !d->session ? dfs_open_session_locked(d) : 0;
+        uint64_t session = d->session;
         uint64_t seq = mutating ? ++d->seq : 0;
-        rc = dfs_call_locked(d, type, seq, body, r);
-        if (rc < 0 || r->hdr.status != -DFS_ESESSION || attempt)
-            break;
-        rpc_reply_release(r);
-        rc = dfs_open_session_locked(d);
+        pthread_mutex_unlock(&d->mu);
         if (rc < 0)
-            break;
+            return rc;
+        struct dfs_lane *l = dfs_lane_take(d, seq);
+        rc = dfs_call_lane(d, l, type, session, seq, body, r);
+        pthread_mutex_unlock(&l->mu);
+        if (rc < 0 || r->hdr.status != -DFS_ESESSION || attempt)
+            return rc;
+        rpc_reply_release(r);
+        /* The cluster expired the session (a long outage): open a new one,
+         * unless another thread did already. */
+        pthread_mutex_lock(&d->mu);
+        if (d->session == session)
+            d->session = 0;
+        pthread_mutex_unlock(&d->mu);
     }
+}
+
+/* What dfs_wait_try says to do next (answers and errors are <= 0). */
+enum {
+    DFS_WAIT_AGAIN = 1,     /* the try ran out: the same master, at once */
+    DFS_WAIT_NEXT,          /* that master failed: the next, after a pause */
+    DFS_WAIT_LEADER,        /* *m now names the leader: there, at once */
+    DFS_WAIT_PAUSE,         /* not ready: the same master, after a pause */
+};
+
+/*
+ * One try of dfs_call_wait on *fd (dialled to *m when negative), with a
+ * new sequence number: 0 with the answer in *r, a DFS_WAIT_* step, or an
+ * error building the request.
+ */
+static int dfs_wait_try(struct dfs *d, uint16_t type, const struct wire_writer *body,
+                        int try_ms, int *fd, struct dfs_master *m,
+                        struct rpc_reply *r)
+{
+    struct wire_writer p;
+    pthread_mutex_lock(&d->mu);
+    int rc = d->session ? 0 : dfs_open_session_locked(d);
+    if (rc == 0)
+        rc = dfs_payload(d, type, d->session, ++d->seq, body, &p);
     pthread_mutex_unlock(&d->mu);
+    if (rc < 0)
+        return rc;
+    bool dialled = *fd < 0;
+    if (dialled)
+        *fd = rpc_dial(m->host, m->port, &d->key, d->connect_timeout_ms);
+    rc = *fd < 0 ? *fd : rpc_call_fd(*fd, type, p.buf, p.len, 0, try_ms, r);
+    wire_writer_release(&p);
+    if (rc < 0) {
+        /* Closing the connection makes the master forget the request. */
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        if (rc == -ETIMEDOUT && !dialled)
+            return DFS_WAIT_AGAIN;
+        dfs_set_error(d, "master %s:%u: %s", m->host, m->port, dfs_strerror(rc));
+        return DFS_WAIT_NEXT;
+    }
+    int st = r->hdr.status;
+    if (st != -DFS_ENOTLEADER && st != -DFS_ENOTREADY && st != -DFS_ESEQ)
+        return 0;
+    rc = DFS_WAIT_PAUSE;
+    if (st == -DFS_ENOTLEADER) {
+        close(*fd);
+        *fd = -1;
+        rc = dfs_hint_of(r, m) ? DFS_WAIT_LEADER : DFS_WAIT_NEXT;
+    }
+    rpc_reply_release(r);
     return rc;
+}
+
+int dfs_call_wait(struct dfs *d, uint16_t type, const struct wire_writer *body,
+                  int try_ms, bool (*stop)(void *arg), void *arg,
+                  struct rpc_reply *r)
+{
+    int fd = -1;
+    size_t next = 0;
+    struct dfs_master m = d->masters[0];
+    int backoff = DFS_BACKOFF_MIN_MS;
+    for (;;) {
+        if (stop && stop(arg)) {
+            if (fd >= 0)
+                close(fd);
+            return -EINTR;
+        }
+        int rc = dfs_wait_try(d, type, body, try_ms, &fd, &m, r);
+        if (rc <= 0) {
+            if (fd >= 0)
+                close(fd);
+            return rc;
+        }
+        if (rc == DFS_WAIT_NEXT) {
+            next = (next + 1) % d->n_masters;
+            m = d->masters[next];
+        }
+        if (rc == DFS_WAIT_NEXT || rc == DFS_WAIT_PAUSE) {
+            sleep_ms(backoff);
+            backoff = backoff * 2 > DFS_BACKOFF_MAX_MS ? DFS_BACKOFF_MAX_MS : backoff * 2;
+        } else {
+            backoff = DFS_BACKOFF_MIN_MS;
+        }
+    }
 }
 
 /*
@@ -249,11 +387,14 @@ static int dfs_reach(struct dfs *d)
     int64_t deadline = mono_ms() + d->op_timeout_ms;
     int rc = -ETIMEDOUT;
     while (mono_ms() < deadline) {
-        rc = dfs_connect(d, d->connect_timeout_ms);
+        rc = dfs_connect(d, &d->lanes[0], d->connect_timeout_ms);
         if (rc == 0 || rc == -DFS_EAUTH || rc == -DFS_EMAGIC || rc == -DFS_EVERSION)
             break;
         /* Every master refused: nothing listens, say so at once. */
-        if (rc == -ECONNREFUSED && d->next == 0)
+        pthread_mutex_lock(&d->lead_mu);
+        bool round = d->next == 0;
+        pthread_mutex_unlock(&d->lead_mu);
+        if (rc == -ECONNREFUSED && round)
             break;
     }
     return rc;
@@ -324,9 +465,13 @@ int dfs_open(const struct dfs_opts *o, struct dfs **out, char *errbuf,
     if (!d)
         return -ENOMEM;
     pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->lead_mu, NULL);
+    for (size_t i = 0; i < DFS_LANES; i++) {
+        pthread_mutex_init(&d->lanes[i].mu, NULL);
+        d->lanes[i].fd = -1;
+    }
     pthread_mutex_init(&d->pool_mu, NULL);
     pthread_cond_init(&d->stop_cv, NULL);
-    d->fd = -1;
     d->op_timeout_ms = o->op_timeout_ms > 0 ? o->op_timeout_ms : 60000;
     d->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 2000;
     d->uid = o->uid;
@@ -377,7 +522,10 @@ void dfs_close(struct dfs *d)
             rpc_reply_release(&r);
         d->op_timeout_ms = saved;
     }
-    dfs_disconnect(d);
+    for (size_t i = 0; i < DFS_LANES; i++) {
+        dfs_disconnect(&d->lanes[i]);
+        pthread_mutex_destroy(&d->lanes[i].mu);
+    }
     while (d->pool) {
         struct dfs_csconn *c = d->pool;
         d->pool = c->next;
@@ -387,6 +535,7 @@ void dfs_close(struct dfs *d)
     auth_key_release(&d->key);
     pthread_mutex_destroy(&d->pool_mu);
     pthread_cond_destroy(&d->stop_cv);
+    pthread_mutex_destroy(&d->lead_mu);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }
@@ -401,14 +550,13 @@ const char *dfs_last_error(struct dfs *d)
     return d->errmsg;
 }
 
-/* Called without d->mu held (from file I/O and chunkserver calls). */
 void dfs_set_error(struct dfs *d, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    pthread_mutex_lock(&d->mu);
+    pthread_mutex_lock(&d->lead_mu);
     vsnprintf(d->errmsg, sizeof(d->errmsg), fmt, ap);
-    pthread_mutex_unlock(&d->mu);
+    pthread_mutex_unlock(&d->lead_mu);
     va_end(ap);
 }
 
@@ -887,7 +1035,7 @@ int dfs_admin_status_of(struct dfs *d, const char *addr, char **json)
     if (fd < 0)
         return fd;
     struct wire_writer p;
-    int rc = dfs_payload(d, PROTO_ADMIN_STATUS, 0, NULL, &p);
+    int rc = dfs_payload(d, PROTO_ADMIN_STATUS, 0, 0, NULL, &p);
     struct rpc_reply r;
     if (rc == 0)
         rc = rpc_call_fd(fd, PROTO_ADMIN_STATUS, p.buf, p.len, 0,

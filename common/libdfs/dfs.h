@@ -141,6 +141,10 @@ struct dfs_file;
 /* flags: DFS_O_READ / DFS_O_WRITE (DFS_O_TRUNC truncates first). */
 int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
                   struct dfs_file **out);
+/* A handle for the open that dfs_create made (flags with DFS_O_READ or
+ * DFS_O_WRITE; a is what it returned), without another request. */
+int dfs_file_adopt(struct dfs *d, const struct dfs_attr *a, uint32_t flags,
+                   struct dfs_file **out);
 /* Returns bytes read (short only at end of file) or a negative error. */
 ssize_t dfs_file_pread(struct dfs_file *f, void *buf, size_t len, uint64_t off);
 /* Returns len or a negative error; extends the file as needed. */
@@ -207,5 +211,117 @@ void dfs_fsck_release(struct dfs_fsck *f);
 int dfs_admin_status(struct dfs *d, char **json);
 /* The status document of one master by address, whatever its role. */
 int dfs_admin_status_of(struct dfs *d, const char *addr, char **json);
+
+/* ---- membership (dfsadmin.c) ------------------------------------------------ */
+
+enum { DFS_MEMBER_NONE = 0, DFS_MEMBER_LEARNER = 1, DFS_MEMBER_VOTER = 2 };
+
+#define DFS_ADDR_MAX 256
+
+struct dfs_member {
+    uint64_t id;
+    uint8_t role;                  /* DFS_MEMBER_* */
+    char addr[DFS_ADDR_MAX];       /* Raft and client address, host:port */
+    char http[DFS_ADDR_MAX];       /* status page host:port, "" unknown */
+};
+
+/* One master's view of the membership (PROTO_ADMIN_MASTERS). */
+struct dfs_members {
+    uint64_t cluster_id;
+    uint64_t self_id;              /* the master that answered */
+    uint8_t self_role;             /* DFS_MEMBER_NONE: not (yet) a member */
+    uint64_t leader_id, term, commit;
+    size_t n;
+    struct dfs_member m[16];       /* the Raft configuration, by id */
+};
+
+/* The membership as the master this session talks to sees it. */
+int dfs_admin_masters(struct dfs *d, struct dfs_members *out);
+/*
+ * Adds the master listening at addr (started with dfs-master --join):
+ * returns once it votes, with its id in *id.  Waits as long as it takes
+ * to catch up, up to timeout_ms (0: 10 minutes).  Idempotent.
+ */
+int dfs_admin_master_add(struct dfs *d, const char *addr, int timeout_ms,
+                         uint64_t *id);
+/* Removes master id (the leader too); -ENOENT when not a member. */
+int dfs_admin_master_remove(struct dfs *d, uint64_t id);
+/* Makes master id the leader; -ETIMEDOUT when it did not take over. */
+int dfs_admin_leader_transfer(struct dfs *d, uint64_t id);
+/*
+ * Marks chunkserver cs decommissioned: its chunks are copied elsewhere and
+ * nothing new goes there; /api/status shows it "decommissioning", then
+ * "decommissioned" once it may be removed.
+ */
+int dfs_admin_cs_decommission(struct dfs *d, uint32_t cs);
+
+/* ---- extended attributes and advisory locks (dfsmeta.c) -------------------- */
+
+/*
+ * Names are "namespace.name": user.* (read/write permission on regular
+ * files and directories), trusted.* (root), security.* (anyone reads,
+ * root writes); others answer -EOPNOTSUPP.  Names up to
+ * PROTO_XATTR_NAME_MAX (255) bytes, values up to PROTO_XATTR_VALUE_MAX
+ * (64 KiB), 256 KiB of names and values per inode (-ENOSPC past it).
+ */
+enum { DFS_XATTR_CREATE = 1, DFS_XATTR_REPLACE = 2 };
+
+/* *value: malloc'ed (the caller frees), *len bytes; -ENODATA if absent. */
+int dfs_getxattr(struct dfs *d, uint64_t ino, const char *name, void **value,
+                 size_t *len);
+/* flags: 0, DFS_XATTR_CREATE (-EEXIST if present) or DFS_XATTR_REPLACE
+ * (-ENODATA if absent). */
+int dfs_setxattr(struct dfs *d, uint64_t ino, const char *name,
+                 const void *value, size_t len, uint32_t flags);
+/* listxattr(2)'s shape: each name followed by a NUL, *len bytes in all,
+ * in *names (malloc'ed, the caller frees; NULL when there are none). */
+int dfs_listxattr(struct dfs *d, uint64_t ino, char **names, size_t *len);
+int dfs_removexattr(struct dfs *d, uint64_t ino, const char *name);
+
+/*
+ * Advisory locks, held by the masters in this session (so every client of
+ * the cluster sees them) and released with it.  A lock owner is (session,
+ * owner): flock locks and POSIX record locks never conflict with each
+ * other; two owners conflict on overlapping ranges when either lock is
+ * exclusive.  ino must be open in this session (dfs_file_open): -EBADF
+ * otherwise, and a POSIX write lock needs it open for writing.
+ */
+enum { DFS_LOCK_FLOCK = 1, DFS_LOCK_POSIX = 2 };
+enum { DFS_LOCK_NONE = 0, DFS_LOCK_READ = 1, DFS_LOCK_WRITE = 2 };
+
+struct dfs_lock {
+    uint64_t owner;           /* the caller's owner id (FUSE lock_owner) */
+    uint8_t kind;             /* DFS_LOCK_FLOCK or DFS_LOCK_POSIX */
+    uint8_t type;             /* DFS_LOCK_READ or DFS_LOCK_WRITE */
+    uint64_t start, end;      /* inclusive; end UINT64_MAX: to the end of
+                                 the file; flock ignores them */
+    uint32_t pid;             /* the locking process, shown by F_GETLK */
+};
+
+/* How a blocking dfs_lock learns that its caller gave up (a signal). */
+struct dfs_lock_wait {
+    bool (*cancelled)(void *arg);
+    void *arg;
+};
+
+/*
+ * Takes lock l on ino.  wait NULL: a conflict is -EAGAIN.  Otherwise
+ * waits until granted, with no deadline: the wait survives leader changes
+ * and master restarts.  To give up, make wait->cancelled return true,
+ * then call dfs_unlock with the same owner and an overlapping range: the
+ * wait ends with -EINTR (unless the lock was granted first: then 0), and
+ * that unlock also releases what the owner held in the range.
+ */
+int dfs_lock(struct dfs *d, uint64_t ino, const struct dfs_lock *l,
+             const struct dfs_lock_wait *wait);
+/* Releases owner's l->kind locks in [l->start, l->end] (flock: its flock)
+ * and cancels its waits there. */
+int dfs_unlock(struct dfs *d, uint64_t ino, const struct dfs_lock *l);
+/*
+ * F_GETLK: would the POSIX lock l (owner, type, range) be granted?  0 with
+ * l->type = DFS_LOCK_NONE when it would, else l takes the type, range and
+ * pid of one conflicting lock of another owner.
+ */
+int dfs_lock_test(struct dfs *d, uint64_t ino, struct dfs_lock *l);
 
 #endif

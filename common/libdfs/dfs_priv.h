@@ -23,6 +23,21 @@ int dfs_call(struct dfs *d, uint16_t type, bool mutating,
              const struct wire_writer *body, struct rpc_reply *r);
 
 /*
+ * A mutation the master may hold indefinitely (a blocking LOCK), sent on
+ * a connection of its own so that the session's other calls go on.  Each
+ * try takes a fresh sequence number, so the request must be idempotent
+ * (an earlier try may have taken effect with its answer lost), and lasts
+ * at most try_ms: then the connection is closed (the master forgets the
+ * request) and the request sent again, following NOT_LEADER hints,
+ * without an overall deadline.  Ends with 0 and the answer in *r, or
+ * -EINTR when stop(arg) (may be NULL) says so before a try, or an error
+ * building the request.  d must not be closed meanwhile.
+ */
+int dfs_call_wait(struct dfs *d, uint16_t type, const struct wire_writer *body,
+                  int try_ms, bool (*stop)(void *arg), void *arg,
+                  struct rpc_reply *r);
+
+/*
  * A request to the chunkserver at addr ("host:port") on a pooled
  * connection.  0 with *r filled (its status is the server's answer), or
  * a transport error (the connection is then dropped).
@@ -56,8 +71,8 @@ void dfs_cs_put(struct dfs *d, struct dfs_csconn *c);
 /* How long one operation may take before it fails (dfs_opts). */
 int dfs_op_timeout_ms(const struct dfs *d);
 
-/* Records a failure message for dfs_last_error(); takes d->mu, so the
- * caller must not hold it. */
+/* Records a failure message for dfs_last_error(); any thread, any lock
+ * held (it takes a leaf lock). */
 void dfs_set_error(struct dfs *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

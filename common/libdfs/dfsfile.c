@@ -14,7 +14,7 @@
  *  3. Every block read is checked against its CRC32C before it is copied
  *     out; a bad replica is reported and the next one tried.
  *  4. f->mu serialises the calls on one file.  Lock order: f->mu, then
- *     the session's d->mu (master calls, error messages) or its pool
+ *     the session's locks (master calls, error messages) or its pool
  *     lock; never the other way round.
  */
 #include <errno.h>
@@ -82,6 +82,7 @@ struct dfs_file {
     struct {
         bool leased;
         bool dirty;                 /* data sent since the last sync */
+        bool acked;                 /* some replica took data this session */
         uint32_t index;
         uint64_t chunk;
         uint32_t version, prev_version;
@@ -156,43 +157,64 @@ static uint32_t proto_open_flags(uint32_t flags)
     return flags & (DFS_O_READ | DFS_O_WRITE | DFS_O_TRUNC | DFS_O_APPEND);
 }
 
-int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
-                  struct dfs_file **out)
+static struct dfs_file *file_new(struct dfs *d, uint64_t ino, uint32_t flags,
+                                 uint64_t size)
 {
     struct dfs_file *f = calloc(1, sizeof(*f));
     if (!f)
-        return -ENOMEM;
+        return NULL;
     pthread_mutex_init(&f->mu, NULL);
     f->d = d;
     f->ino = ino;
     f->flags = flags;
+    f->size = size;
+    return f;
+}
+
+int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
+                  struct dfs_file **out)
+{
     struct wire_writer b;
     wire_writer_init(&b);
     wire_put_u64(&b, ino);
     wire_put_u32(&b, proto_open_flags(flags));
     struct rpc_reply r;
     int rc = master_call(d, PROTO_OPEN, true, &b, &r);
-    if (rc == 0) {
-        struct wire_reader rd;
-        wire_reader_init(&rd, r.payload, r.len);
-        wire_get_u64(&rd);          /* fh */
-        wire_get_u64(&rd);          /* ino */
-        wire_get_u32(&rd);          /* mode */
-        wire_get_u32(&rd);          /* nlink */
-        wire_get_u32(&rd);          /* uid */
-        wire_get_u32(&rd);          /* gid */
-        wire_get_u32(&rd);          /* rdev */
-        f->size = wire_get_u64(&rd);
-        rc = rd.err ? -EBADMSG : 0;
-        rpc_reply_release(&r);
-    }
+    if (rc < 0)
+        return rc;
+    struct wire_reader rd;
+    wire_reader_init(&rd, r.payload, r.len);
+    wire_get_u64(&rd);              /* fh */
+    wire_get_u64(&rd);              /* ino */
+    wire_get_u32(&rd);              /* mode */
+    wire_get_u32(&rd);              /* nlink */
+    wire_get_u32(&rd);              /* uid */
+    wire_get_u32(&rd);              /* gid */
+    wire_get_u32(&rd);              /* rdev */
+    uint64_t size = wire_get_u64(&rd);
+    rc = rd.err ? -EBADMSG : 0;
+    rpc_reply_release(&r);
+    struct dfs_file *f = rc < 0 ? NULL : file_new(d, ino, flags, size);
+    if (rc == 0 && !f)
+        rc = -ENOMEM;
     if (rc < 0) {
-        pthread_mutex_destroy(&f->mu);
-        free(f);
+        /* The master holds the open: give it back. */
+        wire_writer_init(&b);
+        wire_put_u64(&b, ino);
+        wire_put_u32(&b, proto_open_flags(flags) & (DFS_O_READ | DFS_O_WRITE));
+        if (master_call(d, PROTO_RELEASE, true, &b, &r) == 0)
+            rpc_reply_release(&r);
         return rc;
     }
     *out = f;
     return 0;
+}
+
+int dfs_file_adopt(struct dfs *d, const struct dfs_attr *a, uint32_t flags,
+                   struct dfs_file **out)
+{
+    *out = file_new(d, a->ino, flags, a->size);
+    return *out ? 0 : -ENOMEM;
 }
 
 uint64_t dfs_file_size(struct dfs_file *f)
@@ -252,6 +274,7 @@ static int write_begin(struct dfs_file *f, uint32_t index)
         if (rc < 0)
             return rc;
         f->w.leased = true;
+        f->w.acked = false;
         f->w.index = index;
         return 0;
     }
@@ -338,6 +361,8 @@ static int chain_write(struct dfs_file *f, uint64_t off_in_chunk,
     rc = first_failure(f, r, n, failed);
     for (size_t i = 0; i < n; i++)
         rpc_reply_release(&r[i]);
+    if (rc == 0)
+        f->w.acked = true;
     return rc;
 }
 
@@ -369,8 +394,12 @@ static int replace_replica(struct dfs_file *f, uint32_t failed)
     get_chain(&rd, &f->w.chain);
     rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
     rpc_reply_release(&r);
-    /* The survivors hold what was written at the old version. */
-    f->w.prev_version = old;
+    /* The survivors hold what was written at the old version.  A new
+     * chunk that no replica acknowledged anything of yet may be created
+     * afresh on every server of the new chain (the failed head may never
+     * have passed the first write on). */
+    if (f->w.prev_version != 0 || f->w.acked)
+        f->w.prev_version = old;
     return rc;
 }
 
@@ -487,7 +516,7 @@ static int stream_collect(struct dfs_file *f)
         return stream_recover(f, rc, failed);
     for (size_t i = 0; i < f->w.npend; i++) {
         if (f->w.pend[i].id == id)
-            f->w.pend[i].acked = true;
+            f->w.pend[i].acked = f->w.acked = true;
     }
     pending_retire(f);
     return 0;
@@ -833,11 +862,27 @@ static int read_piece(struct dfs_file *f, const struct dfsfile_loc *loc,
     return rc == -DFS_ECORRUPT ? -EIO : rc;
 }
 
-/* The location of chunk index, cached for the handle's next reads. */
+/*
+ * The location of chunk index, cached for the handle's next reads.  While
+ * this handle's write session holds the chunk, that is the session's own
+ * chain at its version: what this handle wrote and has not committed is
+ * only there, and its reads must return it (a replica the master lists at
+ * the committed version, such as one a truncate trimmed after the chain
+ * was chosen, holds the older bytes).
+ */
 static int loc_get(struct dfs_file *f, uint32_t index)
 {
     if (f->r.loc_valid && f->r.loc_index == index)
         return 0;
+    if (f->w.leased && f->w.index == index) {
+        f->r.loc = (struct dfsfile_loc){
+            .present = true, .chunk = f->w.chunk, .version = f->w.version,
+            .length = f->w.length, .where = f->w.chain,
+        };
+        f->r.loc_valid = true;
+        f->r.loc_index = index;
+        return 0;
+    }
     int rc = locate_settled(f, index, &f->r.loc);
     f->r.loc_valid = rc == 0;
     f->r.loc_index = index;

@@ -68,6 +68,29 @@ cmp -s "$W/big2" "$W/big2.out" || fail "data differs after a leader failover"
 wait_fsck_clean 90 || fail "fsck not clean after the leader failover"
 rm -f "$W/big2" "$W/big2.out"
 
+step "a chunkserver registered at an address nobody can reach"
+# Every chain includes it (goal 3 on 3 servers): a put must go on without
+# it, whether it heads the chain or sits in the middle.
+conf=$DIR/chunkserver-3/chunkserver.conf
+"$CLUSTER" kill chunkserver 3 -d "$DIR" >/dev/null || fail "kill"
+{ cat "$conf"; echo "advertise = 127.0.0.1:1"; } > "$conf.unreachable"
+"$BIN/dfs-chunkserver" -c "$conf.unreachable" 2>>"$DIR/chunkserver-3/stderr.log" & cs3=$!
+deadline=$((SECONDS + 30))
+until "$BIN/dfsadmin" status --json | grep -q '"127.0.0.1:1"'; do
+    [ $SECONDS -lt $deadline ] || fail "chunkserver 3 did not register at 127.0.0.1:1"
+    sleep 0.5
+done
+head -c $((3 * MiB)) /dev/urandom > "$W/unreach"
+for i in 1 2 3 4 5 6; do
+    "$BIN/dfsput" "$W/unreach" "/unreach$i" || fail "put $i with an unreachable chunkserver"
+    "$BIN/dfsget" "/unreach$i" "$W/unreach.out" || fail "get $i"
+    cmp -s "$W/unreach" "$W/unreach.out" || fail "data $i differs"
+    rm -f "$W/unreach.out"
+done
+kill -9 $cs3; wait $cs3 2>/dev/null
+"$CLUSTER" start chunkserver 3 -d "$DIR" >/dev/null
+wait_fsck_clean 90 || fail "fsck not clean once chunkserver 3 is reachable again"
+
 step "bad input gets a clear message and exit code"
 out=$("$BIN/dfsput" "$W/nonexistent" /x 2>&1); rc=$?
 [ $rc = 1 ] && echo "$out" | grep -q "No such file" || fail "missing local file: rc=$rc: $out"

@@ -27,7 +27,7 @@
 
 #include "chunkserver/chunkfile.h"
 #include "chunkserver/csd.h"
-#include "chunkserver/store.h"
+#include "chunkserver/vols.h"
 #include "common/auth.h"
 #include "common/dfs_error.h"
 #include "common/log.h"
@@ -423,7 +423,7 @@ static void test_corrupt_request_is_refused_and_written_nowhere(void **state)
     for (int i = 0; i < 3; i++) {
         uint32_t v;
         uint64_t l;
-        assert_int_equal(store_stat(t->n[i].d->store, 0xbad, &v, &l), -ENOENT);
+        assert_int_equal(vols_stat(t->n[i].d->vols, 0xbad, &v, &l), -ENOENT);
     }
 }
 
@@ -767,8 +767,8 @@ static void test_master_link_register_heartbeat_orders(void **state)
     assert_int_equal(le32toh(got_len), len);
     rpc_reply_release(&f);
     check_replica(&t, 0x42, 1, data, len);
-    assert_int_equal(store_server_id(t.d->store), 7);
-    assert_true(store_cluster_id(t.d->store) == 0xabcdef);
+    assert_int_equal(vols_server_id(t.d->vols), 7);
+    assert_true(vols_cluster_id(t.d->vols) == 0xabcdef);
 
     /* VERIFY: good, absent; then a corrupted one. */
     uint64_t ids[2] = { 0x42, 0x43 };
@@ -804,7 +804,7 @@ static void test_master_link_register_heartbeat_orders(void **state)
     fm_list_order(fd, PROTO_CS_ORDER_DELETE, 4, ids, want, 2, &heartbeats);
     uint32_t v;
     uint64_t l;
-    assert_int_equal(store_stat(t.d->store, 0x42, &v, &l), -ENOENT);
+    assert_int_equal(vols_stat(t.d->vols, 0x42, &v, &l), -ENOENT);
     assert_true(heartbeats > 0);
     assert_true(atomic_load(&t.d->stats.registered) == 1);
 
@@ -840,7 +840,7 @@ static void test_scrubber_finds_corrupt_chunk(void **state)
     assert_true(atomic_load(&n.d->stats.scrub_bad) >= 1);
     uint64_t *ids;
     size_t nbad;
-    store_take_bad(n.d->store, &ids, &nbad);
+    vols_take_bad(n.d->vols, &ids, &nbad);
     assert_int_equal(nbad, 1);
     assert_true(ids[0] == 2);
     free(ids);

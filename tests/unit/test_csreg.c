@@ -21,7 +21,7 @@ static struct csreg *with_servers(int n, int racks)
         char addr[32], rack[16];
         snprintf(addr, sizeof(addr), "127.0.0.1:%d", 9000 + i);
         snprintf(rack, sizeof(rack), "r%d", racks ? i % racks : 0);
-        assert_int_equal(csreg_register(r, (uint32_t)i, addr, rack, 100u << 30,
+        assert_int_equal(csreg_register(r, (uint32_t)i, addr, rack, (uint64_t)100 << 30,
                                         (uint64_t)i << 30, &conns[i], 0), i);
     }
     return r;
@@ -112,6 +112,56 @@ static void test_placement_distinct_racks_excludes(void **state)
     csreg_free(r);
 }
 
+/* A server without a MiB free would only answer ENOSPC: never placed. */
+static void test_full_server_never_placed(void **state)
+{
+    (void)state;
+    struct csreg *r = with_servers(3, 0);
+    assert_int_equal(csreg_register(r, 9, "x:9", "", 10u << 20, (10u << 20) - 4096,
+                                    &conns[9], 0), 9);
+    for (int round = 0; round < 200; round++) {
+        uint32_t out[4];
+        assert_int_equal(csreg_place(r, 4, NULL, 0, out), 3);
+        for (int i = 0; i < 3; i++)
+            assert_int_not_equal(out[i], 9);
+    }
+    csreg_free(r);
+}
+
+/* A decommissioned server takes nothing new but still serves reads; a
+ * mark given before the server registers applies when it does. */
+static void test_decommissioned_never_placed(void **state)
+{
+    (void)state;
+    struct csreg *r = with_servers(4, 0);
+    assert_int_equal(csreg_decommission(r, 2), 0);
+    assert_int_equal(csreg_decommission(r, 7), 0);   /* not registered yet */
+    assert_true(csreg_server(r, 2)->decommission);
+    assert_int_equal(csreg_server(r, 2)->drain_left, -1);
+    assert_int_equal(csreg_up_count(r), 3);
+    for (int round = 0; round < 200; round++) {
+        uint32_t out[3];
+        assert_int_equal(csreg_place(r, 3, NULL, 0, out), 3);
+        for (int i = 0; i < 3; i++)
+            assert_int_not_equal(out[i], 2);
+    }
+    uint32_t out[4];
+    assert_int_equal(csreg_place(r, 4, NULL, 0, out), 3);
+    assert_int_equal(csreg_set_replica(r, 5, 2, 1, 10, false), 0);
+    assert_int_equal(csreg_locations(r, 5, 1, 1, out, 4), 1);
+    assert_int_equal(out[0], 2);
+    assert_int_equal(csreg_register(r, 7, "x:7", "", 1u << 30, 0, &conns[7], 0), 7);
+    assert_true(csreg_server(r, 7)->decommission);
+    csreg_set_drain_left(r, 7, 0);
+    csreg_set_drain_left(r, 3, 0);   /* not decommissioned: ignored */
+    assert_int_equal(csreg_server(r, 7)->drain_left, 0);
+    assert_int_equal(csreg_server(r, 3)->drain_left, -1);
+    csreg_clear_decommission(r);
+    assert_false(csreg_server(r, 2)->decommission);
+    assert_int_equal(csreg_up_count(r), 5);
+    csreg_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +169,8 @@ int main(void)
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_locations_filter_version_corrupt_and_down),
         cmocka_unit_test(test_placement_distinct_racks_excludes),
+        cmocka_unit_test(test_decommissioned_never_placed),
+        cmocka_unit_test(test_full_server_never_placed),
     };
     return cmocka_run_group_tests_name("csreg", tests, NULL, NULL);
 }

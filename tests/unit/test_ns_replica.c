@@ -727,7 +727,8 @@ static void any_op(uint64_t *seed, struct ns_op *op, int64_t now, char *longbuf)
         break;
     case NS_OP_LOCK:
         op->u.lock = (struct ns_op_lock){ INO, NUM % 4, (uint32_t)(t_rand(seed) % 4),
-                                          (uint32_t)(t_rand(seed) % 4), NUM, NUM };
+                                          (uint32_t)(t_rand(seed) % 4), NUM, NUM,
+                                          (uint32_t)NUM };
         break;
     case NS_OP_CONFIG:
         op->u.config = (struct ns_op_config){ (uint32_t)(t_rand(seed) % 3), 7, 7 };

@@ -299,7 +299,7 @@ static size_t model_list(const struct lmodel *m, struct ns_lock *out)
         uint64_t sess = (uint64_t)o / 2 + 1, owner = (uint64_t)o % 2 + 1;
         if (m->flock[o])
             out[n++] = (struct ns_lock){ sess, owner, 0, UINT64_MAX, NS_LOCK_FLOCK,
-                                         m->flock[o] };
+                                         m->flock[o], 0 };
         for (int c = 0; c < CELLS;) {
             if (!m->posix[o][c]) {
                 c++;
@@ -309,7 +309,7 @@ static size_t model_list(const struct lmodel *m, struct ns_lock *out)
             while (e + 1 < CELLS && m->posix[o][e + 1] == m->posix[o][c])
                 e++;
             out[n++] = (struct ns_lock){ sess, owner, cell_start(c), cell_end(e),
-                                         NS_LOCK_POSIX, m->posix[o][c] };
+                                         NS_LOCK_POSIX, m->posix[o][c], 0 };
             c = e + 1;
         }
     }
@@ -334,7 +334,7 @@ static int run_lock_diff(uint64_t seed, int steps, bool fault)
         int c1 = c0 + (int)(t_rand(&seed) % 12);
         if (c1 >= CELLS || t_rand(&seed) % 8 == 0)
             c1 = CELLS - 1;
-        struct ns_lock req = { sess, owner, cell_start(c0), cell_end(c1), kind, type };
+        struct ns_lock req = { sess, owner, cell_start(c0), cell_end(c1), kind, type, 0 };
         if (kind == NS_LOCK_FLOCK) {
             req.start = 0;
             req.end = UINT64_MAX;
@@ -381,9 +381,9 @@ static void test_lock_drop(void **state)
     (void)state;
     struct ns_lock_table t;
     ns_lock_table_init(&t);
-    struct ns_lock a = { 1, 1, 0, 9, NS_LOCK_POSIX, NS_LOCK_RD };
-    struct ns_lock b = { 1, 2, 20, 29, NS_LOCK_POSIX, NS_LOCK_WR };
-    struct ns_lock c = { 2, 1, 0, UINT64_MAX, NS_LOCK_FLOCK, NS_LOCK_RD };
+    struct ns_lock a = { 1, 1, 0, 9, NS_LOCK_POSIX, NS_LOCK_RD, 0 };
+    struct ns_lock b = { 1, 2, 20, 29, NS_LOCK_POSIX, NS_LOCK_WR, 0 };
+    struct ns_lock c = { 2, 1, 0, UINT64_MAX, NS_LOCK_FLOCK, NS_LOCK_RD, 0 };
     assert_int_equal(ns_lock_set(&t, 5, &a, NULL), 0);
     assert_int_equal(ns_lock_set(&t, 5, &b, NULL), 0);
     assert_int_equal(ns_lock_set(&t, 5, &c, NULL), 0);
@@ -395,9 +395,9 @@ static void test_lock_drop(void **state)
     assert_true(ns_lock_drop(&t, 5, 1, 0, 0));
     assert_true(ns_lock_held(&t, 5, 2));
     assert_false(ns_lock_held(&t, 5, 1));
-    struct ns_lock bad = { 1, 1, 5, 4, NS_LOCK_POSIX, NS_LOCK_RD };
+    struct ns_lock bad = { 1, 1, 5, 4, NS_LOCK_POSIX, NS_LOCK_RD, 0 };
     assert_int_equal(ns_lock_set(&t, 5, &bad, NULL), -EINVAL);
-    bad = (struct ns_lock){ 1, 1, 5, 6, NS_LOCK_FLOCK, NS_LOCK_RD };
+    bad = (struct ns_lock){ 1, 1, 5, 6, NS_LOCK_FLOCK, NS_LOCK_RD, 0 };
     assert_int_equal(ns_lock_set(&t, 5, &bad, NULL), -EINVAL);
     ns_lock_forget(&t, 5);
     assert_null(ns_lock_list(&t, 5, &n));
