@@ -7,7 +7,7 @@ set -eu
 
 PKGS="build-essential pkg-config libfuse3-dev fuse3 libssl-dev zlib1g-dev
 libcmocka-dev libmicrohttpd-dev clang libclang-rt-14-dev python3 iproute2
-procps psmisc curl chromium"
+procps psmisc curl chromium sqlite3 git rsync make tar e2fsprogs"
 
 missing=""
 for p in $PKGS; do

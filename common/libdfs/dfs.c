@@ -63,6 +63,7 @@ struct dfs {
     pthread_mutex_t mu;               /* session, seq, stopping */
     pthread_mutex_t lead_mu;          /* next, hint, have_hint, errmsg */
     struct dfs_lane lanes[DFS_LANES];
+    struct dfs_inodes inodes;         /* files open in the session */
     pthread_mutex_t pool_mu;          /* pool */
     struct dfs_csconn *pool;          /* idle chunkserver connections */
     struct auth_key key;
@@ -466,6 +467,7 @@ int dfs_open(const struct dfs_opts *o, struct dfs **out, char *errbuf,
         return -ENOMEM;
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->lead_mu, NULL);
+    pthread_mutex_init(&d->inodes.mu, NULL);
     for (size_t i = 0; i < DFS_LANES; i++) {
         pthread_mutex_init(&d->lanes[i].mu, NULL);
         d->lanes[i].fd = -1;
@@ -536,8 +538,14 @@ void dfs_close(struct dfs *d)
     pthread_mutex_destroy(&d->pool_mu);
     pthread_cond_destroy(&d->stop_cv);
     pthread_mutex_destroy(&d->lead_mu);
+    pthread_mutex_destroy(&d->inodes.mu);
     pthread_mutex_destroy(&d->mu);
     free(d);
+}
+
+struct dfs_inodes *dfs_inodes_of(struct dfs *d)
+{
+    return &d->inodes;
 }
 
 int dfs_op_timeout_ms(const struct dfs *d)
@@ -686,6 +694,8 @@ static int dfs_attr_call(struct dfs *d, uint16_t type, bool mutating,
         rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
     }
     rpc_reply_release(&r);
+    if (rc == 0 && out)
+        dfsfile_attr_local(d, out);
     return rc;
 }
 
@@ -829,6 +839,14 @@ int dfs_rename(struct dfs *d, uint64_t parent, const char *name,
 int dfs_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
                 struct dfs_attr *out)
 {
+    if (set->valid & DFS_SET_SIZE)
+        return dfsfile_setattr(d, ino, set, out);
+    return dfs_setattr_call(d, ino, set, out);
+}
+
+int dfs_setattr_call(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
+                     struct dfs_attr *out)
+{
     struct wire_writer b;
     wire_writer_init(&b);
     wire_put_u64(&b, ino);
@@ -878,7 +896,8 @@ int dfs_readlink(struct dfs *d, uint64_t ino, char **target)
 }
 
 /* Decodes one READDIR batch, calling fn; *cookie and *eof advance. */
-static int dfs_readdir_batch(const struct rpc_reply *r, unsigned flags,
+static int dfs_readdir_batch(struct dfs *d, const struct rpc_reply *r,
+                             unsigned flags,
                              int (*fn)(const struct dfs_dirent *, void *),
                              void *arg, uint64_t *cookie, bool *eof)
 {
@@ -896,6 +915,7 @@ static int dfs_readdir_batch(const struct rpc_reply *r, unsigned flags,
         size_t len = wire_get_bytes(&rd, &p, PROTO_NAME_MAX);
         if (flags & DFS_READDIR_PLUS) {
             get_attr(&rd, &a);
+            dfsfile_attr_local(d, &a);
             e.attr = &a;
         }
         if (rd.err)
@@ -927,7 +947,7 @@ int dfs_readdir(struct dfs *d, uint64_t ino, uint64_t cookie, unsigned flags,
         rc = dfs_read_call(d, PROTO_READDIR, &b, &r);
         if (rc < 0)
             break;
-        rc = dfs_readdir_batch(&r, flags, fn, arg, &cookie, &eof);
+        rc = dfs_readdir_batch(d, &r, flags, fn, arg, &cookie, &eof);
         rpc_reply_release(&r);
     }
     return rc;

@@ -6,6 +6,7 @@
 #ifndef DFS_LIBDFS_PRIV_H
 #define DFS_LIBDFS_PRIV_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -67,6 +68,32 @@ struct dfs_csconn {
 struct dfs_csconn *dfs_cs_take(struct dfs *d, const char *addr, bool *reused);
 struct dfs_csconn *dfs_cs_dial(struct dfs *d, const char *addr);
 void dfs_cs_put(struct dfs *d, struct dfs_csconn *c);
+
+/*
+ * The files open in a session (dfsfile.c keeps them): every handle of one
+ * inode shares one struct dfs_inode — its size, write session, pending
+ * writes and read-ahead — so that what one handle writes, another reads
+ * and the attributes show.  mu is a leaf lock guarding the buckets.
+ */
+#define DFS_INODE_BUCKETS 256
+struct dfs_inode;
+struct dfs_inodes {
+    pthread_mutex_t mu;
+    struct dfs_inode *bucket[DFS_INODE_BUCKETS];
+};
+struct dfs_inodes *dfs_inodes_of(struct dfs *d);
+
+/* SETATTR at the master, nothing else (dfs_setattr routes size changes
+ * of open files through dfsfile_setattr first). */
+int dfs_setattr_call(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
+                     struct dfs_attr *out);
+/* A size change: when the file is open here, its pending writes land
+ * first and its handles see the new size. */
+int dfsfile_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
+                    struct dfs_attr *out);
+/* Counts in a->size what this session wrote to the file and has not yet
+ * committed (the master's size is the committed one). */
+void dfsfile_attr_local(struct dfs *d, struct dfs_attr *a);
 
 /* How long one operation may take before it fails (dfs_opts). */
 int dfs_op_timeout_ms(const struct dfs *d);

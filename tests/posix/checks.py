@@ -12,6 +12,7 @@ fail with its reason.
 """
 import ctypes
 import errno
+import fcntl
 import os
 import random
 import shutil
@@ -361,15 +362,344 @@ def t_fsyncdir():
         os.close(fd)
 
 
-def t_xattr_unsupported():
+# ---- extended attributes ----------------------------------------------------
+
+def c_getxattr(path, name, size):
+    """getxattr(2) with a buffer of size bytes: (length, value bytes)."""
+    buf = ctypes.create_string_buffer(max(size, 1))
+    n = libc.getxattr(path.encode(), name.encode(), buf if size else None,
+                      ctypes.c_size_t(size))
+    if n < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+    return n, buf.raw[:n] if size else b""
+
+
+def c_listxattr(path, size):
+    buf = ctypes.create_string_buffer(max(size, 1))
+    n = libc.listxattr(path.encode(), buf if size else None, ctypes.c_size_t(size))
+    if n < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+    return n, buf.raw[:n] if size else b""
+
+
+def xattr_cycle(path):
+    """set/get/list/remove, size probing, ERANGE, ENODATA, CREATE/REPLACE."""
+    expect_errno(errno.ENODATA, os.getxattr, path, "user.none")
+    eq(os.listxattr(path), [], "a new inode's list")
+    eq(c_listxattr(path, 0), (0, b""), "empty list probed")
+    os.setxattr(path, "user.a", b"alpha")
+    os.setxattr(path, "user.empty", b"")
+    big = bytes(random.Random(SEED).randrange(256) for _ in range(65536))
+    os.setxattr(path, "user.big", big)
+    eq(os.getxattr(path, "user.a"), b"alpha", "user.a")
+    eq(os.getxattr(path, "user.empty"), b"", "an empty value")
+    eq(os.getxattr(path, "user.big"), big, "a 64 KiB value")
+    eq(c_getxattr(path, "user.a", 0)[0], 5, "value size probed with size 0")
+    eq(c_getxattr(path, "user.a", 5), (5, b"alpha"), "value in an exact buffer")
+    expect_errno(errno.ERANGE, c_getxattr, path, "user.a", 4)
+    expect_errno(errno.E2BIG, os.setxattr, path, "user.huge", b"x" * 65537)
+    names = b"user.a\0user.big\0user.empty\0"
+    n, _ = c_listxattr(path, 0)
+    eq(n, len(names), "list size probed with size 0")
+    n, got = c_listxattr(path, n)
+    eq(sorted(got.split(b"\0")[:-1]), sorted(names.split(b"\0")[:-1]), "list")
+    expect_errno(errno.ERANGE, c_listxattr, path, n - 1)
+    expect_errno(errno.EEXIST, os.setxattr, path, "user.a", b"x", os.XATTR_CREATE)
+    expect_errno(errno.ENODATA, os.setxattr, path, "user.b", b"x", os.XATTR_REPLACE)
+    os.setxattr(path, "user.a", b"replaced", os.XATTR_REPLACE)
+    os.setxattr(path, "user.b", b"created", os.XATTR_CREATE)
+    eq(os.getxattr(path, "user.a"), b"replaced", "after XATTR_REPLACE")
+    eq(os.getxattr(path, "user.b"), b"created", "after XATTR_CREATE")
+    ctime = os.stat(path).st_ctime_ns
+    os.removexattr(path, "user.big")
+    expect_errno(errno.ENODATA, os.getxattr, path, "user.big")
+    expect_errno(errno.ENODATA, os.removexattr, path, "user.big")
+    assert os.stat(path).st_ctime_ns >= ctime, "ctime went back"
+    eq(sorted(os.listxattr(path)), ["user.a", "user.b", "user.empty"], "list after")
+
+
+def t_xattr_file():
     mkfile(p("xa"))
+    xattr_cycle(p("xa"))
+
+
+def t_xattr_dir():
+    os.mkdir(p("xd"))
+    xattr_cycle(p("xd"))
+    os.rmdir(p("xd"))   # attributes go with the inode
+
+
+def t_xattr_namespaces():
+    """user.* on files and directories, trusted.* and security.* for root;
+    system.* (POSIX ACLs included) and unknown namespaces: EOPNOTSUPP."""
+    mkfile(p("xn"), 0o644)
+    os.setxattr(p("xn"), "trusted.t", b"1")
+    os.setxattr(p("xn"), "security.s", b"2")
+    eq(os.getxattr(p("xn"), "trusted.t"), b"1", "trusted.t")
+    eq(os.getxattr(p("xn"), "security.s"), b"2", "security.s")
+    expect_errno(errno.ENODATA, os.getxattr, p("xn"), "security.capability")
+    os.removexattr(p("xn"), "security.s")
+    # (the kernel parses an ACL value itself: a bad one is EINVAL before us)
+    for name in ("system.posix_acl_access", "system.posix_acl_default"):
+        expect_errno(errno.EOPNOTSUPP, os.getxattr, p("xn"), name)
+    for name in ("system.other", "other.name"):
+        expect_errno(errno.EOPNOTSUPP, os.setxattr, p("xn"), name, b"x")
+    expect_errno(errno.EOPNOTSUPP, os.getxattr, p("xn"), "other.name")
+    os.mkfifo(p("xfifo"))
+    expect_errno(errno.EPERM, os.setxattr, p("xfifo"), "user.a", b"x")
+    if shutil.which("setpriv"):
+        os.setxattr(p("xn"), "user.mine", b"root's")
+        r = as_nobody(sys.executable, "-c",
+                      "import os,sys; os.setxattr(sys.argv[1], 'user.x', b'1')", p("xn"))
+        assert r.returncode != 0 and "Permission denied" in r.stderr, \
+            "user.* set by nobody on root's 0644 file: %r" % r.stderr
+        r = as_nobody(sys.executable, "-c",
+                      "import os,sys; print(os.getxattr(sys.argv[1], 'user.mine'))", p("xn"))
+        eq((r.returncode, r.stdout.strip()), (0, "b\"root's\""), "user.* read by nobody")
+
+
+def t_xattr_two_mounts():
+    """What one mount sets, the other sees at once (no cache of values)."""
+    m2 = mnt2()
+    mkfile(p("x2"))
+    os.setxattr(p("x2"), "user.k", b"one")
+    eq(os.getxattr(os.path.join(m2, "x2"), "user.k"), b"one", "seen by mount 2")
+    os.setxattr(os.path.join(m2, "x2"), "user.k", b"two")
+    eq(os.getxattr(p("x2"), "user.k"), b"two", "changed by mount 2")
+    os.removexattr(os.path.join(m2, "x2"), "user.k")
+    expect_errno(errno.ENODATA, os.getxattr, p("x2"), "user.k")
+
+
+# ---- advisory locks ---------------------------------------------------------
+
+def mnt2():
+    m2 = os.environ.get("POSIX_MNT2")
+    assert m2 and os.path.ismount(m2), "no second mount (POSIX_MNT2; run.sh mounts it)"
+    return m2
+
+
+LOCKER = r"""
+import errno, fcntl, os, signal, struct, sys, time
+def out(*a):
+    print(*a, flush=True)
+path, op = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_RDWR)
+if op == "hold":            # take a write lock on bytes 0..99, then wait
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 100, 0)
+    out("held", os.getpid())
+    sys.stdin.readline()    # until told (or killed)
+    os.close(fd)
+    out("closed")
+elif op == "try":           # one non-blocking try on bytes 50..59
     try:
-        os.setxattr(p("xa"), "user.k", b"v")
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 50)
+        out("got")
     except OSError as e:
-        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
-            return
-        raise
-    raise AssertionError("setxattr succeeded: update the docs and this check")
+        out(errno.errorcode[e.errno])
+elif op == "getlk":         # F_GETLK for a write lock on 0..9
+    r = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 10, 0))
+    t, _, s, n, pid = struct.unpack("hhqqi", r)
+    out("unlocked" if t == fcntl.F_UNLCK else "%s %d %d %d" % (
+        "w" if t == fcntl.F_WRLCK else "r", s, n, pid))
+elif op == "wait":          # F_SETLKW on 50..59
+    out("waiting")
+    fcntl.lockf(fd, fcntl.LOCK_EX, 10, 50)
+    out("got")
+elif op == "interrupt":     # F_SETLKW, interrupted by SIGALRM after 1 s
+    def alarm(*a):
+        raise InterruptedError(errno.EINTR, "alarm")
+    signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(1)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX, 10, 50)
+        out("got")
+    except OSError as e:
+        out(errno.errorcode[e.errno])
+    signal.alarm(0)
+elif op in ("flock", "flock-hold"):
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out("got")
+    except OSError as e:
+        out(errno.errorcode[e.errno])
+    if op == "flock-hold":
+        sys.stdin.readline()
+"""
+
+
+class Locker:
+    """A helper process running one LOCKER operation on path."""
+
+    def __init__(self, path, op):
+        self.p = subprocess.Popen([sys.executable, "-c", LOCKER, path, op],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+
+    def line(self):
+        s = self.p.stdout.readline().strip()
+        assert s, "locker died: %s" % self.p.stderr.read()[-300:]
+        return s
+
+    def finish(self, timeout=60):
+        out, err = self.p.communicate("\n", timeout=timeout)
+        return out.strip().split("\n")
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(timeout=30)
+
+
+def run_locker(path, op):
+    l = Locker(path, op)
+    try:
+        return l.finish()
+    finally:
+        l.kill()
+
+
+def lock_file(name):
+    with open(p(name), "wb") as f:
+        f.write(b"x" * 200)
+    return p(name)
+
+
+def t_lock_posix_conflict():
+    """F_SETLK: another process gets EAGAIN; F_GETLK names the holder's pid;
+    a range that does not overlap is free."""
+    path = lock_file("lk1")
+    h = Locker(path, "hold")
+    try:
+        held, pid = h.line().split()
+        eq(held, "held", "holder")
+        eq(run_locker(path, "try"), ["EAGAIN"], "F_SETLK on a held range")
+        eq(run_locker(path, "getlk"), ["w 0 100 %s" % pid], "F_GETLK")
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 100)   # 100..109
+            fcntl.lockf(fd, fcntl.LOCK_UN, 10, 100)
+        finally:
+            os.close(fd)
+        eq(h.finish(), ["closed"], "holder")
+        eq(run_locker(path, "try"), ["got"], "F_SETLK after the holder closed")
+    finally:
+        h.kill()
+
+
+def t_lock_setlkw_waits():
+    """F_SETLKW blocks until the holder releases, then gets the lock."""
+    path = lock_file("lk2")
+    h = Locker(path, "hold")
+    w = None
+    try:
+        eq(h.line().split()[0], "held", "holder")
+        w = Locker(path, "wait")
+        eq(w.line(), "waiting", "waiter")
+        time.sleep(1)
+        assert w.p.poll() is None, "F_SETLKW returned while the lock was held"
+        eq(h.finish(), ["closed"], "holder")
+        eq(w.finish(), ["got"], "waiter after the release")
+    finally:
+        h.kill()
+        if w:
+            w.kill()
+
+
+def t_lock_setlkw_interrupted():
+    """A signal ends F_SETLKW with EINTR, and the lock is not taken."""
+    path = lock_file("lk3")
+    h = Locker(path, "hold")
+    try:
+        eq(h.line().split()[0], "held", "holder")
+        eq(run_locker(path, "interrupt"), ["EINTR"], "interrupted F_SETLKW")
+        eq(h.finish(), ["closed"], "holder")
+        eq(run_locker(path, "try"), ["got"], "the range is free after the interrupt")
+    finally:
+        h.kill()
+
+
+def t_lock_holder_killed():
+    """kill -9 of the holder releases its locks (its descriptors close)."""
+    path = lock_file("lk4")
+    h = Locker(path, "hold")
+    try:
+        eq(h.line().split()[0], "held", "holder")
+        eq(run_locker(path, "try"), ["EAGAIN"], "while held")
+    finally:
+        h.kill()
+    eq(run_locker(path, "try"), ["got"], "after kill -9 of the holder")
+
+
+def t_lock_close_releases():
+    """Closing any descriptor of the file drops the process's POSIX locks."""
+    path = lock_file("lk5")
+    fd1 = os.open(path, os.O_RDWR)
+    fd2 = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.lockf(fd1, fcntl.LOCK_EX | fcntl.LOCK_NB, 100, 0)
+        eq(run_locker(path, "try"), ["EAGAIN"], "while held")
+        os.close(fd2)
+        fd2 = -1
+        eq(run_locker(path, "try"), ["got"], "after closing another descriptor")
+    finally:
+        os.close(fd1)
+        if fd2 >= 0:
+            os.close(fd2)
+
+
+def t_lock_flock():
+    """flock: LOCK_EX|LOCK_NB conflicts between two open files; gone at close."""
+    path = lock_file("lk6")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        eq(run_locker(path, "flock"), ["EAGAIN"], "flock of another process")
+        fd2 = os.open(path, os.O_RDONLY)   # another open file, same process
+        try:
+            expect_errno(errno.EAGAIN, fcntl.flock, fd2, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        finally:
+            os.close(fd2)
+        # flock and POSIX locks do not conflict (as on Linux)
+        eq(run_locker(path, "try"), ["got"], "POSIX lock beside a flock")
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        eq(run_locker(path, "flock"), ["got"], "flock after LOCK_UN")
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+    eq(run_locker(path, "flock"), ["got"], "flock after the holder's close")
+
+
+def t_lock_two_mounts():
+    """Locks live in the masters: two mounts see each other's locks."""
+    m2 = mnt2()
+    path = lock_file("lk7")
+    other = os.path.join(m2, "lk7")
+    h = Locker(path, "hold")
+    w = None
+    try:
+        held, pid = h.line().split()
+        eq(held, "held", "holder on mount 1")
+        eq(run_locker(other, "try"), ["EAGAIN"], "F_SETLK through mount 2")
+        got = run_locker(other, "getlk")[0].split()
+        eq(got[:3], ["w", "0", "100"], "F_GETLK through mount 2")
+        w = Locker(other, "wait")
+        eq(w.line(), "waiting", "waiter on mount 2")
+        eq(h.finish(), ["closed"], "holder")
+        eq(w.finish(), ["got"], "waiter on mount 2 after the release")
+    finally:
+        h.kill()
+        if w:
+            w.kill()
+    f = Locker(path, "flock-hold")
+    try:
+        eq(f.line(), "got", "flock on mount 1")
+        eq(run_locker(other, "flock"), ["EAGAIN"], "flock through mount 2")
+        f.finish()
+    finally:
+        f.kill()
+    eq(run_locker(other, "flock"), ["got"], "flock through mount 2 after close")
 
 
 def t_permissions_nobody():
@@ -656,8 +986,12 @@ CHECKS = [
     # the namespace
     t_mkdir_rmdir, t_mknod_stat_unlink, t_rename, t_renameat2, t_link_counts,
     t_symlink_readlink, t_chmod_chown, t_utime, t_mkfifo, t_readdir_2000,
-    t_parallel, t_ls_la, t_statfs, t_fsyncdir, t_xattr_unsupported,
+    t_parallel, t_ls_la, t_statfs, t_fsyncdir,
     t_permissions_nobody, t_bad_mounts, t_mount_helper,
+    # extended attributes and locks
+    t_xattr_file, t_xattr_dir, t_xattr_namespaces, t_xattr_two_mounts,
+    t_lock_posix_conflict, t_lock_setlkw_waits, t_lock_setlkw_interrupted,
+    t_lock_holder_killed, t_lock_close_releases, t_lock_flock, t_lock_two_mounts,
     # the data path
     t_create_open, t_tar_empty_tree, t_data_roundtrip, t_data_append,
     t_data_truncate, t_data_unlinked_open_file, t_data_tar_files,
