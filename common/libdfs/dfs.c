@@ -10,13 +10,14 @@
  *
  * Invariants:
  *  1. A lane carries one request at a time (its mu); the keepalive thread
- *     takes one like any caller.  Lock order: d->mu (session, sequence),
- *     then a lane's mu, then d->lead_mu (leader hint, error message), a
- *     leaf; a lane is never held while d->mu is taken.
+ *     takes one like any caller.  Lock order: a lane's mu, then d->mu
+ *     (session, sequence numbers), then the session lane
+ *     (lanes[DFS_LANES], which only opens sessions), then d->lead_mu
+ *     (leader hint, error message), a leaf.
  *  2. A mutation's sequence number is taken once, before the first try,
  *     and reused on every retry, so the master applies it at most once.
- *     Several may be in flight: the master's exactly-once window takes
- *     them in any order.
+ *     Several may be in flight, spanning fewer than DFS_SEQ_SPAN numbers,
+ *     so the master's exactly-once window still holds the oldest.
  *  3. A request is retried only on transport errors, NOT_LEADER and
  *     DFS_ENOTREADY, within op_timeout_ms; any other status is the answer.
  */
@@ -25,6 +26,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,10 @@
 #define DFS_TRY_MS 5000
 /* Master connections per client: requests in flight at once. */
 #define DFS_LANES 4
+/* Sequence numbers in flight span at most this many: the master's
+ * exactly-once window (NS_DEDUP_WINDOW, 32) must still hold the oldest
+ * when its retry arrives after later ones were applied. */
+#define DFS_SEQ_SPAN 16
 
 struct dfs_master {
     char host[NET_HOST_MAX];
@@ -57,12 +63,16 @@ struct dfs_master {
 struct dfs_lane {
     pthread_mutex_t mu;
     int fd;
+    uint64_t seq;                     /* the mutation in flight (d->mu), or 0 */
 };
 
 struct dfs {
     pthread_mutex_t mu;               /* session, seq, stopping */
     pthread_mutex_t lead_mu;          /* next, hint, have_hint, errmsg */
-    struct dfs_lane lanes[DFS_LANES];
+    pthread_cond_t seq_cv;            /* a lane's seq went back to 0 */
+    /* lanes[DFS_LANES] opens sessions, under d->mu only */
+    struct dfs_lane lanes[DFS_LANES + 1];
+    atomic_uint ticket;               /* which busy lane to queue on */
     struct dfs_inodes inodes;         /* files open in the session */
     pthread_mutex_t pool_mu;          /* pool */
     struct dfs_csconn *pool;          /* idle chunkserver connections */
@@ -128,16 +138,48 @@ static int dfs_connect(struct dfs *d, struct dfs_lane *l, int timeout_ms)
     return 0;
 }
 
-/* A free lane, else (all busy) the one for ticket, waited for. */
-static struct dfs_lane *dfs_lane_take(struct dfs *d, uint64_t ticket)
+/* A free lane, else (all busy) one in turn, waited for. */
+static struct dfs_lane *dfs_lane_take(struct dfs *d)
 {
     for (size_t i = 0; i < DFS_LANES; i++) {
         if (pthread_mutex_trylock(&d->lanes[i].mu) == 0)
             return &d->lanes[i];
     }
-    struct dfs_lane *l = &d->lanes[ticket % DFS_LANES];
+    struct dfs_lane *l = &d->lanes[atomic_fetch_add(&d->ticket, 1) % DFS_LANES];
     pthread_mutex_lock(&l->mu);
     return l;
+}
+
+/* The oldest mutation in flight, or 0.  Caller holds d->mu. */
+static uint64_t dfs_oldest_seq(const struct dfs *d)
+{
+    uint64_t oldest = 0;
+    for (size_t i = 0; i < DFS_LANES; i++) {
+        uint64_t q = d->lanes[i].seq;
+        if (q && (!oldest || q < oldest))
+            oldest = q;
+    }
+    return oldest;
+}
+
+/* A sequence number for a mutation on lane l, once the ones in flight
+ * leave room (DFS_SEQ_SPAN).  Caller holds d->mu; returns seq_done, the
+ * highest number below which nothing is in flight. */
+static uint64_t dfs_seq_take_locked(struct dfs *d, struct dfs_lane *l)
+{
+    uint64_t oldest;
+    while ((oldest = dfs_oldest_seq(d)) && d->seq + 1 - oldest >= DFS_SEQ_SPAN)
+        pthread_cond_wait(&d->seq_cv, &d->mu);
+    l->seq = ++d->seq;
+    return (oldest ? oldest : l->seq) - 1;
+}
+
+static void dfs_seq_done(struct dfs *d, struct dfs_lane *l)
+{
+    pthread_mutex_lock(&d->mu);
+    l->seq = 0;
+    pthread_cond_broadcast(&d->seq_cv);
+    pthread_mutex_unlock(&d->mu);
 }
 
 /* Reads NOT_LEADER's hint (leader_id u64, leader_addr str) into *m. */
@@ -168,14 +210,14 @@ static bool dfs_take_hint(struct dfs *d, const struct rpc_reply *r)
 
 /* Builds HEAD + body for a request of session. */
 static int dfs_payload(struct dfs *d, uint16_t type, uint64_t session,
-                       uint64_t seq, const struct wire_writer *body,
-                       struct wire_writer *out)
+                       uint64_t seq, uint64_t seq_done,
+                       const struct wire_writer *body, struct wire_writer *out)
 {
     wire_writer_init(out);
     if (type != PROTO_SESSION_OPEN) {
         wire_put_u64(out, session);
         wire_put_u64(out, seq);
-        wire_put_u64(out, seq ? seq - 1 : 0);
+        wire_put_u64(out, seq_done);
         wire_put_u32(out, d->uid);
         wire_put_u32(out, d->gid);
         wire_put_u32(out, 0);
@@ -190,11 +232,11 @@ static int dfs_payload(struct dfs *d, uint16_t type, uint64_t session,
  * the deadline.  On 0, *r holds the answer (status included).
  */
 static int dfs_call_lane(struct dfs *d, struct dfs_lane *l, uint16_t type,
-                         uint64_t session, uint64_t seq,
+                         uint64_t session, uint64_t seq, uint64_t seq_done,
                          const struct wire_writer *body, struct rpc_reply *r)
 {
     struct wire_writer p;
-    int rc = dfs_payload(d, type, session, seq, body, &p);
+    int rc = dfs_payload(d, type, session, seq, seq_done, body, &p);
     int64_t deadline = mono_ms() + d->op_timeout_ms;
     int backoff = DFS_BACKOFF_MIN_MS;
     while (rc == 0) {
@@ -243,8 +285,9 @@ static int dfs_open_session_locked(struct dfs *d)
     wire_put_str(&b, d->client_name);
     wire_put_u32(&b, DFS_LEASE_MS);
     struct rpc_reply r;
-    struct dfs_lane *l = dfs_lane_take(d, 0);
-    int rc = dfs_call_lane(d, l, PROTO_SESSION_OPEN, 0, 0, &b, &r);
+    struct dfs_lane *l = &d->lanes[DFS_LANES];
+    pthread_mutex_lock(&l->mu);
+    int rc = dfs_call_lane(d, l, PROTO_SESSION_OPEN, 0, 0, 0, &b, &r);
     pthread_mutex_unlock(&l->mu);
     wire_writer_release(&b);
     if (rc < 0)
@@ -270,16 +313,18 @@ int dfs_call(struct dfs *d, uint16_t type, bool mutating,
              const struct wire_writer *body, struct rpc_reply *r)
 {
     for (int attempt = 0;; attempt++) {
+        struct dfs_lane *l = dfs_lane_take(d);
         pthread_mutex_lock(&d->mu);
         /* Reads need no session: a session is a log entry, opened lazily. */
         int rc = (mutating || attempt) && !d->session ? dfs_open_session_locked(d) : 0;
         uint64_t session = d->session;
-        uint64_t seq = mutating ? ++d->seq : 0;
+        uint64_t seq_done = rc == 0 && mutating ? dfs_seq_take_locked(d, l) : 0;
+        uint64_t seq = l->seq;
         pthread_mutex_unlock(&d->mu);
-        if (rc < 0)
-            return rc;
-        struct dfs_lane *l = dfs_lane_take(d, seq);
-        rc = dfs_call_lane(d, l, type, session, seq, body, r);
+        if (rc == 0)
+            rc = dfs_call_lane(d, l, type, session, seq, seq_done, body, r);
+        if (seq)
+            dfs_seq_done(d, l);
         pthread_mutex_unlock(&l->mu);
         if (rc < 0 || r->hdr.status != -DFS_ESESSION || attempt)
             return rc;
@@ -314,7 +359,9 @@ static int dfs_wait_try(struct dfs *d, uint16_t type, const struct wire_writer *
     pthread_mutex_lock(&d->mu);
     int rc = d->session ? 0 : dfs_open_session_locked(d);
     if (rc == 0)
-        rc = dfs_payload(d, type, d->session, ++d->seq, body, &p);
+        rc = dfs_payload(d, type, d->session, d->seq + 1, d->seq, body, &p);
+    if (rc == 0)
+        d->seq++;
     pthread_mutex_unlock(&d->mu);
     if (rc < 0)
         return rc;
@@ -468,7 +515,8 @@ int dfs_open(const struct dfs_opts *o, struct dfs **out, char *errbuf,
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->lead_mu, NULL);
     pthread_mutex_init(&d->inodes.mu, NULL);
-    for (size_t i = 0; i < DFS_LANES; i++) {
+    pthread_cond_init(&d->seq_cv, NULL);
+    for (size_t i = 0; i <= DFS_LANES; i++) {
         pthread_mutex_init(&d->lanes[i].mu, NULL);
         d->lanes[i].fd = -1;
     }
@@ -524,10 +572,11 @@ void dfs_close(struct dfs *d)
             rpc_reply_release(&r);
         d->op_timeout_ms = saved;
     }
-    for (size_t i = 0; i < DFS_LANES; i++) {
+    for (size_t i = 0; i <= DFS_LANES; i++) {
         dfs_disconnect(&d->lanes[i]);
         pthread_mutex_destroy(&d->lanes[i].mu);
     }
+    pthread_cond_destroy(&d->seq_cv);
     while (d->pool) {
         struct dfs_csconn *c = d->pool;
         d->pool = c->next;
@@ -1055,7 +1104,7 @@ int dfs_admin_status_of(struct dfs *d, const char *addr, char **json)
     if (fd < 0)
         return fd;
     struct wire_writer p;
-    int rc = dfs_payload(d, PROTO_ADMIN_STATUS, 0, 0, NULL, &p);
+    int rc = dfs_payload(d, PROTO_ADMIN_STATUS, 0, 0, 0, NULL, &p);
     struct rpc_reply r;
     if (rc == 0)
         rc = rpc_call_fd(fd, PROTO_ADMIN_STATUS, p.buf, p.len, 0,
