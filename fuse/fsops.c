@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <stdio.h>      /* RENAME_NOREPLACE, RENAME_EXCHANGE */
 #include <stdlib.h>
@@ -648,6 +649,30 @@ static void fsops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
     reply_rc(req, h->writable ? dfs_file_fsync(h->f) : 0);
 }
 
+/*
+ * dfs reserves no space ahead: a chunk takes disk space as it is written.
+ * So mode 0 only extends the size (the range reads as zeros), KEEP_SIZE
+ * has nothing to do, and punching, zeroing or collapsing ranges is
+ * EOPNOTSUPP.
+ */
+static void fsops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+                            off_t offset, off_t length, struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct fsfile *h = file_of(fi);
+    int rc = 0;
+    if (mode & ~FALLOC_FL_KEEP_SIZE)
+        rc = -EOPNOTSUPP;
+    else if (offset < 0 || length <= 0)
+        rc = -EINVAL;
+    else if (!h->writable)
+        rc = -EBADF;
+    else if (!(mode & FALLOC_FL_KEEP_SIZE) &&
+             (uint64_t)offset + (uint64_t)length > dfs_file_size(h->f))
+        rc = dfs_file_truncate(h->f, (uint64_t)offset + (uint64_t)length);
+    reply_rc(req, rc);
+}
+
 /* ---- directories -------------------------------------------------------------- */
 
 static struct fsdir *dir_of(const struct fuse_file_info *fi)
@@ -879,6 +904,7 @@ static const struct fuse_lowlevel_ops fsops_table = {
     .flush = fsops_flush,
     .release = fsops_release,
     .fsync = fsops_fsync,
+    .fallocate = fsops_fallocate,
     .opendir = fsops_opendir,
     .readdir = fsops_readdir,
     .readdirplus = fsops_readdirplus,

@@ -921,6 +921,34 @@ def t_data_append():
     eq(os.stat(f).st_size, 12, "size after a second append")
 
 
+def t_data_fallocate():
+    """fallocate: mode 0 extends the size (zeros), KEEP_SIZE keeps it,
+    punching a hole is EOPNOTSUPP; a read-only descriptor is EBADF."""
+    p = os.path.join(MNT, "falloc")
+    with open(p, "wb") as f:
+        f.write(b"x" * 1000)
+    fd = os.open(p, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, 300000)
+        eq(os.fstat(fd).st_size, 300000, "size after fallocate")
+        eq(os.pread(fd, 10, 299990), b"\0" * 10, "the extension reads as zeros")
+        eq(os.pread(fd, 4, 0), b"xxxx", "the data before stays")
+        keep, punch = 0x01, 0x02
+        if libc.fallocate(fd, keep, ctypes.c_long(0), ctypes.c_long(10 << 20)) != 0:
+            raise OSError(ctypes.get_errno(), "fallocate KEEP_SIZE")
+        eq(os.fstat(fd).st_size, 300000, "size after KEEP_SIZE")
+        rc = libc.fallocate(fd, punch | keep, ctypes.c_long(0), ctypes.c_long(4096))
+        eq((rc, ctypes.get_errno()), (-1, errno.EOPNOTSUPP), "punching a hole")
+    finally:
+        os.close(fd)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        expect_errno(errno.EBADF, os.posix_fallocate, fd, 0, 400000)
+    finally:
+        os.close(fd)
+    os.unlink(p)
+
+
 def t_data_truncate():
     need("write")
     f = p("shrink")
@@ -994,7 +1022,7 @@ CHECKS = [
     t_lock_holder_killed, t_lock_close_releases, t_lock_flock, t_lock_two_mounts,
     # the data path
     t_create_open, t_tar_empty_tree, t_data_roundtrip, t_data_append,
-    t_data_truncate, t_data_unlinked_open_file, t_data_tar_files,
+    t_data_truncate, t_data_fallocate, t_data_unlinked_open_file, t_data_tar_files,
     t_mount_alive,
 ]
 
