@@ -302,7 +302,10 @@ void csd_close(struct csd *d)
         return;
     net_listener_free(d->listener);
     csscrub_free(d->scrub);
-    csmaster_free(d->master);
+    /* A probe stuck on a dead disk may still return into the directories
+     * and, through their fail callback, into d: left to the exit. */
+    if (!csmaster_free(d->master))
+        return;
     tpool_free(d->disk);
     ev_loop_free(d->loop);
     vols_close(d->vols);

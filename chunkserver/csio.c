@@ -295,19 +295,26 @@ static int write_forward(struct csio_write *w)
     return rc;
 }
 
-/* The replica must be at a version in [prev_version, version] (then moved
+/*
+ * The replica must be at a version in [prev_version, version] (then moved
  * to version: prev_version is the chunk's committed version, and every
  * replica from it on holds the committed content), or absent with
- * prev_version 0 (then created). */
+ * prev_version 0 (then created, even for a write past offset 0: an
+ * application may seek in a new file, and the hole reads as zeros).
+ * A replica lost with a failed data directory is -EIO, a failure of this
+ * server, so the client takes it out of the chain: re-created, it would
+ * read as zeros before this write (vols_create_new), and a stale-version
+ * answer would only bring the client back here with a new version.
+ */
 static int write_prepare(struct vols *s, const struct csio_write *w)
 {
     uint32_t cur;
     uint64_t length;
     int rc = vols_stat(s, w->chunk, &cur, &length);
     if (rc == -ENOENT && w->prev_version == 0)
-        return vols_create(s, w->chunk, w->version);
+        return vols_create_new(s, w->chunk, w->version);
     if (rc == -ENOENT)
-        return -DFS_ESTALE_VER;
+        return vols_lost(s, w->chunk) ? -EIO : -DFS_ESTALE_VER;
     if (rc < 0)
         return rc;
     if (cur == w->version)

@@ -23,7 +23,8 @@
  *     way, state CORRUPT, so the master stops counting it, copies the
  *     chunk from other replicas and orders this one deleted (which finds
  *     nothing: done); the next full report leaves it out all the same.
- *  4. At most one probe of the data directories runs (m->probing).
+ *  4. At most one probe of the data directories runs (csprobe); the
+ *     shutdown does not wait for one stuck in a disk call.
  */
 #include "csmaster.h"
 
@@ -36,6 +37,7 @@
 
 #include "chunkserver/csd.h"
 #include "chunkserver/csio.h"
+#include "chunkserver/csprobe.h"
 #include "chunkserver/csrepl.h"
 #include "chunkserver/vols.h"
 #include "common/dfs_error.h"
@@ -52,17 +54,22 @@
  * one needs our registration to serve any chunk. */
 #define CSM_HEARTBEAT_MISSES 3
 /* How long a lost master is passed over (hints naming it included): by
- * then the others know who leads. */
-#define CSM_SHUN_MS      5000
+ * then the others know who leads.  With the heartbeat misses it stays
+ * under the master's 5 s before it counts a chunkserver down. */
+#define CSM_SHUN_MS      2000
 #define CSM_REPORT_BATCH 50000     /* REPLICAs per report frame */
 #define CSM_ORDER_MAX    65536     /* chunks in one DELETE / VERIFY */
 #define CSM_MAX_PAYLOAD  (4u << 20)
+/* How long csmaster_free lets a probe run before leaving it stuck: it
+ * reads one small file per directory. */
+#define CSM_PROBE_WAIT_MS 5000
 
 struct csmaster {
     struct csd *d;
     char **addrs;                      /* the masters list, owned */
     size_t naddrs, next;               /* next: the one to try next */
     char hint[PROTO_ADDR_MAX + 1];     /* leader named by NOT_LEADER, or "" */
+    bool redirected;                   /* cur answered NOT_LEADER */
     char cur[PROTO_ADDR_MAX + 1];      /* the master connected to */
     char failed[PROTO_ADDR_MAX + 1];   /* the last one lost, or "" */
     uint64_t failed_at;                /* ev_now_ms when it was lost */
@@ -73,7 +80,7 @@ struct csmaster {
     uint32_t heartbeat_ms;
     uint64_t timer;                    /* retry or heartbeat; 0: none */
     unsigned orders;                   /* orders not yet done */
-    bool probing;                      /* a vols_check job is queued */
+    struct csprobe *probe;             /* from the first heartbeat on */
 };
 
 struct csm_order {
@@ -207,6 +214,7 @@ static void csm_follow(struct csmaster *m, const uint8_t *p, size_t len)
     char *addr = wire_get_str(&r, PROTO_ADDR_MAX);
     if (wire_reader_finish(&r) == 0 && addr && addr[0])
         snprintf(m->hint, sizeof(m->hint), "%s", addr);
+    m->redirected = true;
     log_info("csmaster: %s is not the leader (hint \"%s\")", m->cur,
              addr ? addr : "");
     free(addr);
@@ -283,30 +291,20 @@ static void csm_report_bad(struct csmaster *m)
     free(ids);
 }
 
-/* Disk thread: a directory that cannot answer is failed (its chunks go
+/* Starts a probe of the data directories unless one is asked for: a
+ * directory with no traffic would otherwise fail unnoticed (its chunks go
  * to the lost list, reported at the next heartbeat). */
-static int csm_probe_work(void *arg)
-{
-    struct csmaster *m = arg;
-    vols_check(m->d->vols);
-    return 0;
-}
-
-static void csm_probe_done(void *arg, int status)
-{
-    (void)status;
-    struct csmaster *m = arg;
-    m->probing = false;
-}
-
-/* Starts a probe of the data directories unless one is queued: a
- * directory with no traffic would otherwise fail unnoticed. */
 static void csm_probe(struct csmaster *m)
 {
-    if (m->probing)
-        return;
-    m->probing = tpool_submit(m->d->disk, csm_probe_work, csm_probe_done,
-                              m) == 0;
+    if (!m->probe) {
+        int rc = csprobe_new(m->d->vols, &m->probe);
+        if (rc < 0) {
+            log_warn("csmaster: no probe thread for the data directories: "
+                     "%s", dfs_strerror(rc));
+            return;
+        }
+    }
+    csprobe_kick(m->probe);
 }
 
 /* ---- heartbeat --------------------------------------------------------- */
@@ -691,9 +689,11 @@ static void csm_on_close(struct rpc_conn *c, int err)
     struct csmaster *m = rpc_ctx(c);
     if (err < 0)
         log_info("csmaster: %s: %s", m->cur, dfs_strerror(err));
-    /* A NOT_LEADER close leaves a hint; any other loss blames cur. */
-    if (!m->hint[0])
+    /* A master that is not the leader (an election may be on) is no
+     * reason to avoid it; any other loss is. */
+    if (!m->redirected)
         csm_shun(m);
+    m->redirected = false;
     m->rc = NULL;
     m->registered = false;
     if (m->timer)
@@ -772,15 +772,17 @@ void csmaster_stop(struct csmaster *m)
 
 bool csmaster_idle(const struct csmaster *m)
 {
-    return !m || (!m->rc && m->orders == 0 && !m->probing);
+    return !m || (!m->rc && m->orders == 0);
 }
 
-void csmaster_free(struct csmaster *m)
+bool csmaster_free(struct csmaster *m)
 {
     if (!m)
-        return;
+        return true;
+    bool done = csprobe_free(m->probe, CSM_PROBE_WAIT_MS);
     for (size_t i = 0; i < m->naddrs; i++)
         free(m->addrs[i]);
     free(m->addrs);
     free(m);
+    return done;
 }

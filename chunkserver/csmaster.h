@@ -28,10 +28,15 @@ void csmaster_start(struct csmaster *m);
 /* Closes the link; orders still running finish without an answer. */
 void csmaster_stop(struct csmaster *m);
 
-/* True when no connection and no order of the link remains (NULL: true). */
+/* True when no connection and no order of the link remains (NULL: true).
+ * A probe of the data directories does not count: it may be stuck on a
+ * disk that does not answer. */
 bool csmaster_idle(const struct csmaster *m);
 
-/* Frees m (after it is idle).  NULL is a no-op. */
-void csmaster_free(struct csmaster *m);
+/* Frees m (after it is idle), first stopping the probe of the data
+ * directories.  Returns false when that probe is stuck in a disk call
+ * (see csprobe_free): d->vols and d itself must then stay allocated.
+ * NULL: true. */
+bool csmaster_free(struct csmaster *m);
 
 #endif

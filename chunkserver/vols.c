@@ -15,9 +15,14 @@
  *     and never counted.
  *  3. Each chunk of a failed directory (routed to it when it failed, or
  *     placed there by a create that ended after) enters the lost list
- *     once.
+ *     once, and its route moves to the gone set, where it stays until
+ *     close (still naming the failed directory).  So an id is lost
+ *     (vols_lost) from the moment its directory's failed flag is set:
+ *     first through its route to the failed directory, then through the
+ *     gone set, with no gap between the two (both under mu).
  *
- * Locks: v->mu (the index, routes, the lost list, the identity cache) is a
+ * Locks: v->mu (the index, routes, the gone set, the lost list, the
+ * identity cache) is a
  * leaf: no store call is made while holding it.  The stores take their
  * own locks.
  */
@@ -59,6 +64,9 @@ struct vols {
     void *fail_arg;
     pthread_mutex_t mu;
     struct chunkidx index;          /* protected by mu */
+    /* The routes of chunks lost with a failed directory (invariant 3):
+     * bounded by what the failed directories held. */
+    struct chunkidx gone;           /* protected by mu */
     struct store_info *lost;        /* protected by mu */
     size_t nlost, lost_cap;         /* protected by mu */
     uint64_t cluster_id;            /* protected by mu */
@@ -104,6 +112,39 @@ static int route_find(struct vols *v, uint64_t id)
     if (dir == NO_DIR || vol_failed(&v->dirs[dir]))
         return -ENOENT;
     return (int)dir;
+}
+
+/* Caller holds mu.  Moves route r, of a chunk lost with a failed
+ * directory, from the index to the gone set (invariant 3). */
+static void route_bury(struct vols *v, struct vols_route *r)
+{
+    chunkidx_remove(&v->index, &r->node);
+    if (chunkidx_find(&v->gone, r->node.id)) {
+        free(r);                    /* lost before, copied back, lost again */
+        return;
+    }
+    chunkidx_insert(&v->gone, &r->node);
+}
+
+/* Caller holds mu.  The failed directory that held id, or NULL when id
+ * was not lost with one. */
+static struct vols_route *route_lost(struct vols *v, uint64_t id)
+{
+    struct chunkidx_node *n = chunkidx_find(&v->gone, id);
+    if (n)
+        return route_of(n);
+    struct vols_route *r = route_get(v, id);
+    if (r && r->dir != NO_DIR && vol_failed(&v->dirs[r->dir]))
+        return r;
+    return NULL;
+}
+
+bool vols_lost(struct vols *v, uint64_t id)
+{
+    pthread_mutex_lock(&v->mu);
+    bool lost = route_lost(v, id) != NULL;
+    pthread_mutex_unlock(&v->mu);
+    return lost;
 }
 
 /* Forgets id's route if it still leads to directory i. */
@@ -206,7 +247,7 @@ static void vol_fail(struct vols *v, size_t i, const char *why)
         struct vols_route *r = route_get(v, c.v[k].id);
         if (!r || r->dir != i)
             continue;
-        route_free(v, r);
+        route_bury(v, r);
         struct store_info info = c.v[k];
         info.corrupt = true;
         lost_add(v, &info);
@@ -325,26 +366,41 @@ static size_t candidates(struct vols *v, struct cand *out)
 }
 
 /* Reserves id's route for a create; -EEXIST when a healthy directory
- * holds it or a create of it runs. */
-static int route_reserve(struct vols *v, uint64_t id, struct vols_route **out)
+ * holds it or a create of it runs; -EIO for a new chunk (!copy) lost with
+ * a failed directory. */
+static int route_reserve(struct vols *v, uint64_t id, bool copy,
+                         struct vols_route **out)
 {
     struct vols_route *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     r->node.id = id;
     r->dir = NO_DIR;
+    int rc = 0;
+    const char *dir = NULL;         /* the failed directory that held id */
     pthread_mutex_lock(&v->mu);
     struct vols_route *old = route_get(v, id);
-    if (old && old->dir != NO_DIR && vol_failed(&v->dirs[old->dir])) {
-        route_free(v, old);         /* left by a create that raced a failure */
-        old = NULL;
+    bool old_lost = old && old->dir != NO_DIR &&
+                    vol_failed(&v->dirs[old->dir]);
+    struct vols_route *lost = copy ? NULL : route_lost(v, id);
+    if (old && !old_lost) {
+        rc = -EEXIST;
+    } else if (lost) {
+        dir = v->dirs[lost->dir].path;
+        rc = -EIO;
+    } else if (old) {
+        route_bury(v, old);         /* left by a create that raced a failure */
     }
-    if (!old)
+    if (rc == 0)
         chunkidx_insert(&v->index, &r->node);
     pthread_mutex_unlock(&v->mu);
-    if (old) {
+    if (rc < 0) {
         free(r);
-        return -EEXIST;
+        if (rc == -EIO)
+            log_warn("vols: chunk %016" PRIx64 " was lost with failed data "
+                     "directory %s: not creating it anew (it would read as "
+                     "zeros where its data was)", id, dir);
+        return rc;
     }
     *out = r;
     return 0;
@@ -363,19 +419,20 @@ static void route_settle(struct vols *v, struct vols_route *r, size_t i,
         struct store_info info = { .id = r->node.id, .version = version,
                                    .corrupt = true };
         lost_add(v, &info);
-        route_free(v, r);
+        r->dir = (uint32_t)i;
+        route_bury(v, r);
     } else {
         r->dir = (uint32_t)i;
     }
     pthread_mutex_unlock(&v->mu);
 }
 
-int vols_create(struct vols *v, uint64_t id, uint32_t version)
+static int create_in(struct vols *v, uint64_t id, uint32_t version, bool copy)
 {
     if (version == 0)
         return -EINVAL;
     struct vols_route *r;
-    int rc = route_reserve(v, id, &r);
+    int rc = route_reserve(v, id, copy, &r);
     if (rc < 0)
         return rc;
     struct cand c[VOLS_MAX_DIRS];
@@ -401,6 +458,16 @@ int vols_create(struct vols *v, uint64_t id, uint32_t version)
         rc = -ENOSPC;
     route_settle(v, r, NO_DIR, version);
     return rc;
+}
+
+int vols_create(struct vols *v, uint64_t id, uint32_t version)
+{
+    return create_in(v, id, version, true);
+}
+
+int vols_create_new(struct vols *v, uint64_t id, uint32_t version)
+{
+    return create_in(v, id, version, false);
 }
 
 /* ======================================================================== */
@@ -799,7 +866,8 @@ static struct vols *vols_alloc(const struct vols_dir *dirs, size_t n,
         return NULL;
     pthread_mutex_init(&v->mu, NULL);
     v->dirs = calloc(n, sizeof(*v->dirs));
-    if (!v->dirs || chunkidx_init(&v->index) < 0)
+    if (!v->dirs || chunkidx_init(&v->index) < 0 ||
+        chunkidx_init(&v->gone) < 0)
         goto err_free;
     v->n = n;
     for (size_t i = 0; i < n; i++) {
@@ -886,6 +954,10 @@ void vols_close(struct vols *v)
     if (v->index.table) {
         chunkidx_each(&v->index, free_route, NULL);
         chunkidx_release(&v->index);
+    }
+    if (v->gone.table) {
+        chunkidx_each(&v->gone, free_route, NULL);
+        chunkidx_release(&v->gone);
     }
     free(v->dirs);
     free(v->lost);

@@ -25,7 +25,10 @@
  *    leave the index (calls on them are -ENOENT, as for any chunk this
  *    server does not hold) and go to the lost list (vols_take_lost) for
  *    the master; nothing new is placed there; space and lists leave it
- *    out.  A failed directory stays failed until the process restarts.
+ *    out.  A failed directory stays failed until the process restarts;
+ *    its chunk ids stay known as lost (vols_lost) until then too, so the
+ *    first write session of a chunk cannot re-create one of them with
+ *    nothing but zeros before the write's offset (vols_create_new).
  *
  * Every directory of one server carries the same cluster and server id:
  * vols_open refuses a directory of another cluster or of another server
@@ -110,8 +113,24 @@ int vols_set_identity(struct vols *v, uint64_t cluster_id,
 
 /* The store.h operations, routed to the directory holding the chunk
  * (vols_create: to the one chosen for it).  -ENOENT for a chunk of a
- * failed directory. */
+ * failed directory.  vols_create is for a copy of the whole chunk
+ * (re-replication), so it takes a lost id too. */
 int vols_create(struct vols *v, uint64_t id, uint32_t version);
+
+/*
+ * vols_create for a chunk new to the cluster, created by the first write
+ * of its first session (a CS_WRITE with prev_version 0), which may start
+ * at any offset: -EIO (and a warning naming the directory) when id was
+ * lost with a failed directory, since the chunk would then hold only what
+ * this session writes from now on, with valid CRCs over zeros where the
+ * lost data was.  The writer then takes this server out of the chain.
+ */
+int vols_create_new(struct vols *v, uint64_t id, uint32_t version);
+
+/* Whether chunk id was in a directory that failed since vols_open (it
+ * stays so until vols_close, even once a copy is back: the failed
+ * directories bound the set). */
+bool vols_lost(struct vols *v, uint64_t id);
 int vols_delete(struct vols *v, uint64_t id);
 int vols_set_version(struct vols *v, uint64_t id, uint32_t version);
 int vols_write(struct vols *v, uint64_t id, uint32_t version,

@@ -5,8 +5,11 @@
 # returns EIO from then on).  The server fails that directory alone,
 # reports its chunks lost and serves on from the other; the master copies
 # the lost replicas again: fsck is clean, every file reads back, and every
-# chunk that lived there has three healthy replicas elsewhere.  When its
-# last directory dies as well, the server stops, saying why.
+# chunk that lived there has three healthy replicas elsewhere.  Files
+# still being written into chunks of the dead directory go on without
+# that server, which refuses to create those chunks anew (they would read
+# as zeros where the lost data was).  When its last directory dies as
+# well, the server stops, saying why.
 # Needs root (loop devices, mount); skips otherwise.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -76,6 +79,36 @@ for cs in "$DIR"/chunkserver-*; do
     echo "    $(basename "$cs"): data1 $a, data2 $b chunks"
     [ "$a" -gt 0 ] && [ "$b" -gt 0 ] || fail "$(basename "$cs") did not use both directories"
 done
+
+# Streams left open across the failure: each gets 2 MiB now and 1 MiB
+# once the directory has failed, all in the first session of its chunk
+# (every write with prev_version 0).  One at a time, so each new chunk
+# is placed after the previous one's bytes count: they alternate.
+NS=4
+SPIDS=()
+SFDS=()
+stream_lost=""
+step "$NS files start streaming in (2 of 3 MiB each)"
+chunk_files() { find "$CS1/data1" "$CS1/data2" -name '*.chunk' 2>/dev/null | sort; }
+for s in $(seq 1 $NS); do
+    head -c $((3 << 20)) /dev/urandom > "$W/s$s"
+    mkfifo "$W/s$s.fifo"
+    old=$(chunk_files)
+    "$BIN/dfsput" - "/s$s" < "$W/s$s.fifo" > "$W/s$s.out" 2>&1 &
+    SPIDS+=($!)
+    exec {fd}>"$W/s$s.fifo"
+    SFDS+=("$fd")
+    head -c $((2 << 20)) "$W/s$s" >&"$fd"
+    deadline=$((SECONDS + 30))
+    until new=$(comm -13 <(echo "$old") <(chunk_files) | head -1) && [ -n "$new" ] \
+          && [ "$(stat -c %s "$new")" -ge $((1 << 20)) ]; do
+        [ $SECONDS -lt $deadline ] || fail "stream s$s reached no chunk of chunkserver 1"
+        sleep 0.2
+    done
+    echo "    s$s: chunk ${new#"$CS1"/}"
+    case $new in "$CS1"/data2/*) stream_lost+=" $(basename "$new" .chunk)";; esac
+done
+[ -n "$stream_lost" ] || fail "no stream's chunk went to chunkserver 1's data2"
 lost_ids=$(find "$CS1/data2" -name '*.chunk' -printf '%f\n' | sed 's/\.chunk$//' | sort)
 before1=$(chunks_in "$CS1/data1")
 
@@ -89,6 +122,22 @@ until grep -q "data directory $CS1/data2 failed" "$CS1/chunkserver.log"; do
     sleep 0.5
 done
 grep "data directory $CS1/data2 failed" "$CS1/chunkserver.log" | sed 's/^/    /'
+
+step "the streams go on: chunkserver 1 refuses to create their lost chunks anew"
+for s in $(seq 1 $NS); do
+    fd=${SFDS[$((s - 1))]}
+    tail -c +$(((2 << 20) + 1)) "$W/s$s" >&"$fd"
+    exec {fd}>&-
+done
+for s in $(seq 1 $NS); do
+    wait "${SPIDS[$((s - 1))]}" || { cat "$W/s$s.out"; fail "dfsput of stream s$s failed"; }
+done
+for id in $stream_lost; do
+    grep -q "chunk $id was lost with failed data directory $CS1/data2" \
+        "$CS1/chunkserver.log" \
+        || fail "chunkserver 1 did not refuse to create lost chunk $id anew"
+done
+echo "    refused:$stream_lost"
 
 step "the master copies the lost replicas again; fsck is clean"
 healthy_copies() {
@@ -107,13 +156,13 @@ echo "    the $(echo "$lost_ids" | wc -w) chunks of the dead directory have 3 he
 grep -q "deleting corrupt replica" "$DIR/master-1/master.log" \
     || fail "the master never dropped chunkserver 1's lost replicas"
 wait_fsck_clean 60 || fail "fsck not clean after the directory failed"
-"$CLUSTER" status -d "$DIR" | grep -q "^chunkserver 1 .*running" \
+"$CLUSTER" status -d "$DIR" | grep "^chunkserver 1 .*running" >/dev/null \
     || { "$CLUSTER" status -d "$DIR"; fail "chunkserver 1 is not running any more"; }
 
 step "every file reads back; chunkserver 1 serves on from data1"
-for i in $(seq 1 16); do
-    "$BIN/dfsget" -f "/f$i" "$W/out" || fail "dfsget f$i"
-    cmp -s "$W/f$i" "$W/out" || fail "f$i differs"
+for f in $(seq -f f%g 1 16) $(seq -f s%g 1 $NS); do
+    "$BIN/dfsget" -f "/$f" "$W/out" || fail "dfsget $f"
+    cmp -s "$W/$f" "$W/out" || fail "$f differs"
 done
 for i in $(seq 17 24); do
     head -c 150000 /dev/urandom > "$W/f$i"
@@ -128,7 +177,7 @@ wait_fsck_clean 60 || fail "fsck not clean at the end"
 step "its last directory dies too: chunkserver 1 stops, saying why"
 shutdown_disk "$CS1/data1"
 deadline=$((SECONDS + 30))
-until "$CLUSTER" status -d "$DIR" | grep -q "^chunkserver 1 .*stopped"; do
+until "$CLUSTER" status -d "$DIR" | grep "^chunkserver 1 .*stopped" >/dev/null; do
     [ $SECONDS -lt $deadline ] || fail "chunkserver 1 still runs without a data directory"
     sleep 0.5
 done

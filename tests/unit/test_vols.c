@@ -4,7 +4,8 @@
  * reserved space), ENOSPC only when every directory is full, identities
  * that must agree (a fresh directory adopts them), the better copy of a
  * chunk found twice, a directory that fails (its chunks listed lost, the
- * others serving on), the probe, reopening after power cuts, and threads
+ * others serving on; their ids refused to a new chunk's first write),
+ * the probe, reopening after power cuts, and threads
  * at work while a directory dies.  Each
  * directory lives on its own simulated disk (fsio_sim_new), so faults and
  * capacities are per directory.  DFS_TEST_FILTER=pattern runs the
@@ -579,6 +580,93 @@ static void test_failed_dir(void **state)
     rig_free(&r);
 }
 
+/*
+ * The ids of a failed directory stay lost: the first write session of a
+ * chunk that lived there (a create with vols_create_new, as a CS_WRITE
+ * with prev_version 0 makes) is refused with -EIO and places nothing,
+ * where it would have re-created the chunk holding zeros before the write.
+ * A new id is created, even by a write past its start (a hole, as a
+ * seeking writer makes); a re-replication (vols_create) of a lost id is
+ * taken, and the id stays lost after the copy is deleted again.
+ */
+static void test_lost_ids(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_init(&r, 2);
+    rig_open(&r);
+    enum { N = 10 };
+    int where[N + 1];
+    size_t len[N + 1];
+    populate(&r, N, where, len);
+    uint64_t on1 = 0;
+    for (uint64_t id = 1; id <= N; id++) {
+        assert_false(vols_lost(r.v, id));
+        if (where[id] == 1 && !on1)
+            on1 = id;
+    }
+    assert_true(on1 != 0);
+    /* Before the failure a new session's create of a held id is EEXIST. */
+    assert_int_equal(vols_create_new(r.v, on1, 3), -EEXIST);
+
+    assert_int_equal(fsio_sim_fail_always(r.fs[1], FSIO_OP_READ, EIO), 0);
+    uint8_t buf[4 * B];
+    assert_int_equal(vols_read(r.v, on1, 0, 0, B, buf, NULL), -EIO);
+    assert_true(vols_dir_failed(r.v, 1));
+    assert_int_equal(fsio_sim_fail_always(r.fs[1], FSIO_OP_READ, 0), 0);
+
+    uint32_t ver;
+    uint64_t l;
+    for (uint64_t id = 1; id <= N; id++) {
+        if (where[id] == 1) {
+            assert_true(vols_lost(r.v, id));
+            assert_int_equal(vols_stat(r.v, id, &ver, &l), -ENOENT);
+            assert_int_equal(vols_create_new(r.v, id, 2), -EIO);
+            assert_int_equal(vols_locate(r.v, id), -ENOENT);
+            assert_false(has_file(&r, 0, id));
+            assert_int_equal(vols_write(r.v, id, 2, len[id], buf, B, NULL,
+                                        0), -ENOENT);
+        } else {
+            assert_false(vols_lost(r.v, id));
+            assert_int_equal(vols_create_new(r.v, id, 3), -EEXIST);
+        }
+    }
+    struct store_info *lost;
+    size_t nlost;
+    vols_take_lost(r.v, &lost, &nlost);          /* refusals add nothing */
+    size_t n1 = 0;
+    for (uint64_t id = 1; id <= N; id++)
+        n1 += where[id] == 1;
+    assert_int_equal(nlost, n1);
+    free(lost);
+
+    /* A new chunk whose first write starts at 2 blocks: a hole, then the
+     * data. */
+    const uint64_t fresh = 500;
+    assert_false(vols_lost(r.v, fresh));
+    assert_int_equal(vols_create_new(r.v, fresh, 1), 0);
+    assert_int_equal(vols_locate(r.v, fresh), 0);
+    uint8_t want[3 * B];
+    memset(want, 0, 2 * B);
+    fill(want + 2 * B, B, 77);
+    assert_int_equal(vols_write(r.v, fresh, 1, 2 * B, want + 2 * B, B, NULL,
+                                STORE_SYNC), 0);
+    expect_data(r.v, fresh, want, sizeof(want));
+
+    /* Re-replication copies the whole chunk: taken, into d0. */
+    assert_int_equal(vols_create(r.v, on1, 2), 0);
+    assert_int_equal(vols_locate(r.v, on1), 0);
+    assert_int_equal(vols_create_new(r.v, on1, 3), -EEXIST);
+    assert_int_equal(vols_delete(r.v, on1), 0);
+    assert_true(vols_lost(r.v, on1));
+    assert_int_equal(vols_create_new(r.v, on1, 3), -EIO);
+    assert_false(has_file(&r, 0, on1));
+    vols_take_lost(r.v, &lost, &nlost);
+    assert_int_equal(nlost, 0);
+    free(lost);
+    rig_free(&r);
+}
+
 /* A directory nobody writes to is found failed by the probe. */
 static void test_probe(void **state)
 {
@@ -603,8 +691,11 @@ static void test_probe(void **state)
     for (uint64_t id = 1; id <= N; id++)
         n0 += where[id] == 0;
     assert_int_equal(nlost, n0);
-    for (size_t k = 0; k < nlost; k++)
+    for (size_t k = 0; k < nlost; k++) {
         assert_int_equal(where[lost[k].id], 0);
+        assert_true(vols_lost(r.v, lost[k].id));
+        assert_int_equal(vols_create_new(r.v, lost[k].id, 2), -EIO);
+    }
     free(lost);
     assert_int_equal(list_count(r.v), N - n0);
     rig_free(&r);
@@ -761,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_identity),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_failed_dir),
+        cmocka_unit_test(test_lost_ids),
         cmocka_unit_test(test_probe),
         cmocka_unit_test(test_power_cuts),
         cmocka_unit_test(test_threads),
