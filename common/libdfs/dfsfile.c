@@ -116,6 +116,16 @@ struct dfs_inode {
         size_t len;
         uint64_t next;              /* where a sequential read goes on */
         size_t window;
+        /* The window after buf's, asked for while buf is read (ids 1..n
+         * on conn, from replica node of loc). */
+        struct {
+            struct dfs_csconn *conn;    /* NULL: nothing in flight */
+            uint8_t *buf;
+            uint64_t off;
+            size_t len;
+            uint32_t n, node;
+            struct dfsfile_loc loc;
+        } pf;
     } r;
 };
 
@@ -195,11 +205,14 @@ static void publish(struct dfs_inode *f)
     atomic_store(&f->pub_dirty, f->w.dirty);
 }
 
+static void prefetch_cancel(struct dfs_inode *f);
+
 /* Forgets cached locations and read-ahead: the file changed. */
 static void read_cache_drop(struct dfs_inode *f)
 {
     f->r.loc_valid = false;
     f->r.len = 0;
+    prefetch_cancel(f);
 }
 
 /*
@@ -261,7 +274,9 @@ static void inode_detach(struct dfs_inode *in)
         return;
     stream_close(in, false);
     pending_clear(in);
+    prefetch_cancel(in);
     free(in->r.buf);
+    free(in->r.pf.buf);
     pthread_mutex_destroy(&in->mu);
     free(in);
 }
@@ -1109,6 +1124,120 @@ static int readahead_fill(struct dfs_inode *f, uint64_t pos, size_t want)
     return 0;
 }
 
+/* ---- prefetch: the next window on its way while this one is read ------ */
+
+static void prefetch_cancel(struct dfs_inode *f)
+{
+    struct dfs_csconn *c = f->r.pf.conn;
+    if (!c)
+        return;
+    f->r.pf.conn = NULL;
+    if (c->fd >= 0)
+        close(c->fd);   /* answers still due: the connection cannot be reused */
+    free(c);
+}
+
+/*
+ * Asks the first replica for the window after the buffer's, without
+ * waiting: once reads are sequential at the full window, a file streams
+ * with one window in flight while the application consumes the other.
+ */
+static void prefetch_start(struct dfs_inode *f)
+{
+    uint64_t pos = f->r.off + f->r.len;
+    if (f->r.pf.conn || f->r.window < DFSFILE_READAHEAD_MAX || pos >= f->size)
+        return;
+    if (loc_get(f, (uint32_t)(pos / PROTO_CHUNK_SIZE)) < 0 ||
+        !f->r.loc.present || f->r.loc.where.n == 0)
+        return;
+    uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
+    size_t len = DFSFILE_READAHEAD_MAX;
+    if (len > PROTO_CHUNK_SIZE - in_chunk)
+        len = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
+    if (len > f->size - pos)
+        len = (size_t)(f->size - pos);
+    if (!f->r.pf.buf && !(f->r.pf.buf = malloc(DFSFILE_READAHEAD_MAX)))
+        return;
+    struct wire_writer p[DFSFILE_PIPELINE];
+    struct iovec iov[DFSFILE_PIPELINE];
+    uint32_t n = 0;
+    int rc = 0;
+    for (size_t done = 0; done < len; n++) {
+        size_t piece = len - done < PROTO_DATA_MAX ? len - done : PROTO_DATA_MAX;
+        wire_writer_init(&p[n]);
+        wire_put_u64(&p[n], f->r.loc.chunk);
+        wire_put_u32(&p[n], f->r.loc.version);
+        wire_put_u64(&p[n], in_chunk + done);
+        wire_put_u32(&p[n], (uint32_t)piece);
+        rc = rc ? rc : p[n].err;
+        iov[n] = (struct iovec){ p[n].buf, p[n].len };
+        done += piece;
+    }
+    bool reused;
+    struct dfs_csconn *c = rc ? NULL : dfs_cs_take(f->d, f->r.loc.where.node[0].addr, &reused);
+    if (c && c->fd >= 0)
+        rc = rpc_send_fd_many(c->fd, PROTO_CS_READ, iov, n, 1, dfs_op_timeout_ms(f->d));
+    for (uint32_t i = 0; i < n; i++)
+        wire_writer_release(&p[i]);
+    if (!c)
+        return;
+    f->r.pf.conn = c;
+    if (c->fd < 0 || rc < 0) {
+        prefetch_cancel(f);
+        return;
+    }
+    f->r.pf.off = pos;
+    f->r.pf.len = len;
+    f->r.pf.n = n;
+    f->r.pf.node = 0;
+    f->r.pf.loc = f->r.loc;
+}
+
+/* The prefetched window starting at pos becomes the buffer: 0, or an
+ * error (nothing asked there, or a failed answer: the caller reads
+ * synchronously, trying every replica). */
+static int prefetch_take(struct dfs_inode *f, uint64_t pos)
+{
+    if (!f->r.pf.conn)
+        return -ENOENT;
+    if (f->r.pf.off != pos) {
+        prefetch_cancel(f);
+        return -ENOENT;
+    }
+    int rc = 0;
+    uint32_t got = 0;
+    bool seen[DFSFILE_PIPELINE] = { false };
+    while (rc == 0 && got < f->r.pf.n) {
+        struct rpc_reply r;
+        rc = rpc_recv_reply_fd(f->r.pf.conn->fd, 0, dfs_op_timeout_ms(f->d), &r);
+        if (rc < 0)
+            break;
+        uint64_t id = r.hdr.req_id;
+        if (id >= 1 && id <= f->r.pf.n && !seen[id - 1]) {
+            size_t at = (size_t)(id - 1) * PROTO_DATA_MAX;
+            size_t piece = f->r.pf.len - at < PROTO_DATA_MAX ? f->r.pf.len - at
+                                                              : PROTO_DATA_MAX;
+            rc = read_answer(f, &f->r.pf.loc, &f->r.pf.loc.where.node[f->r.pf.node], &r,
+                             pos % PROTO_CHUNK_SIZE + at, f->r.pf.buf + at, piece);
+            seen[id - 1] = true;
+            got++;
+        }
+        rpc_reply_release(&r);
+    }
+    if (rc < 0) {
+        prefetch_cancel(f);
+        return rc;
+    }
+    dfs_cs_put(f->d, f->r.pf.conn);
+    f->r.pf.conn = NULL;
+    uint8_t *buf = f->r.buf;
+    f->r.buf = f->r.pf.buf;
+    f->r.pf.buf = buf;
+    f->r.off = pos;
+    f->r.len = f->r.pf.len;
+    return 0;
+}
+
 /*
  * Copies what the read-ahead buffer holds of [pos, pos + n) to buf, first
  * filling it when the read goes on where the last one ended.  Returns the
@@ -1118,11 +1247,15 @@ static ssize_t read_buffered(struct dfs_inode *f, uint64_t pos, uint8_t *buf,
                              size_t n)
 {
     bool hit = pos >= f->r.off && pos < f->r.off + f->r.len;
-    if (!hit && pos == f->r.next && n <= DFSFILE_READAHEAD_MAX) {
-        int rc = readahead_fill(f, pos, n);
+    bool sequential = pos == f->r.next || (f->r.len && pos == f->r.off + f->r.len);
+    if (!hit && sequential && n <= DFSFILE_READAHEAD_MAX) {
+        int rc = prefetch_take(f, pos);
+        if (rc < 0)
+            rc = readahead_fill(f, pos, n);
         if (rc < 0)
             return rc;
         hit = true;
+        prefetch_start(f);
     }
     if (!hit) {
         f->r.window = 0;
