@@ -266,7 +266,11 @@ enum proto_msg {
      *    PROBLEM = inode u64, index u32, chunk_id u64, version u32,
      *              replicas u32, goal u8, state u8 (PROTO_FSCK_*)
      * With verify, every chunkserver first re-reads its replicas of those
-     * chunks (PROTO_CS_ORDER_VERIFY). */
+     * chunks (PROTO_CS_ORDER_VERIFY): the bad ones are marked corrupt (or
+     * forgotten when gone) before the count, and the reply goes on with
+     *    verified u64, bad u64, unverified u64, servers u32
+     * replicas found good, found corrupt or gone, not re-read (server down
+     * or silent, chunk being written), and the chunkservers asked. */
     PROTO_ADMIN_FSCK = 0x0206,
     /* -> HEAD
      * <- cluster_id u64, self_id u64, self_role u8, self_addr str,
@@ -279,7 +283,11 @@ enum proto_msg {
      * (a master started with --join and not yet added), self_addr and
      * self_http its configured listen and http addresses.  A joining
      * master asks this of an existing one to learn the cluster; the leader
-     * asks it of a master it adds. */
+     * asks it of a master it adds.  Masters may add flags u8 after HEAD:
+     * with PROTO_MASTERS_F_CONFIG the answer ends with config_index u64,
+     * the index of the configuration entry the member list comes from
+     * (committed when <= commit), so that a master can tell a committed
+     * removal of itself from one that may still be undone. */
     PROTO_ADMIN_MASTERS = 0x0207,
 
     /* ---- master <-> master: Raft (0x03xx), one-way, req_id 0 ---- */
@@ -473,6 +481,9 @@ enum proto_msg {
 #define PROTO_FSCK_UNDER   1            /* fewer healthy replicas than goal */
 #define PROTO_FSCK_MISSING 2            /* no healthy replica */
 #define PROTO_FSCK_CORRUPT 3            /* a replica failed verification */
+
+/* ADMIN_MASTERS request flags */
+#define PROTO_MASTERS_F_CONFIG 0x01     /* answer with config_index */
 
 /* ADMIN_MASTERS member role */
 #define PROTO_MEMBER_NONE    0          /* not in the configuration */

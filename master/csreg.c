@@ -10,10 +10,14 @@
  *     one, twice the same server, or a server in the exclude list.
  *  4. A server's decommission flag equals membership of its id in decom[],
  *     whether the mark came before or after it registered.
+ *  5. drain_left >= 0 only for a server that is up and reported: a server
+ *     that goes down, registers again or has its reports forgotten is
+ *     unknown (-1) until the next scan counts it.
  */
 #include "csreg.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,10 @@ struct csreg_chunk {
     uint8_t n;
     struct csreg_replica r[CSREG_MAX_REPLICAS];
 };
+
+/* Placement skips a server with less free space: it could only answer
+ * ENOSPC. */
+#define CSREG_MIN_FREE (UINT64_C(1) << 20)
 
 struct csreg {
     struct csreg_server *servers;
@@ -114,6 +122,8 @@ int64_t csreg_register(struct csreg *r, uint32_t id, const char *addr,
     s->bytes_used = used;
     s->conn = conn;
     s->last_heartbeat_ms = now_ms;
+    s->reported = false;   /* its full report starts with this */
+    s->drain_left = -1;
     return id;
 }
 
@@ -144,6 +154,7 @@ void csreg_disconnected(struct csreg *r, void *conn)
         r->servers[i].conn = NULL;
         if (r->servers[i].state == CSREG_UP)
             r->servers[i].state = CSREG_DOWN;
+        r->servers[i].drain_left = -1;
     }
 }
 
@@ -155,6 +166,7 @@ size_t csreg_expire(struct csreg *r, int64_t now_ms)
         if (s->state != CSREG_DOWN &&
             now_ms - s->last_heartbeat_ms > (int64_t)r->timeout_ms) {
             s->state = CSREG_DOWN;
+            s->drain_left = -1;
             changed++;
         }
     }
@@ -182,6 +194,21 @@ size_t csreg_up_count(const struct csreg *r)
     for (size_t i = 0; i < r->n; i++)
         n += r->servers[i].state == CSREG_UP && !r->servers[i].decommission;
     return n;
+}
+
+static uint64_t free_bytes(const struct csreg_server *s)
+{
+    return s->bytes_total > s->bytes_used ? s->bytes_total - s->bytes_used : 0;
+}
+
+bool csreg_has_space(const struct csreg *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const struct csreg_server *s = &r->servers[i];
+        if (s->state == CSREG_UP && !s->decommission && free_bytes(s) >= CSREG_MIN_FREE)
+            return true;
+    }
+    return false;
 }
 
 int csreg_decommission(struct csreg *r, uint32_t id)
@@ -220,7 +247,22 @@ void csreg_set_drain_left(struct csreg *r, uint32_t id, int64_t left)
 {
     struct csreg_server *s = find_server(r, id);
     if (s && s->decommission)
-        s->drain_left = left;
+        s->drain_left = s->state == CSREG_UP && s->reported ? left : -1;
+}
+
+void csreg_report_done(struct csreg *r, uint32_t id)
+{
+    struct csreg_server *s = find_server(r, id);
+    if (s)
+        s->reported = true;
+}
+
+void csreg_forget_reports(struct csreg *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        r->servers[i].reported = false;
+        r->servers[i].drain_left = -1;
+    }
 }
 
 /* ---- replicas ------------------------------------------------------------ */
@@ -341,6 +383,18 @@ size_t csreg_locations(const struct csreg *r, uint64_t chunk, uint32_t lo,
     return n;
 }
 
+size_t csreg_recorded(const struct csreg *r, uint64_t chunk, uint32_t lo,
+                      uint32_t hi, uint32_t *out, size_t max)
+{
+    const struct csreg_chunk *c = find_chunk(r, chunk);
+    size_t n = 0;
+    for (uint8_t i = 0; c && i < c->n && n < max; i++) {
+        if (!c->r[i].corrupt && c->r[i].version >= lo && c->r[i].version <= hi)
+            out[n++] = c->r[i].cs;
+    }
+    return n;
+}
+
 size_t csreg_replicas(const struct csreg *r, uint64_t chunk,
                       struct csreg_replica *out, size_t max)
 {
@@ -406,10 +460,8 @@ static uint32_t draw(struct csreg *r, const uint32_t *exclude, size_t nexclude,
                 listed(chosen, nchosen, s->id) ||
                 (new_rack && rack_used(r, chosen, nchosen, s->rack)))
                 continue;
-            uint64_t free_bytes = s->bytes_total > s->bytes_used
-                                ? s->bytes_total - s->bytes_used : 0;
             /* A full server would only answer ENOSPC. */
-            uint64_t w = free_bytes / (1u << 20);
+            uint64_t w = free_bytes(s) / CSREG_MIN_FREE;
             if (w == 0)
                 continue;
             if (!pass) {

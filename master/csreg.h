@@ -33,7 +33,12 @@ struct csreg_server {
     uint64_t errors;            /* I/O counters, as last reported */
     uint64_t read_bytes, write_bytes;
     bool decommission;          /* replicated mark: drain, place nothing here */
-    int64_t drain_left;         /* chunks still needing it; -1 not counted yet */
+    /* Chunks still needing it; -1 unknown: not counted yet, or the server
+     * is down or has not finished its full report (its replicas are not
+     * all known: "0" could be a server nobody has heard from). */
+    int64_t drain_left;
+    bool reported;              /* its full chunk report is in, since it
+                                   registered with this leader */
 };
 
 /* A replica of a chunk as reported or expected. */
@@ -78,9 +83,17 @@ size_t csreg_expire(struct csreg *r, int64_t now_ms);
  */
 int csreg_decommission(struct csreg *r, uint32_t id);
 void csreg_clear_decommission(struct csreg *r);
-/* How many chunks still need a decommissioned server's replica (-1: not
- * counted since the mark), set by the replication manager's scan. */
+/* How many chunks still need a decommissioned server's replica, set by
+ * the replication manager's scan.  Kept at -1 (unknown) while the server
+ * is down or its full report is not in: only an up server that reported
+ * can be known drained. */
 void csreg_set_drain_left(struct csreg *r, uint32_t id, int64_t left);
+
+/* The last part of id's full chunk report arrived (registering starts a
+ * new one). */
+void csreg_report_done(struct csreg *r, uint32_t id);
+/* Leadership begins: every server's replicas must be reported again. */
+void csreg_forget_reports(struct csreg *r);
 
 /* The replica cs holds of chunk: recorded, replacing an older entry. */
 int csreg_set_replica(struct csreg *r, uint64_t chunk, uint32_t cs,
@@ -104,6 +117,14 @@ size_t csreg_locations(const struct csreg *r, uint64_t chunk, uint32_t lo,
 size_t csreg_place(struct csreg *r, size_t n, const uint32_t *exclude,
                    size_t nexclude, uint32_t *out);
 
+/*
+ * Up to max healthy replicas of chunk at a version in [lo, hi], whether
+ * their servers are up or not (what a down server held is still recorded
+ * until it registers again).  Returns how many.
+ */
+size_t csreg_recorded(const struct csreg *r, uint64_t chunk, uint32_t lo,
+                      uint32_t hi, uint32_t *out, size_t max);
+
 /* Every replica recorded for chunk, whatever its state; returns how many. */
 size_t csreg_replicas(const struct csreg *r, uint64_t chunk,
                       struct csreg_replica *out, size_t max);
@@ -118,5 +139,7 @@ const struct csreg_server *csreg_at(const struct csreg *r, size_t i);
 size_t csreg_count(const struct csreg *r);
 /* Servers up and not decommissioned: those placement may choose. */
 size_t csreg_up_count(const struct csreg *r);
+/* Some of those has room for a chunk (placement skips full ones). */
+bool csreg_has_space(const struct csreg *r);
 
 #endif

@@ -11,7 +11,10 @@
  * `masters` / `masters_http` (the same on every first master).
  *
  * One admin change runs at a time (op below), driven by committed entries
- * (madmin_apply), by a 100 ms timer and by role changes.  Its states:
+ * (madmin_apply), by a 100 ms timer and by role changes.  An applied entry
+ * only schedules the next step (a 0 ms timer): apply runs inside the Raft
+ * node's Ready, where the core takes no proposal or configuration change.
+ * Its states:
  *
  *   ADD:      PROBE (ask the new master who it is) -> BOOK (its addresses
  *             in the book, committed) -> LEARNER (config entry committed)
@@ -96,6 +99,7 @@ struct madmin_member {
 /* A decoded ADMIN_MASTERS answer. */
 struct madmin_view {
     uint64_t cluster_id, self_id, leader_id, term, commit;
+    uint64_t config_index;            /* 0: not asked, or an older master */
     uint8_t self_role;
     char self_addr[MMEMBER_ADDR_MAX];
     char self_http[MMEMBER_ADDR_MAX];
@@ -110,6 +114,7 @@ struct madmin {
     bool joining;
     bool leader;
     uint64_t timer;
+    uint64_t kick;                    /* the op's next step, soon; 0: none */
     struct madmin_op op;
     /* An ADMIN_MASTERS question to another master. */
     enum madmin_ask_for ask_for;
@@ -236,7 +241,8 @@ static uint8_t member_role(const struct raft_members *cfg, uint64_t id)
     return rs->role == RAFT_VOTER ? PROTO_MEMBER_VOTER : PROTO_MEMBER_LEARNER;
 }
 
-static void put_view(struct mserver *s, struct wire_writer *w)
+/* flags: PROTO_MASTERS_F_CONFIG adds where the configuration comes from. */
+static void put_view(struct mserver *s, struct wire_writer *w, uint8_t flags)
 {
     struct rnode_status st;
     rnode_status(s->rnode, &st);
@@ -257,6 +263,8 @@ static void put_view(struct mserver *s, struct wire_writer *w)
         wire_put_str(w, m ? m->addr : "");
         wire_put_str(w, m ? m->http : "");
     }
+    if (flags & PROTO_MASTERS_F_CONFIG)
+        wire_put_u64(w, st.members_index);
 }
 
 static void get_text(struct wire_reader *r, char *out, size_t cap)
@@ -289,6 +297,8 @@ static int get_view(const uint8_t *p, size_t len, struct madmin_view *v)
         get_text(&r, m->addr, sizeof(m->addr));
         get_text(&r, m->http, sizeof(m->http));
     }
+    if (!r.err && r.left)
+        v->config_index = wire_get_u64(&r);   /* asked with PROTO_MASTERS_F_CONFIG */
     return wire_reader_finish(&r) < 0 ? -EBADMSG : 0;
 }
 
@@ -405,6 +415,21 @@ int madmin_join(struct mserver *s)
     return rc;
 }
 
+int madmin_mark_joining(struct mserver *s)
+{
+    static const char text[] = "waiting to be added\n";
+    int rc = fsio_write_file_atomic(s->fs, s->conf->data_dir, MADMIN_JOINING_FILE, text,
+                                    strlen(text));
+    if (rc < 0)
+        log_error("%s/%s: %s", s->conf->data_dir, MADMIN_JOINING_FILE, dfs_strerror(rc));
+    return rc;
+}
+
+bool madmin_join_pending(struct mserver *s)
+{
+    return data_file_exists(s, MADMIN_JOINING_FILE);
+}
+
 /* ---- start ---------------------------------------------------------------------- */
 
 int madmin_init(struct mserver *s)
@@ -425,11 +450,8 @@ int madmin_load(struct mserver *s, bool join)
                   s->conf->id, s->conf->data_dir, MADMIN_REMOVED_FILE, s->conf->data_dir);
         return -DFS_ECLUSTER;
     }
-    if (join) {
-        /* madmin_join filled the book; remember it and that we wait. */
-        data_file_write(s, MADMIN_JOINING_FILE, "waiting to be added\n");
-        cache_book(s);
-    }
+    if (join)
+        cache_book(s);   /* madmin_join filled it; the joining mark is written */
     ma->joining = data_file_exists(s, MADMIN_JOINING_FILE);
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", s->conf->data_dir, MADMIN_BOOK_FILE);
@@ -441,6 +463,10 @@ int madmin_load(struct mserver *s, bool join)
         if (rc < 0)
             log_error("%s: not a member list (\"id host:port http\" lines)", path);
         ma->book_cached = rc == 0;
+    } else if (rc == -ENOENT && !join && ma->joining) {
+        log_error("%s: missing: the --join that made %s did not finish; start this "
+                  "master with --join again", path, s->conf->data_dir);
+        rc = -DFS_ECONF;
     } else if (rc == -ENOENT && !join) {
         rc = 0;   /* never changed: the configuration's masters */
         for (size_t i = 0; i < s->n_masters && rc == 0; i++)
@@ -718,15 +744,22 @@ static void probe_answer(struct mserver *s, const struct madmin_view *v)
 /* The leader's answer says whether this master is still a member. */
 static void membership_answer(struct mserver *s, const struct madmin_view *v)
 {
-    if (v->leader_id == 0 || v->leader_id != v->self_id)
-        return;   /* only the leader's configuration decides */
-    for (size_t i = 0; i < v->n; i++) {
-        if (v->m[i].id == s->conf->id)
-            return;
-    }
+    struct rnode_status st;
+    rnode_status(s->rnode, &st);
+    struct mmember_answer a = {
+        .from = v->self_id, .leader = v->leader_id, .term = v->term,
+        .commit = v->commit, .config_index = v->config_index,
+    };
+    for (size_t i = 0; i < v->n; i++)
+        a.lists_us |= v->m[i].id == s->conf->id;
+    /* Stopping for good needs the leader's committed configuration: an
+     * appended removal may still be undone by the next leader. */
+    if (!mmember_removed(&a, st.term))
+        return;
     log_warn("master %" PRIu64 " is no longer a member: the leader, master %" PRIu64
-             " (term %" PRIu64 "), does not list it; this master stops and takes no "
-             "further part", s->conf->id, v->leader_id, v->term);
+             " (term %" PRIu64 "), committed a configuration without it at index %"
+             PRIu64 "; this master stops and takes no further part", s->conf->id,
+             v->leader_id, v->term, v->config_index);
     mstatus_event(s, STATUS_EV_MEMBERSHIP, "this master was removed from the cluster");
     data_file_write(s, MADMIN_REMOVED_FILE, "removed from the cluster\n");
     s->exit_code = 0;
@@ -759,6 +792,7 @@ static void ask_ready(struct rpc_conn *c)
     struct wire_writer w;
     wire_writer_init(&w);
     put_empty_head(&w);
+    wire_put_u8(&w, PROTO_MASTERS_F_CONFIG);   /* an older master ignores it */
     if (w.err || rpc_call(c, PROTO_ADMIN_MASTERS, w.buf, w.len, MADMIN_ASK_MS,
                           ask_done, c) < 0)
         rpc_close(c);
@@ -962,11 +996,12 @@ static bool same_op(const struct madmin_op *op, uint16_t type, struct wire_reade
 }
 
 static void serve_masters(struct mserver *s, struct rpc_conn *c,
-                          const struct wire_frame *f)
+                          const struct wire_frame *f, struct wire_reader *r)
 {
+    uint8_t flags = r->left ? wire_get_u8(r) : 0;   /* clients send none */
     struct wire_writer w;
     wire_writer_init(&w);
-    put_view(s, &w);
+    put_view(s, &w, flags);
     reply(s, c, f->hdr.type, f->hdr.req_id, w.err, &w);
     wire_writer_release(&w);
 }
@@ -987,7 +1022,7 @@ void madmin_request(struct mserver *s, struct rpc_conn *c,
         return;
     }
     if (type == PROTO_ADMIN_MASTERS) {
-        serve_masters(s, c, f);
+        serve_masters(s, c, f, &r);
         return;
     }
     if (!ma->leader || !ma->started) {
@@ -1030,6 +1065,17 @@ bool madmin_is_entry(const struct raft_entry *e)
     return mmember_is_entry(e->data, e->len);
 }
 
+/* The step after an applied entry, once the Ready that carried it is done. */
+static int64_t op_kick(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct mserver *s = arg;
+    s->madmin->kick = 0;
+    if (!s->stopping && s->madmin->op.kind == OP_ADD && s->madmin->op.step == ST_LEARNER)
+        add_progress(s);
+    return EV_TIMER_STOP;
+}
+
 /* Our op was waiting for this entry. */
 static void op_applied(struct mserver *s, const struct raft_entry *e, int rc)
 {
@@ -1047,7 +1093,10 @@ static void op_applied(struct mserver *s, const struct raft_entry *e, int rc)
     }
     op->step = ST_LEARNER;
     op->index = 0;
-    add_progress(s);
+    /* Not add_progress() here: it changes the configuration, and we are
+     * inside the Ready (rnode_process); the tick would also do it, later. */
+    if (!s->madmin->kick)
+        s->madmin->kick = ev_timer_add(s->loop, 0, op_kick, s);
 }
 
 
@@ -1141,6 +1190,8 @@ void madmin_shutdown(struct mserver *s)
         return;
     if (ma->timer)
         ev_timer_cancel(s->loop, ma->timer);
+    if (ma->kick)
+        ev_timer_cancel(s->loop, ma->kick);
     if (ma->op.kind != OP_NONE)
         reply(s, ma->op.conn, ma->op.type, ma->op.req_id, -DFS_ENOTLEADER, NULL);
     if (ma->ask)

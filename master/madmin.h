@@ -35,6 +35,13 @@ void madmin_shutdown(struct mserver *s);
  */
 int madmin_join(struct mserver *s);
 /*
+ * The data directory's mark that this master joins and was not added yet,
+ * written before the cluster file (so that a --join interrupted between
+ * the two is taken up again by the next --join): set, and test.
+ */
+int madmin_mark_joining(struct mserver *s);
+bool madmin_join_pending(struct mserver *s);
+/*
  * After the data directory is checked: a master removed from the cluster
  * is refused; the address book cached there (written whenever the
  * replicated one changes) replaces the configuration's masters.

@@ -44,7 +44,9 @@
 #include "master/madmin.h"
 #include "master/mfsck.h"
 #include "master/mlock.h"
+#include "master/mrepl.h"
 #include "master/mstatus.h"
+#include "master/mverify.h"
 #include "master/ns.h"
 #include "master/ns_op.h"
 #include "master/raft.h"
@@ -265,6 +267,9 @@ static int write_chain(struct mserver *s, uint64_t chunk, uint32_t version,
     *n = csreg_locations(s->csreg, chunk, ci.committed, version, ids, goal);
     if (*n == 0 && ci.committed == 0)
         *n = csreg_place(s->csreg, goal, NULL, 0, ids);
+    if (*n == 0 && ci.committed == 0 && csreg_up_count(s->csreg) &&
+        !csreg_has_space(s->csreg))
+        return -ENOSPC;   /* every up chunkserver is full */
     if (*n == 0 || (failed && *n < MCLIENT_MIN_REPLICAS && *n < goal))
         return -EIO;   /* too few chunkservers up (or holding the chunk) */
     for (size_t i = 0; i < *n; i++)
@@ -443,7 +448,9 @@ static int propose(struct mserver *s, const struct ns_op *op,
     wire_writer_release(&enc);
     if (rc == 0)
         rc = queue_push(&s->mc->props, w);
-    return rc;
+    /* A leadership transfer holds proposals back for a moment: the client
+     * waits and retries (EBUSY would be taken as the operation's answer). */
+    return rc == -EBUSY ? -DFS_ENOTREADY : rc;
 }
 
 static void handle_session_open(struct mserver *s, struct rpc_conn *c,
@@ -506,15 +513,26 @@ static int chain_possible(struct mserver *s, const struct ns_op *op,
     struct ns_chunk_info ci;
     uint32_t where[CSREG_MAX_REPLICAS];
     int have = chunk_replicas(s, op->u.write.ino, op->u.write.index, &ci, where);
-    if (have < 0 || (ci.committed == 0 && !failed))
-        return failed ? -EIO : csreg_up_count(s->csreg) ? 0 : -DFS_ENOTREADY;
+    if (have < 0 || (ci.committed == 0 && !failed)) {
+        if (failed)
+            return mrepl_settling(s) ? -DFS_ENOTREADY : -EIO;
+        if (!csreg_up_count(s->csreg))
+            return -DFS_ENOTREADY;
+        /* A chunk to place with every up server full: ENOSPC now, not an
+         * EIO after the new version has committed. */
+        return have > 0 || csreg_has_space(s->csreg) ? 0 : -ENOSPC;
+    }
     size_t survivors = 0;
     for (int i = 0; i < have; i++)
         survivors += where[i] != failed;
     if (!failed)
         return survivors ? 0 : -DFS_ENOTREADY;
     size_t need = ci.goal < MCLIENT_MIN_REPLICAS ? ci.goal : MCLIENT_MIN_REPLICAS;
-    return survivors >= need && survivors ? 0 : -EIO;
+    if (survivors >= need && survivors)
+        return 0;
+    /* A new leader learns where replicas are from the chunkservers'
+     * reports: until they are in, the client waits rather than fails. */
+    return mrepl_settling(s) ? -DFS_ENOTREADY : -EIO;
 }
 
 /*
@@ -898,7 +916,7 @@ static int read_other(struct mserver *s, uint16_t type, struct wire_reader *r,
         if (wire_reader_finish(r) < 0)
             return -EBADMSG;
         if (verify)
-            return -EOPNOTSUPP;   /* chunkserver re-reads: not served yet */
+            return -EOPNOTSUPP;   /* master/mverify serves these */
         return mfsck_run(s, ino, out);
     }
     if (type == PROTO_READLINK) {
@@ -993,6 +1011,8 @@ static void serve_read(struct mserver *s, struct mclient_wait *w)
     struct mclient_head h;
     wire_reader_init(&r, w->payload, w->len);
     get_head(&r, &h);
+    if (!r.err && w->type == PROTO_ADMIN_FSCK && mverify_request(s, w->conn, w->req_id, &r))
+        return;   /* with verify: answered once chunkservers re-read */
     struct wire_writer out;
     wire_writer_init(&out);
     int rc = r.err ? -EBADMSG : 0;

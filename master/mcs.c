@@ -60,11 +60,17 @@ static int take_replicas(struct mserver *s, uint32_t cs, struct wire_reader *r)
         uint8_t state = wire_get_u8(r);
         if (r->err)
             break;
+        /* Counted once: a reader or fsck --verify may have told us first. */
+        struct csreg_replica old[CSREG_MAX_REPLICAS];
+        size_t k = csreg_replicas(s->csreg, id, old, CSREG_MAX_REPLICAS);
+        bool known = false;
+        for (size_t j = 0; j < k; j++)
+            known |= old[j].cs == cs && old[j].corrupt;
         csreg_set_replica(s->csreg, id, cs, version, length,
                           state == PROTO_REPLICA_CORRUPT);
-        if (state == PROTO_REPLICA_CORRUPT)
+        if (state == PROTO_REPLICA_CORRUPT && !known)
             s->corrupt_replicas++;
-        if (state == PROTO_REPLICA_CORRUPT)
+        if (state == PROTO_REPLICA_CORRUPT && !known)
             mstatus_event(s, STATUS_EV_CORRUPT,
                           "chunk %016" PRIx64 " on chunkserver %u failed its checksums",
                           id, cs);
@@ -81,7 +87,7 @@ static void handle_register(struct mserver *s, struct rpc_conn *c,
     char *rack = wire_get_str(r, CSREG_RACK_MAX - 1);
     uint64_t total = wire_get_u64(r);
     uint64_t used = wire_get_u64(r);
-    wire_get_u8(r);   /* more: CHUNK_REPORT frames follow */
+    uint8_t more = wire_get_u8(r);   /* CHUNK_REPORT frames follow */
     int64_t rc = r->err ? -EBADMSG : 0;
     uint64_t ours = strtoull(s->cluster_id, NULL, 16);
     if (rc == 0 && cluster && cluster != ours) {
@@ -98,6 +104,8 @@ static void handle_register(struct mserver *s, struct rpc_conn *c,
         rc = take_replicas(s, id, r);
         if (rc == 0 && wire_reader_finish(r) < 0)
             rc = -EBADMSG;
+        if (rc == 0 && !more)
+            csreg_report_done(s->csreg, id);
     }
     if (rc < 0) {
         mclient_reply_error(s, c, f->hdr.type, f->hdr.req_id, (int)rc);
@@ -139,14 +147,16 @@ static void handle_report(struct mserver *s, struct rpc_conn *c,
                           const struct wire_frame *f, struct wire_reader *r)
 {
     uint32_t id = wire_get_u32(r);
-    wire_get_u8(r);   /* kind: FULL continues the register, CHANGED adds */
-    wire_get_u8(r);   /* more */
+    uint8_t kind = wire_get_u8(r);   /* FULL continues the register, CHANGED adds */
+    uint8_t more = wire_get_u8(r);
     const struct csreg_server *cs = csreg_server(s->csreg, id);
     int rc = r->err ? -EBADMSG : !cs || cs->conn != c ? -ENOENT : 0;
     if (rc == 0)
         rc = take_replicas(s, id, r);
     if (rc == 0 && wire_reader_finish(r) < 0)
         rc = -EBADMSG;
+    if (rc == 0 && kind == PROTO_REPORT_FULL && !more)
+        csreg_report_done(s->csreg, id);
     rpc_reply(c, f, rc, NULL, 0);
 }
 

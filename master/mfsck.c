@@ -122,7 +122,7 @@ static void check_chunk(struct mserver *s, const struct ns_chunk_info *ci,
     wire_put_u8(problems, state);
 }
 
-int mfsck_run(struct mserver *s, uint64_t inode, struct wire_writer *out)
+int mfsck_walk(struct mserver *s, uint64_t inode, mfsck_chunk_fn fn, void *arg)
 {
     struct ns_attr a;
     int rc = ns_getattr(s->ns, inode, &a);
@@ -137,27 +137,49 @@ int mfsck_run(struct mserver *s, uint64_t inode, struct wire_writer *out)
         free(files.v);
         return rc;
     }
-    qsort(files.v, files.n, sizeof(*files.v), cmp_u64);
+    if (files.n)   /* files.v is NULL for the root or an empty tree */
+        qsort(files.v, files.n, sizeof(*files.v), cmp_u64);
     bool all = S_ISDIR(a.mode) && inode == PROTO_ROOT_INODE;
-
-    struct mfsck_counts c = { 0 };
-    struct wire_writer problems;
-    wire_writer_init(&problems);
     struct ns_chunk_info ci;
     uint32_t cursor = 0;
-    while (ns_chunk_walk(s->ns, &cursor, &ci)) {
-        if (all || bsearch(&ci.ino, files.v, files.n, sizeof(*files.v), cmp_u64))
-            check_chunk(s, &ci, &c, &problems);
+    while (rc == 0 && ns_chunk_walk(s->ns, &cursor, &ci)) {
+        if (all || (files.n && bsearch(&ci.ino, files.v, files.n, sizeof(*files.v),
+                                       cmp_u64)))
+            rc = fn(&ci, arg);
     }
     free(files.v);
-    wire_put_u64(out, c.chunks);
-    wire_put_u64(out, c.healthy);
-    wire_put_u64(out, c.under);
-    wire_put_u64(out, c.missing);
-    wire_put_u64(out, c.corrupt);
-    wire_put_u32(out, c.nproblems);
-    wire_put_raw(out, problems.buf, problems.len);
-    rc = problems.err ? problems.err : out->err;
-    wire_writer_release(&problems);
+    return rc;
+}
+
+struct mfsck_run {
+    struct mserver *s;
+    struct mfsck_counts c;
+    struct wire_writer problems;
+};
+
+static int run_chunk(const struct ns_chunk_info *ci, void *arg)
+{
+    struct mfsck_run *run = arg;
+    check_chunk(run->s, ci, &run->c, &run->problems);
+    return 0;
+}
+
+int mfsck_run(struct mserver *s, uint64_t inode, struct wire_writer *out)
+{
+    struct mfsck_run run = { .s = s };
+    wire_writer_init(&run.problems);
+    int rc = mfsck_walk(s, inode, run_chunk, &run);
+    if (rc == 0) {
+        const struct mfsck_counts *c = &run.c;
+        wire_put_u64(out, c->chunks);
+        wire_put_u64(out, c->healthy);
+        wire_put_u64(out, c->under);
+        wire_put_u64(out, c->missing);
+        wire_put_u64(out, c->corrupt);
+        wire_put_u32(out, c->nproblems);
+        wire_put_raw(out, run.problems.buf, run.problems.len);
+        rc = run.problems.err ? run.problems.err : out->err;
+    }
+    wire_writer_release(&run.problems);
     return rc;
 }

@@ -2,8 +2,8 @@
  * mfsck: the master's answer to ADMIN_FSCK — every chunk of a subtree
  * checked against its replication goal, with the problem chunks listed.
  *
- * Called by mclient on the leader's loop thread; reads the namespace and
- * the replica registry, changes neither.
+ * Called by mclient and mverify on the leader's loop thread; reads the
+ * namespace and the replica registry, changes neither.
  */
 #ifndef DFS_MFSCK_H
 #define DFS_MFSCK_H
@@ -21,6 +21,15 @@ struct ns_chunk_info;
  */
 int mfsck_state(const struct mserver *s, const struct ns_chunk_info *ci,
                 size_t *healthy);
+
+/*
+ * Calls fn for every chunk of the regular files under inode (inode itself
+ * when it is a file), in the namespace's chunk order; ci is valid during
+ * the call only.  Stops at fn's first non-zero return and returns it;
+ * else 0, or -ENOENT / -ENOTDIR for a bad inode, -ENOMEM.
+ */
+typedef int (*mfsck_chunk_fn)(const struct ns_chunk_info *ci, void *arg);
+int mfsck_walk(struct mserver *s, uint64_t inode, mfsck_chunk_fn fn, void *arg);
 
 /*
  * Appends the ADMIN_FSCK reply (common/protocol.h) for the subtree at

@@ -274,6 +274,14 @@ int mmember_snapshot_split(const void *buf, size_t len, struct mmember *mm,
     return rc < 0 ? -EBADMSG : 1;
 }
 
+/* ---- removal ------------------------------------------------------------- */
+
+bool mmember_removed(const struct mmember_answer *a, uint64_t our_term)
+{
+    return a->leader != 0 && a->leader == a->from && a->term >= our_term &&
+           a->config_index != 0 && a->config_index <= a->commit && !a->lists_us;
+}
+
 /* ---- cache file ------------------------------------------------------------ */
 
 int mmember_format_masters(const struct mmember *mm, char *buf, size_t cap)

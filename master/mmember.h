@@ -103,6 +103,25 @@ void mmember_snapshot_write(const struct mmember *mm, struct wire_writer *w);
 int mmember_snapshot_split(const void *buf, size_t len, struct mmember *mm,
                            const void **rest, size_t *rest_len);
 
+/* ---- removal ------------------------------------------------------------- */
+
+/* What another master answered to ADMIN_MASTERS, as far as removal goes. */
+struct mmember_answer {
+    uint64_t from;                  /* the master that answered */
+    uint64_t leader;                /* the leader it knows (0: none) */
+    uint64_t term, commit;          /* its term and commit index */
+    uint64_t config_index;          /* its configuration's entry (0: not said) */
+    bool lists_us;                  /* that configuration holds us */
+};
+
+/*
+ * True when the answer proves this master (in term our_term) is no longer
+ * a member: the leader itself answered, in a term not older than ours,
+ * and its configuration without us has committed.  A removal that is only
+ * appended may still be undone by the next leader.
+ */
+bool mmember_removed(const struct mmember_answer *a, uint64_t our_term);
+
 /* ---- the cache file ------------------------------------------------------ */
 
 /*

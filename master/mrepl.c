@@ -16,7 +16,11 @@
  *     keeps a healthy replica.
  *  5. Replicas on a decommissioned chunkserver serve as copy sources but
  *     do not count toward the goal; such a server is drained (drain_left
- *     0) once no chunk it holds is below its goal without it.
+ *     0) once no chunk it holds is below its goal without it.  What it
+ *     holds is counted from its recorded replicas, up or down, and only a
+ *     server that is up and has reported to this leader can be drained
+ *     (csreg keeps the others unknown): a server that died before its
+ *     chunks were copied is never shown safe to remove.
  */
 #include "mrepl.h"
 
@@ -256,9 +260,14 @@ static void drain_init(struct mserver *s, struct mrepl_drain *d)
     }
 }
 
-/* The chunk is not yet safe without the decommissioned servers holding it. */
-static void drain_count(struct mrepl_drain *d, const uint32_t *where, size_t k)
+/* The chunk is not yet safe without the decommissioned servers holding it
+ * (its recorded replicas, whether their servers are up or not). */
+static void drain_count(struct mserver *s, struct mrepl_drain *d,
+                        const struct ns_chunk_info *ci)
 {
+    uint32_t where[CSREG_MAX_REPLICAS];
+    size_t k = csreg_recorded(s->csreg, ci->id, ci->committed, ci->version, where,
+                              CSREG_MAX_REPLICAS);
     for (size_t i = 0; i < k; i++) {
         for (size_t j = 0; j < d->n; j++)
             d->left[j] += d->id[j] == where[i];
@@ -330,7 +339,7 @@ static void scan(struct mserver *s)
                                    CSREG_MAX_REPLICAS);
         size_t good = counted(s, where, k);
         if (good < ci.goal || ns_lease_holder(s->ns, ci.id))
-            drain_count(&drain, where, k);
+            drain_count(s, &drain, &ci);
         if (ns_lease_holder(s->ns, ci.id))
             continue;
         drop_stale(s, &ci, k);
@@ -372,9 +381,20 @@ void mrepl_leader(struct mserver *s, bool leader)
     struct mrepl *m = s->repl;
     if (!m)
         return;
-    if (leader && !m->leader)
+    if (leader && !m->leader) {
         m->active_after_ms = (int64_t)ev_now_ms(s->loop) + MREPL_SAFE_MS;
+        /* What a server reported to an earlier leadership of ours may
+         * have changed since: it is not drained until it reports again. */
+        if (s->csreg)
+            csreg_forget_reports(s->csreg);
+    }
     m->leader = leader;
+}
+
+bool mrepl_settling(const struct mserver *s)
+{
+    const struct mrepl *m = s->repl;
+    return m && m->leader && (int64_t)ev_now_ms(s->loop) < m->active_after_ms;
 }
 
 uint64_t mrepl_inflight(const struct mserver *s)

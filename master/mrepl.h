@@ -30,6 +30,10 @@ struct ns_trim;
  */
 void mrepl_trimmed(struct mserver *s, const struct ns_trim *trims, size_t n);
 
+/* True on a leader still in its safe mode: chunkservers' reports may not
+ * all be in, so a chunk's known replicas may be too few. */
+bool mrepl_settling(const struct mserver *s);
+
 /* Copies in flight, for the status page. */
 uint64_t mrepl_inflight(const struct mserver *s);
 

@@ -39,6 +39,7 @@
 #include "master/mcs.h"
 #include "master/mrepl.h"
 #include "master/mstatus.h"
+#include "master/mverify.h"
 #include "master/ns.h"
 #include "master/ns_op.h"
 #include "master/ns_snapshot.h"
@@ -184,8 +185,8 @@ static int mkdir_p(struct fsio *fs, const char *path)
     return mkdir_durable(fs, buf);
 }
 
-/* Creates (init) or checks the data directory's cluster file. */
-static int check_data_dir(struct mserver *s, bool init)
+/* Creates (init, join) or checks the data directory's cluster file. */
+static int check_data_dir(struct mserver *s, bool init, bool join)
 {
     const struct mserver_conf *c = s->conf;
     char path[4096], want[128];
@@ -196,6 +197,13 @@ static int check_data_dir(struct mserver *s, bool init)
     size_t len = 0;
     int rc = fsio_read_file(s->fs, path, 4096, &have, &len);
     if (init) {
+        /* A --join stopped after the cluster file (same cluster and id,
+         * still marked joining) is taken up again. */
+        if (rc == 0 && join && len == strlen(want) && !memcmp(have, want, len) &&
+            madmin_join_pending(s)) {
+            free(have);
+            return 0;
+        }
         if (rc == 0) {
             free(have);
             log_error("%s already holds a cluster; --init and --join are only for a new master",
@@ -207,6 +215,9 @@ static int check_data_dir(struct mserver *s, bool init)
             return -DFS_ECONF;
         }
         rc = mkdir_p(s->fs, c->data_dir);
+        /* The joining mark goes first: the cluster file commits. */
+        if (rc == 0 && join)
+            rc = madmin_mark_joining(s);
         if (rc == 0)
             rc = fsio_write_file_atomic(s->fs, c->data_dir, CLUSTER_FILE, want, strlen(want));
         if (rc < 0)
@@ -308,6 +319,7 @@ static void mserver_role(void *ctx, enum raft_state state, uint64_t leader,
     s->leader = leader;
     mclient_role_changed(s, state == RAFT_LEADER);
     mrepl_leader(s, state == RAFT_LEADER);
+    mverify_leader(s, state == RAFT_LEADER);
     madmin_role(s, state == RAFT_LEADER);
 }
 
@@ -352,6 +364,7 @@ static void mserver_closed(struct rpc_conn *c, int err)
     (void)err;
     mcs_conn_closed(s, c);
     mclient_conn_closed(s, c);
+    mverify_conn_closed(s, c);
     madmin_conn_closed(s, c);
 }
 
@@ -489,7 +502,7 @@ static int mserver_start(struct mserver *s, const struct mserver_opts *o)
     if (rc == 0 && o->join)
         rc = madmin_join(s);
     if (rc == 0)
-        rc = check_data_dir(s, o->init || o->join);
+        rc = check_data_dir(s, o->init || o->join, o->join);
     if (rc == 0)
         rc = madmin_load(s, o->join);
     if (rc == 0)
@@ -517,6 +530,7 @@ static void mserver_stop(struct mserver *s)
     s->rnode = NULL;
     madmin_shutdown(s);
     mstatus_shutdown(s);
+    mverify_shutdown(s);
     mclient_shutdown(s);
     mrepl_shutdown(s);
     mcs_shutdown(s);
@@ -551,6 +565,8 @@ int mserver_run(const struct mserver_conf *c, const struct mserver_opts *o)
         rc = mcs_init(&s);
     if (rc == 0)
         rc = mrepl_init(&s);
+    if (rc == 0)
+        rc = mverify_init(&s);
     if (rc == 0)
         rc = madmin_init(&s);
     if (rc == 0)

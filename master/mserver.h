@@ -24,6 +24,7 @@ struct mclient;
 struct mstatus;
 struct mcs;
 struct mrepl;
+struct mverify;
 struct csreg;
 struct net_listener;
 struct ns;
@@ -69,6 +70,7 @@ struct mserver {
     struct mcs *mcs;                /* owned by master/mcs */
     struct csreg *csreg;            /* chunkservers and replicas (soft) */
     struct mrepl *repl;             /* owned by master/mrepl */
+    struct mverify *verify;         /* owned by master/mverify */
     struct madmin *madmin;          /* owned by master/madmin */
     uint64_t rereplications;        /* copies made since start */
     uint64_t corrupt_replicas;      /* bad replicas reported since start */

@@ -111,8 +111,9 @@ static void fill_chunkservers(struct mserver *s, struct status_snap *snap)
         o->id = cs->id;
         snprintf(o->address, sizeof(o->address), "%.*s", (int)sizeof(o->address) - 1, cs->addr);
         snprintf(o->rack, sizeof(o->rack), "%.*s", (int)sizeof(o->rack) - 1, cs->rack);
-        /* A drained server stays "decommissioned" (safe to remove) even
-         * once stopped; one still draining shows whether it is up. */
+        /* "decommissioned" (safe to remove) only while the leader knows
+         * it drained: csreg keeps drain_left unknown for a server that is
+         * down or has not reported, so a stopped one shows "down". */
         o->state = cs->decommission && cs->drain_left == 0 ? STATUS_CS_DECOMMISSIONED
                  : cs->state == CSREG_DOWN ? STATUS_CS_DOWN
                  : cs->decommission ? STATUS_CS_DECOMMISSIONING : STATUS_CS_UP;

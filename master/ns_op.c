@@ -8,7 +8,10 @@
  *   u32 uid, u32 gid, u32 ngroups, u32 groups[ngroups],
  *   then the type's fields in the order of its struct in ns_op.h.
  * Format 2 added the lock's pid; format 1 entries (no pid) still decode,
- * with pid 0, so a log written before it replays.
+ * with pid 0, so a log written before it replays.  The encoder writes
+ * format 1 unless the op needs 2 (a LOCK with a pid): a follower still
+ * running the version before decodes every other entry a new leader
+ * writes, which keeps a rolling upgrade possible.
  * Invariant: ns_op_decode(ns_op_encode(op)) == op for every op, and the
  * decoder accepts no trailing bytes.
  */
@@ -193,7 +196,8 @@ static void session_dec(struct ns_op_session *o, struct wire_reader *r)
     o->expiry = wire_get_i64(r);
 }
 
-static void lock_enc(const struct ns_op_lock *o, struct wire_writer *w)
+static void lock_enc(const struct ns_op_lock *o, struct wire_writer *w,
+                     uint8_t format)
 {
     wire_put_u64(w, o->ino);
     wire_put_u64(w, o->owner);
@@ -201,7 +205,8 @@ static void lock_enc(const struct ns_op_lock *o, struct wire_writer *w)
     wire_put_u32(w, o->type);
     wire_put_u64(w, o->start);
     wire_put_u64(w, o->end);
-    wire_put_u32(w, o->pid);
+    if (format != NS_OP_FORMAT_NO_PID)
+        wire_put_u32(w, o->pid);
 }
 
 static void lock_dec(struct ns_op_lock *o, struct wire_reader *r, uint8_t format)
@@ -231,7 +236,7 @@ static void config_dec(struct ns_op_config *o, struct wire_reader *r)
 
 /* ---- the op ----------------------------------------------------------- */
 
-static void body_enc(const struct ns_op *op, struct wire_writer *w)
+static void body_enc(const struct ns_op *op, struct wire_writer *w, uint8_t format)
 {
     switch (op->type) {
     case NS_OP_MKDIR: case NS_OP_CREATE: case NS_OP_MKNOD: case NS_OP_SYMLINK:
@@ -263,7 +268,7 @@ static void body_enc(const struct ns_op *op, struct wire_writer *w)
         session_enc(&op->u.session, w);
         break;
     case NS_OP_LOCK:
-        lock_enc(&op->u.lock, w);
+        lock_enc(&op->u.lock, w, format);
         break;
     case NS_OP_CONFIG:
         config_enc(&op->u.config, w);
@@ -320,7 +325,9 @@ static int body_dec(struct ns_op *op, struct wire_reader *r, uint8_t format)
 void ns_op_encode(const struct ns_op *op, struct wire_writer *w)
 {
     uint32_t ng = op->cred.ngroups < NS_GROUPS_MAX ? op->cred.ngroups : NS_GROUPS_MAX;
-    wire_put_u8(w, NS_OP_FORMAT);
+    uint8_t format = op->type == NS_OP_LOCK && op->u.lock.pid ? NS_OP_FORMAT
+                                                              : NS_OP_FORMAT_NO_PID;
+    wire_put_u8(w, format);
     wire_put_u8(w, (uint8_t)op->type);
     wire_put_u64(w, op->client);
     wire_put_u64(w, op->seq);
@@ -330,7 +337,7 @@ void ns_op_encode(const struct ns_op *op, struct wire_writer *w)
     wire_put_u32(w, ng);
     for (uint32_t i = 0; i < ng; i++)
         wire_put_u32(w, op->cred.groups[i]);
-    body_enc(op, w);
+    body_enc(op, w, format);
 }
 
 int ns_op_decode(const void *buf, size_t len, struct ns_op *op)

@@ -7,11 +7,16 @@
  * uncompressed body in memory.  Loading inflates the body at once (its
  * length is in the header), decodes it, rebuilds what is derived (open
  * counts, lease map, sessions' lock lists, counters), runs ns_check(), and
- * finally re-hashes the loaded state against the body's own hash, so an
- * input that is valid but not canonical is refused too.
+ * finally re-hashes the loaded state against the body's own hash (encoded
+ * again in the format it was read in), so an input that is valid but not
+ * canonical is refused too.
+ *
+ * Formats: 3 writes every lock's pid; 2 (written before locks had one) is
+ * still read, its locks taking pid 0, so that a master upgraded in place
+ * restarts from its own snapshot.
  *
  * File layout:
- *   "DFSNSNAP"  u32 format (1)  u64 body length  deflate(body)  u32 crc32c
+ *   "DFSNSNAP"  u32 format (3)  u64 body length  deflate(body)  u32 crc32c
  * Body layout (wire encoding, all counts before their items):
  *   u32 cfg flags, squash uid, squash gid; u64 max chunk id; u64 max
  *   session id; u32 inode generation counter
@@ -22,7 +27,7 @@
  *     file: u32 nslots, per slot u64 id (0 hole) [u32 version,
  *           u32 committed, u32 length]
  *     then u32 nxattrs x (str name, str value), u32 nlocks x (u64 sess,
- *     owner, start, end, u32 kind, type, pid)
+ *     owner, start, end, u32 kind, type, pid (not in format 2))
  *   u64 nsessions, per session ascending: u64 id, client, first seq;
  *     i64 expiry;
  *     u32 n x (u64 ino, u32 opens, u32 writers); u32 n x u64 leased chunk;
@@ -45,6 +50,7 @@
 
 #define SNAP_MAGIC "DFSNSNAP"
 #define SNAP_FORMAT 3u               /* 3: locks carry their pid */
+#define SNAP_FORMAT_NO_PID 2u        /* still read */
 #define SNAP_HDR_SIZE 20u
 #define SNAP_BODY_MAX (UINT64_C(1) << 40)
 #define PIECE (64u << 10)
@@ -57,6 +63,7 @@ struct body {
     void *ctx;
     uint64_t total;                 /* bytes handed to the sink */
     int err;
+    uint32_t format;                /* SNAP_FORMAT or SNAP_FORMAT_NO_PID */
 };
 
 static void body_flush(struct body *b, bool last)
@@ -135,7 +142,10 @@ static void put_xattrs_locks(struct body *b, const struct ns *ns, uint64_t ino)
         wire_put_u64(w, l[i].end);
         wire_put_u32(w, l[i].kind);
         wire_put_u32(w, l[i].type);
-        wire_put_u32(w, l[i].pid);
+        if (b->format != SNAP_FORMAT_NO_PID)
+            wire_put_u32(w, l[i].pid);
+        else if (l[i].pid)
+            b->err = -DFS_EVERSION;   /* format 2 cannot hold it */
     }
 }
 
@@ -275,7 +285,7 @@ static int sha_sink(void *ctx, const uint8_t *p, size_t n, bool last)
     return EVP_DigestUpdate(ctx, p, n) == 1 ? 0 : -ENOMEM;
 }
 
-int ns_snapshot_hash(const struct ns *ns, uint8_t md[32])
+static int hash_format(const struct ns *ns, uint32_t format, uint8_t md[32])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx)
@@ -283,13 +293,18 @@ int ns_snapshot_hash(const struct ns *ns, uint8_t md[32])
     int rc = -ENOMEM;
     if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
         goto out_ctx;
-    struct body b = { .sink = sha_sink, .ctx = ctx };
+    struct body b = { .sink = sha_sink, .ctx = ctx, .format = format };
     rc = write_body(ns, &b);
     if (rc == 0 && EVP_DigestFinal_ex(ctx, md, NULL) != 1)
         rc = -ENOMEM;
 out_ctx:
     EVP_MD_CTX_free(ctx);
     return rc;
+}
+
+int ns_snapshot_hash(const struct ns *ns, uint8_t md[32])
+{
+    return hash_format(ns, SNAP_FORMAT, md);
 }
 
 static void put_le64(uint8_t *p, uint64_t v)
@@ -300,16 +315,24 @@ static void put_le64(uint8_t *p, uint64_t v)
 
 int ns_snapshot_write(const struct ns *ns, struct wire_writer *w)
 {
+    return ns_snapshot_write_format(ns, SNAP_FORMAT, w);
+}
+
+int ns_snapshot_write_format(const struct ns *ns, uint32_t format,
+                             struct wire_writer *w)
+{
+    if (format != SNAP_FORMAT && format != SNAP_FORMAT_NO_PID)
+        return -DFS_EVERSION;
     size_t start = w->len;
     wire_put_raw(w, SNAP_MAGIC, 8);
-    wire_put_u32(w, SNAP_FORMAT);
+    wire_put_u32(w, format);
     wire_put_u64(w, 0);                 /* body length, patched below */
     if (w->err)
         return w->err;
     struct deflater d = { .out = w };
     if (deflateInit(&d.z, Z_BEST_SPEED) != Z_OK)
         return -ENOMEM;
-    struct body b = { .sink = deflate_sink, .ctx = &d };
+    struct body b = { .sink = deflate_sink, .ctx = &d, .format = format };
     int rc = write_body(ns, &b);
     deflateEnd(&d.z);
     if (rc < 0)
@@ -396,7 +419,8 @@ static int get_chunks(struct wire_reader *r, struct ns *ns, uint64_t ino,
     return n > in->aux ? ns_inode_set_chunk(in, n - 1, 0) : 0;
 }
 
-static int get_xattrs_locks(struct wire_reader *r, struct ns *ns, uint64_t ino)
+static int get_xattrs_locks(struct wire_reader *r, struct ns *ns, uint64_t ino,
+                            uint32_t format)
 {
     uint32_t n = wire_get_u32(r);
     for (uint32_t i = 0; i < n && r->err == 0; i++) {
@@ -419,7 +443,7 @@ static int get_xattrs_locks(struct wire_reader *r, struct ns *ns, uint64_t ino)
         l.end = wire_get_u64(r);
         uint32_t kind = wire_get_u32(r);
         uint32_t type = wire_get_u32(r);
-        l.pid = wire_get_u32(r);
+        l.pid = format == SNAP_FORMAT_NO_PID ? 0 : wire_get_u32(r);
         if (r->err || type == NS_LOCK_UN || kind > UINT16_MAX || type > UINT16_MAX)
             return corrupt("bad lock");
         l.kind = (uint16_t)kind;
@@ -451,7 +475,8 @@ static int get_payload(struct wire_reader *r, struct ns *ns, uint64_t ino,
     }
 }
 
-static int get_inode(struct wire_reader *r, struct ns *ns, uint64_t *last)
+static int get_inode(struct wire_reader *r, struct ns *ns, uint64_t *last,
+                     uint32_t format)
 {
     uint64_t ino = wire_get_u32(r);
     uint32_t mode = wire_get_u32(r);
@@ -477,7 +502,7 @@ static int get_inode(struct wire_reader *r, struct ns *ns, uint64_t *last)
     rc = get_payload(r, ns, ino, in);
     if (rc < 0)
         return rc;
-    return get_xattrs_locks(r, ns, ino);
+    return get_xattrs_locks(r, ns, ino, format);
 }
 
 static int get_opens(struct wire_reader *r, struct ns *ns, struct ns_sess *s)
@@ -575,7 +600,7 @@ static int derive(struct ns *ns)
     return 0;
 }
 
-static int get_body(struct wire_reader *r, struct ns *ns)
+static int get_body(struct wire_reader *r, struct ns *ns, uint32_t format)
 {
     ns->cfg.flags = wire_get_u32(r);
     ns->cfg.squash_uid = wire_get_u32(r);
@@ -586,7 +611,7 @@ static int get_body(struct wire_reader *r, struct ns *ns)
     if (r->err || n > r->left)
         return corrupt("bad body header");
     for (uint64_t i = 0; i < n; i++) {
-        int rc = get_inode(r, ns, &last);
+        int rc = get_inode(r, ns, &last, format);
         if (rc < 0)
             return rc;
     }
@@ -611,7 +636,7 @@ static int get_body(struct wire_reader *r, struct ns *ns)
 
 /* Inflates the body; 0 and *body (malloc'ed, *blen bytes) or an error. */
 static int inflate_body(const uint8_t *buf, size_t len, uint8_t **body,
-                        uint64_t *blen)
+                        uint64_t *blen, uint32_t *format_out)
 {
     if (len < SNAP_HDR_SIZE + 4)
         return -DFS_ETRUNC;
@@ -624,8 +649,9 @@ static int inflate_body(const uint8_t *buf, size_t len, uint8_t **body,
     wire_reader_init(&r, buf + 8, 12);
     uint32_t format = wire_get_u32(&r);
     *blen = wire_get_u64(&r);
-    if (format != SNAP_FORMAT)
+    if (format != SNAP_FORMAT && format != SNAP_FORMAT_NO_PID)
         return -DFS_EVERSION;
+    *format_out = format;
     if (*blen > SNAP_BODY_MAX || (size_t)*blen != *blen)
         return -DFS_ETOOBIG;
     /* deflate expands at most ~1032:1: a larger claim is a lie */
@@ -644,12 +670,13 @@ static int inflate_body(const uint8_t *buf, size_t len, uint8_t **body,
     return 0;
 }
 
-static int same_hash(const struct ns *ns, const uint8_t *body, uint64_t blen)
+static int same_hash(const struct ns *ns, const uint8_t *body, uint64_t blen,
+                     uint32_t format)
 {
     uint8_t want[32], got[32];
     if (EVP_Digest(body, blen, want, NULL, EVP_sha256(), NULL) != 1)
         return -ENOMEM;
-    int rc = ns_snapshot_hash(ns, got);
+    int rc = hash_format(ns, format, got);
     if (rc < 0)
         return rc;
     return memcmp(want, got, 32) == 0 ? 0 : corrupt("body is not canonical");
@@ -659,7 +686,8 @@ int ns_snapshot_load(const void *buf, size_t len, struct ns **out)
 {
     uint8_t *body = NULL;
     uint64_t blen = 0;
-    int rc = inflate_body(buf, len, &body, &blen);
+    uint32_t format = 0;
+    int rc = inflate_body(buf, len, &body, &blen, &format);
     if (rc < 0)
         return rc;
     struct ns *ns = ns_new_empty();
@@ -669,11 +697,11 @@ int ns_snapshot_load(const void *buf, size_t len, struct ns **out)
     }
     struct wire_reader r;
     wire_reader_init(&r, body, blen);
-    rc = get_body(&r, ns);
+    rc = get_body(&r, ns, format);
     if (rc == 0)
         rc = ns_check(ns);
     if (rc == 0)
-        rc = same_hash(ns, body, blen);
+        rc = same_hash(ns, body, blen, format);
     if (rc < 0) {
         ns_free(ns);
         goto out_body;

@@ -23,12 +23,20 @@ struct wire_writer;
  * or w->err.
  */
 int ns_snapshot_write(const struct ns *ns, struct wire_writer *w);
+/*
+ * The same in a given format: 3 (the current one) or 2, the format before
+ * locks carried a pid, as a master of that version reads it.
+ * -DFS_EVERSION for another format, or for format 2 when a lock has a pid.
+ */
+int ns_snapshot_write_format(const struct ns *ns, uint32_t format,
+                             struct wire_writer *w);
 
 /*
  * A new namespace from a snapshot in buf[0..len) (the buffer is not kept).
  * 0 and *out (the caller frees with ns_free), or: -DFS_ETRUNC (short),
  * -DFS_ECORRUPT (bad magic, checksum, compressed stream or content, or a
- * state that fails ns_check), -DFS_EVERSION (unknown format), -DFS_ETOOBIG
+ * state that fails ns_check), -DFS_EVERSION (unknown format; formats 2 and
+ * 3 load, format 2's locks with pid 0), -DFS_ETOOBIG
  * (a declared size over the limits), -ENOMEM.
  */
 int ns_snapshot_load(const void *buf, size_t len, struct ns **out);

@@ -33,7 +33,10 @@
  *  6. The outbox holds log positions, not entry pointers: raft_ready() turns
  *     them into pointers into the log, dropping a message whose entries
  *     were truncated or compacted since it was produced.
- *  7. Nothing handed out by raft_ready() changes until raft_advance().
+ *  7. Nothing handed out by raft_ready() changes until raft_advance():
+ *     every mutating call made in between (in_ready) fails with -EBUSY,
+ *     so a caller that proposes from its apply callback is refused, not
+ *     handed pointers into a log that moved.
  */
 #include "master/raft.h"
 
@@ -841,6 +844,8 @@ static void release_reads(struct raft *r)
 
 int raft_read_index(struct raft *r, uint64_t ctx)
 {
+    if (r->in_ready)
+        return -EBUSY;
     if (r->state != RAFT_LEADER)
         return -DFS_ENOTLEADER;
     void *p = grow_array(r->reads, &r->cap_reads, r->n_reads + 1,
@@ -907,6 +912,8 @@ static void tick_election(struct raft *r)
 
 void raft_tick(struct raft *r)
 {
+    if (r->in_ready)
+        return;   /* invariant 7; a lost tick only delays a timeout */
     if (r->state == RAFT_LEADER)
         tick_leader(r);
     else
@@ -915,6 +922,8 @@ void raft_tick(struct raft *r)
 
 int raft_transfer(struct raft *r, uint64_t to)
 {
+    if (r->in_ready)
+        return -EBUSY;
     if (r->state != RAFT_LEADER)
         return -DFS_ENOTLEADER;
     if (to == r->cfg.id || !is_voter(r, to))
@@ -1289,6 +1298,8 @@ static int dispatch(struct raft *r, const struct raft_msg *m)
 
 int raft_step(struct raft *r, const struct raft_msg *m)
 {
+    if (r->in_ready)
+        return -EBUSY;
     if (!msg_valid(r, m))
         return -EINVAL;
     if (m->term > r->term) {
@@ -1305,6 +1316,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 int raft_propose(struct raft *r, const void *data, size_t len,
                  uint64_t *index)
 {
+    if (r->in_ready)
+        return -EBUSY;
     if (r->state != RAFT_LEADER)
         return -DFS_ENOTLEADER;
     if (r->transferee)
@@ -1316,6 +1329,8 @@ int raft_propose(struct raft *r, const void *data, size_t len,
 
 static int change_allowed(const struct raft *r)
 {
+    if (r->in_ready)
+        return -EBUSY;
     if (r->state != RAFT_LEADER)
         return -DFS_ENOTLEADER;
     /* One change at a time, and only once this term has committed an entry:
@@ -1393,6 +1408,8 @@ int raft_remove(struct raft *r, uint64_t id, uint64_t *index)
 int raft_compact(struct raft *r, uint64_t index, const void *data,
                  size_t len, struct raft_snapshot_meta *meta)
 {
+    if (r->in_ready)
+        return -EBUSY;
     if (index > r->applied || index > last_index(r))
         return -EINVAL;
     if (index <= snap_index(r))
@@ -1690,6 +1707,7 @@ uint64_t raft_applied(const struct raft *r) { return r->applied; }
 uint64_t raft_last_index(const struct raft *r) { return last_index(r); }
 uint64_t raft_snapshot_index(const struct raft *r) { return snap_index(r); }
 uint64_t raft_transferee(const struct raft *r) { return r->transferee; }
+uint64_t raft_members_index(const struct raft *r) { return r->members_index; }
 
 uint64_t raft_term_at(const struct raft *r, uint64_t index)
 {

@@ -48,7 +48,10 @@
  * Ownership.  Everything raft_ready() points to (entries, message entry
  * arrays and their data, snapshot bytes, reads) belongs to the core and is
  * valid until raft_advance(); between raft_ready() and raft_advance() the
- * caller makes no other raft_* call except the read-only getters.
+ * caller makes no other raft_* call except the read-only getters (the
+ * mutating calls refuse with -EBUSY then, raft_tick does nothing): an
+ * apply callback that wants to propose or change the membership defers
+ * it until after raft_advance().
  * Everything the caller passes in (messages, proposal bytes, snapshot
  * bytes, restored state) stays the caller's: the core copies what it keeps.
  *
@@ -390,6 +393,9 @@ const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index);
 const struct raft_members *raft_members(const struct raft *r);
 uint64_t raft_snapshot_index(const struct raft *r);
 uint64_t raft_transferee(const struct raft *r);   /* 0: no transfer running */
+/* Index of the config entry raft_members() comes from (the snapshot's
+ * index when it comes from the snapshot). */
+uint64_t raft_members_index(const struct raft *r);
 
 const char *raft_state_name(enum raft_state s);
 const char *raft_msg_type_name(uint32_t type);

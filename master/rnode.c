@@ -749,6 +749,7 @@ void rnode_status(const struct rnode *rn, struct rnode_status *st)
         .snapshot_index = raft_snapshot_index(rn->raft),
         .durable_index = rn->durable_index,
         .leader_changes = rn->leader_changes,
+        .members_index = raft_members_index(rn->raft),
     };
 }
 

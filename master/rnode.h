@@ -125,6 +125,7 @@ struct rnode_status {
     uint64_t id, leader, term, commit, applied, last_index, snapshot_index;
     uint64_t durable_index;
     uint64_t leader_changes;
+    uint64_t members_index;   /* where the configuration in force comes from */
 };
 void rnode_status(const struct rnode *rn, struct rnode_status *st);
 const struct raft_members *rnode_members(const struct rnode *rn);

@@ -6,6 +6,7 @@
 #   - dfsput / dfsget of BENCH_MB MiB of random data, beside cp of the same
 #     file on the same disk, and beside writing it three times (the disk
 #     work three replicas cost);
+#   - dfsput with a goal of one replica (a chain of one) beside three;
 #   - namespace creates/s through libdfs with 16 concurrent clients;
 #   - leader failover: kill -9 of the leader to the first mutation through
 #     the new leader;
@@ -86,6 +87,14 @@ for i in $(seq "$RUNS"); do
 done
 record dfsput "$(median < "$BASE/put")" MiB/s
 record dfsget "$(median < "$BASE/get")" MiB/s
+
+echo "bench: a chain of one chunkserver beside the chain of three"
+for i in $(seq "$RUNS"); do
+    t0=$(now); bin/dfsput -f -R 1 "$SRC" /bench1.dat; t1=$(now)
+    rate "$MB" "$t0" "$t1" >> "$BASE/put1"
+done
+record dfsput_one_replica "$(median < "$BASE/put1")" MiB/s
+bin/dfsadmin rm /bench1.dat >/dev/null
 rm -f "$SRC"
 
 echo "bench: namespace"
@@ -198,6 +207,7 @@ def ratio(a, b):
 ratios = {
     "dfsput_vs_three_copies": ratio("dfsput", "local_three_copies_write"),
     "dfsget_vs_local_read": ratio("dfsget", "local_read"),
+    "dfsput_three_vs_one_replica": ratio("dfsput", "dfsput_one_replica"),
 }
 for k in [r[0][len("mount_"):] for r in rows if r[0].startswith("mount_")]:
     ratios["mount_%s_vs_local" % k] = ratio("mount_" + k, "localdir_" + k)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/dfs_error.h"
 #include "tools/toolkit.h"
@@ -23,6 +24,7 @@ struct admin {
     bool recursive;
     bool parents;
     bool no_follow;
+    bool verify;
 };
 
 static void usage(FILE *out)
@@ -37,8 +39,11 @@ static void usage(FILE *out)
             "  mkdir [-p] PATH   make a directory (-p: with its parents, no error if present)\n"
             "  rm [-r] PATH      remove a file, or a directory tree with -r\n"
             "  mv SRC DST        rename (DST may be an existing directory to move into)\n"
-            "  fsck [PATH]       every chunk under PATH against its replication goal;\n"
-            "                    exits 1 while any is under-replicated, missing or corrupt\n"
+            "  fsck [--verify] [PATH]\n"
+            "                    every chunk under PATH against its replication goal;\n"
+            "                    exits 1 while any is under-replicated, missing or corrupt;\n"
+            "                    --verify: every chunkserver first re-reads its replicas\n"
+            "                    of them (bad ones count corrupt and are replaced)\n"
             "  masters           the masters: id, addresses, voter or learner, the leader\n"
             "  masters add ADDR  add the master started with dfs-master --join that\n"
             "                    listens at ADDR (host:port); returns once it votes\n"
@@ -55,6 +60,7 @@ static void usage(FILE *out)
             "  -M host:port,...  masters (default: $DFS_MASTERS)\n"
             "  -k FILE           cluster key file (default: $DFS_KEY_FILE)\n"
             "  --json            machine-readable output\n"
+            "  --verify          fsck: have the chunkservers re-read the replicas\n"
             "  --no-follow       status: the answering master's own view, even when\n"
             "                    it is not the leader (with -M naming one master)\n"
             "\n"
@@ -412,6 +418,38 @@ static int cmd_mv(struct admin *a, const char *src, const char *dst)
 
 /* ---- fsck ---------------------------------------------------------------- */
 
+/* On a terminal, what --verify is about to wait for: the chunks (a plain
+ * count first, which is quick) and the chunkservers up. */
+static void verify_progress(struct admin *a, uint64_t ino)
+{
+    struct dfs_fsck f;
+    if (!isatty(STDERR_FILENO) || dfs_fsck(a->d, ino, &f) < 0)
+        return;
+    unsigned up = 0;
+    char *json;
+    if (leader_status(a, &json) == 0) {
+        const char *list = strstr(json, "\"chunkservers\":[");
+        const char *end = list ? strchr(list, ']') : NULL;
+        for (const char *p = list; end && (p = strstr(p, "\"state\":\"up\"")) && p < end; p++)
+            up++;
+        free(json);
+    }
+    fprintf(stderr, "verifying %" PRIu64 " chunks on %u chunkservers\u2026\n", f.chunks, up);
+    dfs_fsck_release(&f);
+}
+
+static void fsck_print_verify(const struct admin *a, const struct dfs_fsck *f)
+{
+    if (a->json)
+        printf(",\"verify\":{\"verified\":%" PRIu64 ",\"bad\":%" PRIu64
+               ",\"unverified\":%" PRIu64 ",\"chunkservers\":%u}",
+               f->verified, f->bad, f->unverified, f->servers);
+    else
+        printf("verify: %" PRIu64 " replicas re-read on %u chunkservers: %" PRIu64
+               " good, %" PRIu64 " bad, %" PRIu64 " not verified\n", f->verified + f->bad,
+               f->servers, f->verified, f->bad, f->unverified);
+}
+
 static int cmd_fsck(struct admin *a, const char *path)
 {
     static const char *const states[] = { "healthy", "under-replicated",
@@ -419,20 +457,27 @@ static int cmd_fsck(struct admin *a, const char *path)
     struct dfs_attr at;
     struct dfs_fsck f;
     int rc = dfs_resolve(a->d, path, &at);
+    if (rc == 0 && a->verify)
+        verify_progress(a, at.ino);
     if (rc == 0)
-        rc = dfs_fsck(a->d, at.ino, &f);
+        rc = a->verify ? dfs_fsck_verify(a->d, at.ino, &f) : dfs_fsck(a->d, at.ino, &f);
     if (rc < 0)
         return fail("fsck", path, rc);
     if (a->json) {
         printf("{\"path\":");
         toolkit_json_string(stdout, path);
         printf(",\"chunks\":%" PRIu64 ",\"healthy\":%" PRIu64 ",\"under_replicated\":%"
-               PRIu64 ",\"missing\":%" PRIu64 ",\"corrupt\":%" PRIu64 ",\"problems\":[",
+               PRIu64 ",\"missing\":%" PRIu64 ",\"corrupt\":%" PRIu64,
                f.chunks, f.healthy, f.under_replicated, f.missing, f.corrupt);
+        if (a->verify)
+            fsck_print_verify(a, &f);
+        printf(",\"problems\":[");
     } else {
         printf("%s: %" PRIu64 " chunks: %" PRIu64 " healthy, %" PRIu64
                " under-replicated, %" PRIu64 " missing, %" PRIu64 " corrupt\n", path,
                f.chunks, f.healthy, f.under_replicated, f.missing, f.corrupt);
+        if (a->verify)
+            fsck_print_verify(a, &f);
     }
     for (size_t i = 0; i < f.nproblems; i++) {
         const struct dfs_fsck_problem *p = &f.problems[i];
@@ -448,7 +493,9 @@ static int cmd_fsck(struct admin *a, const char *path)
     }
     if (a->json)
         printf("]}\n");
-    bool clean = f.healthy == f.chunks;
+    /* A replica found bad is counted corrupt above; one not re-read is
+     * not known bad. */
+    bool clean = f.healthy == f.chunks && f.bad == 0;
     dfs_fsck_release(&f);
     return clean ? TOOL_OK : TOOL_FAILED;
 }
@@ -644,6 +691,8 @@ int main(int argc, char **argv)
             a.parents = true;
         else if (!strcmp(argv[i], "--no-follow"))
             a.no_follow = true;
+        else if (!strcmp(argv[i], "--verify"))
+            a.verify = true;
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "dfsadmin: unknown option %s (see --help)\n", argv[i]);
             return TOOL_USAGE;

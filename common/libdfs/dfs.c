@@ -48,6 +48,8 @@
 /* One try at one master: past this a master that stopped answering (hung,
  * cut off) is left for the next one, with the same sequence number. */
 #define DFS_TRY_MS 5000
+/* fsck --verify: every chunkserver re-reads its replicas first. */
+#define DFS_VERIFY_MS (60 * 60 * 1000)
 /* Master connections per client: requests in flight at once. */
 #define DFS_LANES 4
 /* Sequence numbers in flight span at most this many: the master's
@@ -1022,19 +1024,11 @@ int dfs_statfs(struct dfs *d, struct dfs_statfs *out)
     return rc;
 }
 
-int dfs_fsck(struct dfs *d, uint64_t inode, struct dfs_fsck *out)
+/* Decodes an ADMIN_FSCK answer (with the verify fields when asked). */
+static int dfs_fsck_decode(struct rpc_reply *r, bool verify, struct dfs_fsck *out)
 {
-    memset(out, 0, sizeof(*out));
-    struct wire_writer b;
-    wire_writer_init(&b);
-    wire_put_u64(&b, inode);
-    wire_put_u8(&b, 0);
-    struct rpc_reply r;
-    int rc = dfs_read_call(d, PROTO_ADMIN_FSCK, &b, &r);
-    if (rc < 0)
-        return rc;
     struct wire_reader rd;
-    wire_reader_init(&rd, r.payload, r.len);
+    wire_reader_init(&rd, r->payload, r->len);
     out->chunks = wire_get_u64(&rd);
     out->healthy = wire_get_u64(&rd);
     out->under_replicated = wire_get_u64(&rd);
@@ -1057,11 +1051,57 @@ int dfs_fsck(struct dfs *d, uint64_t inode, struct dfs_fsck *out)
         p->state = wire_get_u8(&rd);
         out->nproblems++;
     }
-    rc = wire_reader_finish(&rd) < 0 ? (rd.err == -ENOMEM ? -ENOMEM : -EBADMSG) : 0;
-    rpc_reply_release(&r);
+    if (verify) {
+        out->verified = wire_get_u64(&rd);
+        out->bad = wire_get_u64(&rd);
+        out->unverified = wire_get_u64(&rd);
+        out->servers = wire_get_u32(&rd);
+    }
+    int rc = wire_reader_finish(&rd) < 0 ? (rd.err == -ENOMEM ? -ENOMEM : -EBADMSG) : 0;
+    rpc_reply_release(r);
     if (rc < 0)
         dfs_fsck_release(out);
     return rc;
+}
+
+int dfs_fsck(struct dfs *d, uint64_t inode, struct dfs_fsck *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, inode);
+    wire_put_u8(&b, 0);
+    struct rpc_reply r;
+    int rc = dfs_read_call(d, PROTO_ADMIN_FSCK, &b, &r);
+    return rc < 0 ? rc : dfs_fsck_decode(&r, false, out);
+}
+
+static bool dfs_past(void *arg)
+{
+    return mono_ms() >= *(const int64_t *)arg;
+}
+
+int dfs_fsck_verify(struct dfs *d, uint64_t inode, struct dfs_fsck *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct wire_writer b;
+    wire_writer_init(&b);
+    wire_put_u64(&b, inode);
+    wire_put_u8(&b, 1);
+    /* One long try: the master answers once every chunkserver did (or
+     * timed out); a new try would start the re-reads over. */
+    int64_t deadline = mono_ms() + DFS_VERIFY_MS;
+    struct rpc_reply r;
+    int rc = b.err ? b.err : dfs_call_wait(d, PROTO_ADMIN_FSCK, &b, DFS_VERIFY_MS,
+                                           dfs_past, &deadline, &r);
+    wire_writer_release(&b);
+    if (rc == -EINTR)
+        return -ETIMEDOUT;
+    if (rc == 0 && r.hdr.status < 0) {
+        rc = r.hdr.status;
+        rpc_reply_release(&r);
+    }
+    return rc < 0 ? rc : dfs_fsck_decode(&r, true, out);
 }
 
 void dfs_fsck_release(struct dfs_fsck *f)

@@ -200,10 +200,21 @@ struct dfs_fsck {
     uint64_t chunks, healthy, under_replicated, missing, corrupt;
     size_t nproblems;
     struct dfs_fsck_problem *problems;   /* malloc'ed; dfs_fsck_release */
+    /* dfs_fsck_verify only: replicas re-read and found good, found bad
+     * (corrupt, or gone), not re-read (server down or silent, chunk being
+     * written), and the chunkservers asked. */
+    uint64_t verified, bad, unverified;
+    uint32_t servers;
 };
 
 /* Checks every chunk under inode against its goal (the leader's view). */
 int dfs_fsck(struct dfs *d, uint64_t inode, struct dfs_fsck *out);
+/*
+ * The same after every chunkserver re-read its replicas of those chunks
+ * (the bad ones are then counted corrupt, and replaced by the master).
+ * May take minutes; gives up with -ETIMEDOUT after an hour.
+ */
+int dfs_fsck_verify(struct dfs *d, uint64_t inode, struct dfs_fsck *out);
 void dfs_fsck_release(struct dfs_fsck *f);
 
 /* The status document (JSON, malloc'ed, NUL-terminated) of the master

@@ -152,6 +152,7 @@ static void test_decommissioned_never_placed(void **state)
     assert_int_equal(out[0], 2);
     assert_int_equal(csreg_register(r, 7, "x:7", "", 1u << 30, 0, &conns[7], 0), 7);
     assert_true(csreg_server(r, 7)->decommission);
+    csreg_report_done(r, 7);
     csreg_set_drain_left(r, 7, 0);
     csreg_set_drain_left(r, 3, 0);   /* not decommissioned: ignored */
     assert_int_equal(csreg_server(r, 7)->drain_left, 0);
@@ -159,6 +160,73 @@ static void test_decommissioned_never_placed(void **state)
     csreg_clear_decommission(r);
     assert_false(csreg_server(r, 2)->decommission);
     assert_int_equal(csreg_up_count(r), 5);
+    csreg_free(r);
+}
+
+/*
+ * A decommissioned server is known drained only while up and reported:
+ * one that died keeps its recorded replicas (they count as still needing
+ * it) and an unknown drain_left, whatever a scan computes.
+ */
+static void test_drain_needs_an_up_reported_server(void **state)
+{
+    (void)state;
+    struct csreg *r = with_servers(3, 0);
+    assert_int_equal(csreg_set_replica(r, 5, 2, 3, 10, false), 0);
+    assert_int_equal(csreg_set_replica(r, 5, 1, 3, 10, false), 0);
+    assert_int_equal(csreg_decommission(r, 2), 0);
+    csreg_set_drain_left(r, 2, 0);   /* registered, report not in yet */
+    assert_int_equal(csreg_server(r, 2)->drain_left, -1);
+    csreg_report_done(r, 2);
+    csreg_set_drain_left(r, 2, 1);
+    assert_int_equal(csreg_server(r, 2)->drain_left, 1);
+
+    /* It dies before its chunk is copied. */
+    csreg_disconnected(r, &conns[2]);
+    assert_int_equal(csreg_server(r, 2)->drain_left, -1);
+    uint32_t out[4];
+    assert_int_equal(csreg_locations(r, 5, 3, 3, out, 4), 1);   /* live only */
+    assert_int_equal(csreg_recorded(r, 5, 3, 3, out, 4), 2);    /* what a drain counts */
+    assert_true(out[0] == 2 || out[1] == 2);
+    assert_int_equal(csreg_recorded(r, 5, 4, 4, out, 4), 0);    /* version filter */
+    csreg_set_drain_left(r, 2, 0);
+    assert_int_equal(csreg_server(r, 2)->drain_left, -1);
+
+    /* Back: a new registration is a new full report. */
+    assert_int_equal(csreg_register(r, 2, "x:2", "", 1u << 30, 0, &conns[2], 100), 2);
+    csreg_set_drain_left(r, 2, 0);
+    assert_int_equal(csreg_server(r, 2)->drain_left, -1);
+    csreg_report_done(r, 2);
+    csreg_set_drain_left(r, 2, 0);
+    assert_int_equal(csreg_server(r, 2)->drain_left, 0);
+    /* Silent past the timeout: unknown again at once. */
+    assert_int_equal(csreg_expire(r, 100 + 3001), 3);
+    assert_int_equal(csreg_server(r, 2)->drain_left, -1);
+    /* A new leadership forgets every report. */
+    csreg_forget_reports(r);
+    assert_false(csreg_server(r, 1)->reported);
+    csreg_free(r);
+}
+
+/* WRITE_BEGIN answers ENOSPC before committing when no up server has room. */
+static void test_has_space(void **state)
+{
+    (void)state;
+    struct csreg *r = csreg_new(3000, 7);
+    assert_false(csreg_has_space(r));
+    assert_int_equal(csreg_register(r, 1, "a:1", "", 10u << 20, (10u << 20) - 4096,
+                                    &conns[1], 0), 1);
+    assert_int_equal(csreg_register(r, 2, "b:1", "", 10u << 20, 10u << 20, &conns[2], 0), 2);
+    uint32_t out[2];
+    assert_false(csreg_has_space(r));
+    assert_int_equal(csreg_place(r, 2, NULL, 0, out), 0);
+    assert_int_equal(csreg_register(r, 3, "c:1", "", 10u << 20, 0, &conns[3], 0), 3);
+    assert_true(csreg_has_space(r));
+    assert_int_equal(csreg_decommission(r, 3), 0);   /* room, but not for new chunks */
+    assert_false(csreg_has_space(r));
+    csreg_clear_decommission(r);
+    csreg_disconnected(r, &conns[3]);                  /* room, but down */
+    assert_false(csreg_has_space(r));
     csreg_free(r);
 }
 
@@ -171,6 +239,8 @@ int main(void)
         cmocka_unit_test(test_placement_distinct_racks_excludes),
         cmocka_unit_test(test_decommissioned_never_placed),
         cmocka_unit_test(test_full_server_never_placed),
+        cmocka_unit_test(test_drain_needs_an_up_reported_server),
+        cmocka_unit_test(test_has_space),
     };
     return cmocka_run_group_tests_name("csreg", tests, NULL, NULL);
 }

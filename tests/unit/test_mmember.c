@@ -210,6 +210,29 @@ static void test_cache_file_text(void **state)
     free(got);
 }
 
+/* A master stops for good only on the leader's committed removal of it. */
+static void test_removed_only_when_committed(void **state)
+{
+    (void)state;
+    struct mmember_answer a = { .from = 2, .leader = 2, .term = 5, .commit = 40,
+                                .config_index = 40, .lists_us = false };
+    assert_true(mmember_removed(&a, 5));
+    assert_true(mmember_removed(&a, 4));
+    a.config_index = 41;   /* appended, not committed: may be undone */
+    assert_false(mmember_removed(&a, 5));
+    a.config_index = 0;    /* an older leader does not say */
+    assert_false(mmember_removed(&a, 5));
+    a.config_index = 40;
+    assert_false(mmember_removed(&a, 6));   /* its term is older than ours */
+    a.leader = 3;          /* a follower's view decides nothing */
+    assert_false(mmember_removed(&a, 5));
+    a.leader = 0;
+    assert_false(mmember_removed(&a, 5));
+    a.leader = 2;
+    a.lists_us = true;
+    assert_false(mmember_removed(&a, 5));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_bad_entries_change_nothing),
         cmocka_unit_test(test_snapshot_section),
         cmocka_unit_test(test_cache_file_text),
+        cmocka_unit_test(test_removed_only_when_committed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -614,6 +614,55 @@ static void test_remove_leader(void **state)
     cluster_free(c);
 }
 
+/* Between raft_ready() and raft_advance() the core refuses every mutating
+ * call (an apply callback that changed the membership there appended to
+ * the log whose entries the Ready points into). */
+static void test_no_mutation_inside_ready(void **state)
+{
+    (void)state;
+    struct tc *c = cluster_with_leader(3);
+    add_node(c, 4, NULL);
+    isolate(c, 4, true);
+    uint64_t index;
+    assert_int_equal(raft_propose(c->r[1], "x", 1, &index), 0);
+    /* Replicate and acknowledge "x" without handing it out for applying. */
+    for (int i = 0; i < 10 && raft_commit(c->r[1]) < index; i++) {
+        pump(c, 1);
+        pump(c, 2);
+        pump(c, 3);
+    }
+    assert_true(raft_commit(c->r[1]) >= index);
+    struct raft_ready rd;
+    assert_true(raft_ready(c->r[1], &rd));
+    assert_true(rd.n_committed > 0);
+    const struct raft_entry *last = &rd.committed[rd.n_committed - 1];
+    assert_int_equal(last->index, index);
+    uint64_t last_index = raft_last_index(c->r[1]);
+    struct raft_msg m = { .type = RAFT_MSG_HEARTBEAT_RESP, .term = raft_term(c->r[1]),
+                          .from = 2, .to = 1 };
+    char data[4] = "s";
+    assert_int_equal(raft_add_learner(c->r[1], 4, NULL), -EBUSY);
+    assert_int_equal(raft_promote(c->r[1], 2, NULL), -EBUSY);
+    assert_int_equal(raft_remove(c->r[1], 3, NULL), -EBUSY);
+    assert_int_equal(raft_propose(c->r[1], "y", 1, NULL), -EBUSY);
+    assert_int_equal(raft_read_index(c->r[1], 7), -EBUSY);
+    assert_int_equal(raft_transfer(c->r[1], 2), -EBUSY);
+    assert_int_equal(raft_step(c->r[1], &m), -EBUSY);
+    assert_int_equal(raft_compact(c->r[1], raft_applied(c->r[1]), data, 1, NULL), -EBUSY);
+    raft_tick(c->r[1]);
+    /* What the Ready points to is as it was. */
+    assert_int_equal(raft_last_index(c->r[1]), last_index);
+    assert_int_equal(last->index, index);
+    assert_memory_equal(last->data, "x", 1);
+    take(c, 1, &rd);
+    raft_advance(c->r[1]);
+    if (rd.seq)
+        raft_persisted(c->r[1], rd.seq);
+    settle(c);
+    assert_int_equal(raft_add_learner(c->r[1], 4, NULL), 0);
+    cluster_free(c);
+}
+
 /* ---- leadership transfer ------------------------------------------------------ */
 
 static void test_transfer(void **state)
@@ -901,6 +950,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_send_and_install),
         cmocka_unit_test(test_learner_promotion),
         cmocka_unit_test(test_remove_leader),
+        cmocka_unit_test(test_no_mutation_inside_ready),
         cmocka_unit_test(test_transfer),
         cmocka_unit_test(test_read_index),
         cmocka_unit_test(test_read_waits_for_term_commit),
