@@ -65,6 +65,7 @@ struct dfs_master {
 struct dfs_lane {
     pthread_mutex_t mu;
     int fd;
+    struct dfs_master at;             /* where fd leads */
     uint64_t seq;                     /* the mutation in flight (d->mu), or 0 */
 };
 
@@ -84,6 +85,8 @@ struct dfs {
     size_t next;                      /* master to try next */
     struct dfs_master hint;           /* leader named by NOT_LEADER */
     bool have_hint;
+    struct dfs_master leader;         /* the last master that answered */
+    bool have_leader;
     int op_timeout_ms, connect_timeout_ms;
     uint32_t uid, gid;
     char client_name[PROTO_CLIENT_NAME_MAX];
@@ -137,6 +140,7 @@ static int dfs_connect(struct dfs *d, struct dfs_lane *l, int timeout_ms)
         return fd;
     }
     l->fd = fd;
+    l->at = m;
     return 0;
 }
 
@@ -270,6 +274,10 @@ static int dfs_call_lane(struct dfs *d, struct dfs_lane *l, uint16_t type,
             rpc_reply_release(r);
             goto retry;
         }
+        pthread_mutex_lock(&d->lead_mu);
+        d->leader = l->at;
+        d->have_leader = true;
+        pthread_mutex_unlock(&d->lead_mu);
         break;   /* an answer */
 retry:
         sleep_ms(backoff);
@@ -364,26 +372,40 @@ static int dfs_wait_try(struct dfs *d, uint16_t type, const struct wire_writer *
         rc = dfs_payload(d, type, d->session, d->seq + 1, d->seq, body, &p);
     if (rc == 0)
         d->seq++;
+    uint64_t session = d->session;
     pthread_mutex_unlock(&d->mu);
-    if (rc < 0)
+    if (rc < 0) {
+        wire_writer_release(&p);
         return rc;
-    bool dialled = *fd < 0;
-    if (dialled)
+    }
+    if (*fd < 0)
         *fd = rpc_dial(m->host, m->port, &d->key, d->connect_timeout_ms);
-    rc = *fd < 0 ? *fd : rpc_call_fd(*fd, type, p.buf, p.len, 0, try_ms, r);
+    bool connected = *fd >= 0;
+    rc = connected ? rpc_call_fd(*fd, type, p.buf, p.len, 0, try_ms, r) : *fd;
     wire_writer_release(&p);
     if (rc < 0) {
         /* Closing the connection makes the master forget the request. */
         if (*fd >= 0)
             close(*fd);
         *fd = -1;
-        if (rc == -ETIMEDOUT && !dialled)
+        /* The try ran out on a master that answered the dial: the wait
+         * goes on there, not at the next one. */
+        if (rc == -ETIMEDOUT && connected)
             return DFS_WAIT_AGAIN;
         dfs_set_error(d, "master %s:%u: %s", m->host, m->port, dfs_strerror(rc));
         return DFS_WAIT_NEXT;
     }
     int st = r->hdr.status;
-    if (st != -DFS_ENOTLEADER && st != -DFS_ENOTREADY && st != -DFS_ESEQ)
+    if (st == -DFS_ESESSION) {
+        /* The cluster expired the session (a long outage): the next try
+         * opens a new one, unless another thread did already. */
+        pthread_mutex_lock(&d->mu);
+        if (d->session == session)
+            d->session = 0;
+        pthread_mutex_unlock(&d->mu);
+    }
+    if (st != -DFS_ENOTLEADER && st != -DFS_ENOTREADY && st != -DFS_ESEQ &&
+        st != -DFS_ESESSION)
         return 0;
     rc = DFS_WAIT_PAUSE;
     if (st == -DFS_ENOTLEADER) {
@@ -401,7 +423,10 @@ int dfs_call_wait(struct dfs *d, uint16_t type, const struct wire_writer *body,
 {
     int fd = -1;
     size_t next = 0;
-    struct dfs_master m = d->masters[0];
+    /* Start where the session's other calls found the leader. */
+    pthread_mutex_lock(&d->lead_mu);
+    struct dfs_master m = d->have_leader ? d->leader : d->masters[0];
+    pthread_mutex_unlock(&d->lead_mu);
     int backoff = DFS_BACKOFF_MIN_MS;
     for (;;) {
         if (stop && stop(arg)) {
