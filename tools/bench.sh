@@ -13,7 +13,7 @@
 #   - re-replication MiB/s after a chunkserver is lost (a fourth one takes
 #     the copies);
 #   - the mount-agnostic workloads of ../shared/bench/bench-mount.sh (seq,
-#     tree, meta) on the dfs mount, on a local directory and on MooseFS
+#     tree, meta, fio 4 KiB random for FIO_RUNTIME s, default 5) on the dfs mount, on a local directory and on MooseFS
 #     (its up.sh: three chunkservers, goal 3, same storage) — BENCH_MOUNT=0
 #     skips them all, BENCH_MOOSEFS=0 only MooseFS;
 #   - the module micro-benchmarks (CRC32C, the Raft log, the chunk store).
@@ -138,7 +138,8 @@ record rereplication "$(python3 -c "print(round($bytes / 1048576 / ($t1 - $t0), 
 kit_runs() {
     local dir=$1 out=$2 runs=()
     for i in $(seq "${BENCH_MOUNT_RUNS:-$RUNS}"); do
-        BENCH_ONLY="seq tree meta" "$KIT" "$dir" 256 > "$out.$i" 2>/dev/null || true
+        BENCH_ONLY="seq tree meta fio" FIO_RUNTIME=${FIO_RUNTIME:-5} \
+            "$KIT" "$dir" 256 > "$out.$i" 2>/dev/null || true
         runs+=("$out.$i")
     done
     "$KITDIR/median.sh" "${runs[@]}" > "$out"
@@ -167,9 +168,11 @@ moosefs_runs() {
     "$mfs/down.sh" >/dev/null 2>&1 || true
 }
 
-MOUNT_FIGURES="seq_write seq_read tree_extract_files tree_read_files tree_rm_files meta_create meta_stat meta_rename meta_unlink"
+MOUNT_FIGURES="seq_write seq_read tree_extract_files tree_read_files tree_rm_files meta_create meta_stat meta_rename meta_unlink fio_randread_4k fio_randwrite_4k"
 if [ "${BENCH_MOUNT:-1}" = 1 ]; then
-    echo "bench: mount workloads (../shared/bench/bench-mount.sh seq tree meta), medians of ${BENCH_MOUNT_RUNS:-$RUNS}"
+    echo "bench: mount workloads (../shared/bench/bench-mount.sh seq tree meta fio), medians of ${BENCH_MOUNT_RUNS:-$RUNS}"
+    command -v fio >/dev/null || apt-get install -y fio >/dev/null 2>&1 ||
+        echo "  fio is not installed and could not be: the 4 KiB random figures are skipped"
     KITDIR=$TOP/../shared/bench
     KIT=$KITDIR/bench-mount.sh
     if [ -x "$KIT" ]; then
