@@ -667,9 +667,8 @@ static void fsops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
         rc = -EINVAL;
     else if (!h->writable)
         rc = -EBADF;
-    else if (!(mode & FALLOC_FL_KEEP_SIZE) &&
-             (uint64_t)offset + (uint64_t)length > dfs_file_size(h->f))
-        rc = dfs_file_truncate(h->f, (uint64_t)offset + (uint64_t)length);
+    else if (!(mode & FALLOC_FL_KEEP_SIZE))
+        rc = dfs_file_extend(h->f, (uint64_t)offset + (uint64_t)length);
     reply_rc(req, rc);
 }
 

@@ -152,6 +152,9 @@ ssize_t dfs_file_pwrite(struct dfs_file *f, const void *buf, size_t len,
                         uint64_t off);
 /* ftruncate: what f wrote lands first, then the file takes size. */
 int dfs_file_truncate(struct dfs_file *f, uint64_t size);
+/* The same, only when the file is smaller than size (checked and changed
+ * under one lock: a concurrent write past size is never cut off). */
+int dfs_file_extend(struct dfs_file *f, uint64_t size);
 /* Makes every byte written so far durable and committed (DESIGN §2). */
 int dfs_file_fsync(struct dfs_file *f);
 /* The file size as this handle sees it (its own writes included). */

@@ -105,7 +105,8 @@ struct dfs_inode {
         uint64_t next_id;
         size_t npend;
         struct dfsfile_pending pend[DFSFILE_WINDOW];  /* in send order */
-        int err;                    /* a write-back failure, for fsync/close */
+        int err;                    /* the last write-back failure */
+        uint32_t err_seq;           /* write-back failures so far */
     } w;
     struct {
         bool loc_valid;             /* loc is chunk loc_index's */
@@ -129,10 +130,13 @@ struct dfs_inode {
     } r;
 };
 
-/* A handle: one open of the file, with its access mode. */
+/* A handle: one open of the file, with its access mode.  err_seen (under
+ * in->mu) is the in->w.err_seq this handle last reported: like Linux's
+ * errseq, every handle open when a write-back failed hears of it once. */
 struct dfs_file {
     struct dfs_inode *in;
     uint32_t flags;
+    uint32_t err_seen;
 };
 
 static int64_t now_ns(void)
@@ -230,7 +234,7 @@ static struct dfs_inode *inode_attach(struct dfs *d, uint64_t ino, uint64_t size
         in->refs++;
         pthread_mutex_unlock(&t->mu);
         pthread_mutex_lock(&in->mu);
-        if (!in->w.dirty && in->w.err == 0) {
+        if (!in->w.dirty) {
             in->size = size;
             read_cache_drop(in);
             publish(in);
@@ -318,6 +322,9 @@ static int handle_new(struct dfs *d, uint64_t ino, uint32_t flags, uint64_t size
         return -ENOMEM;
     }
     h->flags = flags;
+    pthread_mutex_lock(&h->in->mu);
+    h->err_seen = h->in->w.err_seq;
+    pthread_mutex_unlock(&h->in->mu);
     *out = h;
     return 0;
 }
@@ -433,7 +440,6 @@ static int write_begin(struct dfs_inode *f, uint32_t index)
     }
 }
 
-/* One CS_WRITE to the chain head; the rest of the chain rides along. */
 /* One CS_WRITE payload for data at off_in_chunk; the rest of the chain
  * rides along. */
 static void write_payload(const struct dfs_inode *f, uint64_t off_in_chunk,
@@ -596,8 +602,9 @@ static int chain_write_retry(struct dfs_inode *f, uint64_t off_in_chunk,
  * front only, so after a failure everything from the first unacknowledged
  * one on is sent again in the original order: a later request that
  * succeeded is never overwritten by an earlier one resent after it.
- * A failure that cannot be repaired is kept in f->w.err and returned by
- * the next write, fsync and close (DESIGN §2 acknowledges at those).
+ * A failure that cannot be repaired abandons the write session (nothing
+ * of it is committed) and is reported by the next fsync or close of every
+ * handle open then (DESIGN §2 acknowledges at those).
  */
 
 static void pending_clear(struct dfs_inode *f)
@@ -640,6 +647,23 @@ static void stream_close(struct dfs_inode *f, bool clean)
  * (chain_write_retry finds and replaces a dead node itself).  The window
  * is empty afterwards, whatever happened.
  */
+/*
+ * Data of the write session is lost: the session ends without a commit,
+ * so no later flush commits a length over bytes no replica has, and the
+ * handles hear of it at their next fsync or close.
+ */
+static void write_failed(struct dfs_inode *f, int rc)
+{
+    stream_close(f, false);
+    pending_clear(f);
+    f->w.err = rc;
+    f->w.err_seq++;
+    f->w.leased = false;
+    f->w.dirty = false;
+    read_cache_drop(f);
+    publish(f);
+}
+
 static int stream_recover(struct dfs_inode *f, int rc, uint32_t failed)
 {
     stream_close(f, false);
@@ -648,12 +672,16 @@ static int stream_recover(struct dfs_inode *f, int rc, uint32_t failed)
      * still parses late are then refused, never applied over the resent
      * ones. */
     rc = rc == -DFS_ESTALE_VER ? rebegin(f) : replace_replica(f, failed);
-    for (size_t i = 0; rc == 0 && i < f->w.npend; i++)
-        rc = chain_write_retry(f, f->w.pend[i].off, f->w.pend[i].data,
-                               f->w.pend[i].len, 0);
+    for (size_t i = 0; rc == 0 && i < f->w.npend; i++) {
+        const struct dfsfile_pending *p = &f->w.pend[i];
+        rc = chain_write_retry(f, p->off, p->data, p->len, 0);
+        /* A new write session starts from the committed length. */
+        if (rc == 0 && p->off + p->len > f->w.length)
+            f->w.length = (uint32_t)(p->off + p->len);
+    }
     pending_clear(f);
     if (rc < 0)
-        f->w.err = rc;
+        write_failed(f, rc);
     return rc;
 }
 
@@ -766,8 +794,8 @@ static int write_end(struct dfs_inode *f, bool keep_lease)
 /* Makes the leased chunk durable on its chain and commits it. */
 static int flush_chunk(struct dfs_inode *f, bool keep_lease)
 {
-    if (f->w.err || !f->w.leased)
-        return f->w.err;
+    if (!f->w.leased)
+        return 0;
     int rc = 0;
     if (f->w.dirty)
         rc = stream_drain(f);
@@ -775,6 +803,8 @@ static int flush_chunk(struct dfs_inode *f, bool keep_lease)
         rc = chain_write_retry(f, f->w.length, NULL, 0, PROTO_WRITE_SYNC);
     if (rc == 0)
         rc = write_end(f, keep_lease);
+    if (rc < 0 && f->w.leased)
+        write_failed(f, rc);
     if (rc == 0) {
         f->w.dirty = false;
         f->w.leased = keep_lease;
@@ -790,7 +820,7 @@ static ssize_t inode_pwrite(struct dfs_inode *f, const void *buf, size_t len,
     read_cache_drop(f);
     const uint8_t *p = buf;
     size_t done = 0;
-    int rc = f->w.err;
+    int rc = 0;
     while (rc == 0 && done < len) {
         uint64_t pos = off + done;
         uint32_t index = (uint32_t)(pos / PROTO_CHUNK_SIZE);
@@ -831,9 +861,13 @@ ssize_t dfs_file_pwrite(struct dfs_file *h, const void *buf, size_t len,
 /* A size change at the master, after what this session wrote landed (its
  * write session ends: the truncate gives the chunk a new version). */
 static int inode_set_size(struct dfs_inode *f, const struct dfs_setattr *set,
-                          struct dfs_attr *out)
+                          struct dfs_attr *out, bool grow_only)
 {
     pthread_mutex_lock(&f->mu);
+    if (grow_only && f->size >= set->size) {
+        pthread_mutex_unlock(&f->mu);
+        return 0;
+    }
     read_cache_drop(f);
     int rc = flush_chunk(f, false);
     /* Committed now: the attributes of the reply must not show the old
@@ -854,7 +888,7 @@ int dfsfile_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
     struct dfs_inode *in = inode_find(d, ino);
     if (!in)
         return dfs_setattr_call(d, ino, set, out);
-    int rc = inode_set_size(in, set, out);
+    int rc = inode_set_size(in, set, out, false);
     inode_detach(in);
     return rc;
 }
@@ -863,7 +897,24 @@ int dfs_file_truncate(struct dfs_file *h, uint64_t size)
 {
     struct dfs_setattr set = { .valid = DFS_SET_SIZE, .size = size };
     struct dfs_attr a;
-    return inode_set_size(h->in, &set, &a);
+    return inode_set_size(h->in, &set, &a, false);
+}
+
+int dfs_file_extend(struct dfs_file *h, uint64_t size)
+{
+    struct dfs_setattr set = { .valid = DFS_SET_SIZE, .size = size };
+    struct dfs_attr a;
+    return inode_set_size(h->in, &set, &a, true);
+}
+
+/* A write-back failure h has not reported yet (caller holds in->mu). */
+static int handle_error(struct dfs_file *h)
+{
+    struct dfs_inode *f = h->in;
+    if (h->err_seen == f->w.err_seq)
+        return 0;
+    h->err_seen = f->w.err_seq;
+    return f->w.err ? f->w.err : -EIO;
 }
 
 int dfs_file_fsync(struct dfs_file *h)
@@ -871,9 +922,10 @@ int dfs_file_fsync(struct dfs_file *h)
     struct dfs_inode *f = h->in;
     pthread_mutex_lock(&f->mu);
     int rc = flush_chunk(f, true);
+    int err = handle_error(h);
     publish(f);
     pthread_mutex_unlock(&f->mu);
-    return rc;
+    return rc < 0 ? rc : err;
 }
 
 int dfs_file_close(struct dfs_file *h)
@@ -881,11 +933,11 @@ int dfs_file_close(struct dfs_file *h)
     struct dfs_inode *f = h->in;
     int rc = 0;
     if (h->flags & DFS_O_WRITE) {
-        /* close(2) is a durability point (DESIGN §2); a write-back error
-         * is reported to this closer, then forgotten. */
+        /* close(2) is a durability point (DESIGN §2). */
         pthread_mutex_lock(&f->mu);
         rc = flush_chunk(f, false);
-        f->w.err = 0;
+        int err = handle_error(h);
+        rc = rc < 0 ? rc : err;
         publish(f);
         pthread_mutex_unlock(&f->mu);
     }
@@ -958,10 +1010,6 @@ static void report_bad(struct dfs_inode *f, const struct dfsfile_loc *loc,
         rpc_reply_release(&r);
 }
 
-/*
- * Reads [in_chunk, in_chunk + len) of a chunk from one replica into buf;
- * bytes past the replica's length are zeros.  Returns 0 or an error.
- */
 /* One CS_READ answer for [in_chunk, in_chunk + len) into buf: CRCs
  * checked, bytes past the replica's length zeroed. */
 static int read_answer(struct dfs_inode *f, const struct dfsfile_loc *loc,
