@@ -1106,7 +1106,7 @@ static void handle_bad_replica(struct mserver *s, struct rpc_conn *c,
         rc = -DFS_ESTALE_VER;   /* about a version no longer served: ignore */
     if (rc == 0) {
         rc = csreg_set_replica(s->csreg, chunk, cs, version, 0, true);
-        s->corrupt_replicas++;
+        mstatus_count_corrupt(s, chunk, cs);
         log_warn("chunk %016" PRIx64 " v%u on chunkserver %u: bad block %u reported by %s",
                  chunk, version, cs, block, rpc_peer(c));
         mstatus_event(s, STATUS_EV_CORRUPT, "chunk %016" PRIx64 " on chunkserver %u: bad block %u",

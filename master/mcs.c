@@ -60,17 +60,9 @@ static int take_replicas(struct mserver *s, uint32_t cs, struct wire_reader *r)
         uint8_t state = wire_get_u8(r);
         if (r->err)
             break;
-        /* Counted once: a reader or fsck --verify may have told us first. */
-        struct csreg_replica old[CSREG_MAX_REPLICAS];
-        size_t k = csreg_replicas(s->csreg, id, old, CSREG_MAX_REPLICAS);
-        bool known = false;
-        for (size_t j = 0; j < k; j++)
-            known |= old[j].cs == cs && old[j].corrupt;
         csreg_set_replica(s->csreg, id, cs, version, length,
                           state == PROTO_REPLICA_CORRUPT);
-        if (state == PROTO_REPLICA_CORRUPT && !known)
-            s->corrupt_replicas++;
-        if (state == PROTO_REPLICA_CORRUPT && !known)
+        if (state == PROTO_REPLICA_CORRUPT && mstatus_count_corrupt(s, id, cs))
             mstatus_event(s, STATUS_EV_CORRUPT,
                           "chunk %016" PRIx64 " on chunkserver %u failed its checksums",
                           id, cs);

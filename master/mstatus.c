@@ -33,6 +33,8 @@
 
 #define MSTATUS_PUBLISH_MS 1000
 
+#define MSTATUS_CORRUPT_RECENT 256
+
 struct mstatus {
     struct httpd *httpd;
     uint64_t timer;
@@ -44,6 +46,9 @@ struct mstatus {
     uint64_t ops_at_last_sample;
     uint64_t read_at_last_sample, write_at_last_sample;
     int64_t last_sample_ms;
+    /* The bad replicas counted last, oldest overwritten first. */
+    struct { uint64_t chunk; uint32_t cs; } corrupt_recent[MSTATUS_CORRUPT_RECENT];
+    size_t corrupt_next;
 };
 
 static int64_t wall_ms(void)
@@ -186,6 +191,22 @@ void mstatus_event(struct mserver *s, enum status_event_kind kind,
     va_end(ap);
     if (s->st)
         status_events_add(&s->st->events, wall_ms(), kind, "%s", text);
+}
+
+bool mstatus_count_corrupt(struct mserver *s, uint64_t chunk, uint32_t cs)
+{
+    struct mstatus *ms = s->st;
+    if (ms) {
+        for (size_t i = 0; i < MSTATUS_CORRUPT_RECENT; i++) {
+            if (ms->corrupt_recent[i].chunk == chunk && ms->corrupt_recent[i].cs == cs)
+                return false;
+        }
+        ms->corrupt_recent[ms->corrupt_next].chunk = chunk;
+        ms->corrupt_recent[ms->corrupt_next].cs = cs;
+        ms->corrupt_next = (ms->corrupt_next + 1) % MSTATUS_CORRUPT_RECENT;
+    }
+    s->corrupt_replicas++;
+    return true;
 }
 
 void mstatus_count_op(struct mserver *s, const char *name)

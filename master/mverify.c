@@ -275,7 +275,7 @@ static void take_status(struct mverify_job *j, uint32_t cs,
     if (rep.corrupt)
         return;   /* its server's report came first */
     csreg_set_replica(s->csreg, it->chunk, cs, rep.version, rep.length, true);
-    s->corrupt_replicas++;
+    mstatus_count_corrupt(s, it->chunk, cs);
     log_warn("fsck --verify: chunk %016" PRIx64 " v%u on chunkserver %u failed its checksums",
              it->chunk, it->version, cs);
     mstatus_event(s, STATUS_EV_CORRUPT, "chunk %016" PRIx64 " on chunkserver %u failed "

@@ -1316,6 +1316,29 @@ static ssize_t read_buffered(struct dfs_inode *f, uint64_t pos, uint8_t *buf,
     return (ssize_t)k;
 }
 
+/*
+ * A read the buffer does not serve (random access), from the located
+ * chunk's replicas without f->mu held, so that reads of one file from
+ * several threads run side by side; on failure, located afresh and
+ * retried under the lock.  Called and returns with f->mu held.
+ */
+static ssize_t read_direct(struct dfs_inode *f, uint64_t pos, uint8_t *buf,
+                           size_t n)
+{
+    uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
+    struct dfsfile_loc loc = f->r.loc;
+    pthread_mutex_unlock(&f->mu);
+    int rc = read_piece(f, &loc, in_chunk, buf, n);
+    pthread_mutex_lock(&f->mu);
+    if (rc < 0) {
+        /* Another thread may have moved the cached location meanwhile. */
+        rc = loc_get(f, (uint32_t)(pos / PROTO_CHUNK_SIZE));
+        if (rc == 0)
+            rc = read_located(f, in_chunk, buf, n);
+    }
+    return rc < 0 ? rc : (ssize_t)n;
+}
+
 ssize_t dfs_file_pread(struct dfs_file *h, void *buf, size_t len, uint64_t off)
 {
     struct dfs_inode *f = h->in;
@@ -1349,8 +1372,7 @@ ssize_t dfs_file_pread(struct dfs_file *h, void *buf, size_t len, uint64_t off)
         if (k == 0) {
             if (n > (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX)
                 n = (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX;
-            k = read_located(f, in_chunk, p + done, n);
-            k = k < 0 ? k : (ssize_t)n;
+            k = read_direct(f, pos, p + done, n);
         }
         if (k < 0) {
             rc = (int)k;
