@@ -321,16 +321,6 @@ struct sim_data_op {
     uint8_t data[];
 };
 
-struct sim_entry {
-    char *name;
-    struct sim_inode *ino;
-};
-
-struct sim_entries {
-    struct sim_entry *v;    /* sorted by name */
-    size_t n, cap;
-};
-
 /* One change of a name: dir/name now points to ino (NULL: removed). */
 struct sim_change {
     struct sim_inode *dir;
@@ -361,7 +351,7 @@ struct sim_inode {
     struct sim_data_op *data_ops, **data_ops_tail;
     size_t ndata_ops;
     /* directories */
-    struct sim_entries vis_ents, dur_ents;
+    struct fsio_entries vis_ents, dur_ents;   /* of sim_inode */
 };
 
 struct sim_fd {
@@ -399,15 +389,15 @@ static struct sim *sim_of(struct fsio *fs)
     return (struct sim *)fs;
 }
 
-static void *sim_alloc(size_t size)
+void *fsio_test_alloc(size_t size)
 {
     void *p = calloc(1, size);
     if (!p)
-        abort();    /* a test double: see fsio_sim_new */
+        abort();    /* test backends: see fsio_priv.h */
     return p;
 }
 
-static void *sim_realloc(void *p, size_t size)
+void *fsio_test_realloc(void *p, size_t size)
 {
     p = realloc(p, size);
     if (!p)
@@ -415,10 +405,10 @@ static void *sim_realloc(void *p, size_t size)
     return p;
 }
 
-static char *sim_strdup(const char *s)
+char *fsio_test_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    return memcpy(sim_alloc(n), s, n);
+    return memcpy(fsio_test_alloc(n), s, n);
 }
 
 /* splitmix64: tiny, seedable, and good enough to pick crash outcomes. */
@@ -451,7 +441,7 @@ static void bytes_resize(struct sim_bytes *b, uint64_t size)
         uint64_t cap = b->cap ? b->cap : 64;
         while (cap < size)
             cap *= 2;
-        b->p = sim_realloc(b->p, cap);
+        b->p = fsio_test_realloc(b->p, cap);
         b->cap = cap;
     }
     if (size > b->size)
@@ -474,10 +464,10 @@ static void bytes_copy(struct sim_bytes *dst, const struct sim_bytes *src)
         memcpy(dst->p, src->p, src->size);
 }
 
-/* ---- entry arrays ------------------------------------------------------- */
+/* ---- entry arrays (shared with fsio_cut.c) ------------------------------- */
 
 /* Index of name, or of where it would be inserted (*found says which). */
-static size_t ents_search(const struct sim_entries *e, const char *name,
+static size_t ents_search(const struct fsio_entries *e, const char *name,
                           bool *found)
 {
     size_t lo = 0, hi = e->n;
@@ -497,58 +487,63 @@ static size_t ents_search(const struct sim_entries *e, const char *name,
     return lo;
 }
 
-static struct sim_inode *ents_get(const struct sim_entries *e,
-                                  const char *name)
+void *fsio_ents_get(const struct fsio_entries *e, const char *name)
 {
     bool found;
     size_t i = ents_search(e, name, &found);
-    return found ? e->v[i].ino : NULL;
+    return found ? e->v[i].node : NULL;
 }
 
-/* Points name at ino (NULL removes it); returns the previous target.
- * Reference counts are the caller's business. */
-static struct sim_inode *ents_put(struct sim_entries *e, const char *name,
-                                  struct sim_inode *ino)
+/* Reference counts are the caller's business. */
+void *fsio_ents_put(struct fsio_entries *e, const char *name, void *node)
 {
     bool found;
     size_t i = ents_search(e, name, &found);
-    struct sim_inode *old = found ? e->v[i].ino : NULL;
-    if (found && ino) {
-        e->v[i].ino = ino;
+    void *old = found ? e->v[i].node : NULL;
+    if (found && node) {
+        e->v[i].node = node;
     } else if (found) {
         free(e->v[i].name);
         memmove(&e->v[i], &e->v[i + 1], (e->n - i - 1) * sizeof(*e->v));
         e->n--;
-    } else if (ino) {
+    } else if (node) {
         if (e->n == e->cap) {
             e->cap = e->cap ? e->cap * 2 : 8;
-            e->v = sim_realloc(e->v, e->cap * sizeof(*e->v));
+            e->v = fsio_test_realloc(e->v, e->cap * sizeof(*e->v));
         }
         memmove(&e->v[i + 1], &e->v[i], (e->n - i) * sizeof(*e->v));
-        e->v[i].name = sim_strdup(name);
-        e->v[i].ino = ino;
+        e->v[i].name = fsio_test_strdup(name);
+        e->v[i].node = node;
         e->n++;
     }
     return old;
 }
 
-static void ents_clear(struct sim_entries *e)
+void fsio_ents_clear(struct fsio_entries *e)
 {
     for (size_t i = 0; i < e->n; i++)
         free(e->v[i].name);
     e->n = 0;
 }
 
-static void ents_copy(struct sim_entries *dst, const struct sim_entries *src)
+void fsio_ents_release(struct fsio_entries *e)
 {
-    ents_clear(dst);
+    fsio_ents_clear(e);
+    free(e->v);
+    e->v = NULL;
+    e->cap = 0;
+}
+
+static void ents_copy(struct fsio_entries *dst, const struct fsio_entries *src)
+{
+    fsio_ents_clear(dst);
     if (src->n > dst->cap) {
         dst->cap = src->n;
-        dst->v = sim_realloc(dst->v, dst->cap * sizeof(*dst->v));
+        dst->v = fsio_test_realloc(dst->v, dst->cap * sizeof(*dst->v));
     }
     for (size_t i = 0; i < src->n; i++) {
-        dst->v[i].name = sim_strdup(src->v[i].name);
-        dst->v[i].ino = src->v[i].ino;
+        dst->v[i].name = fsio_test_strdup(src->v[i].name);
+        dst->v[i].node = src->v[i].node;
     }
     dst->n = src->n;
 }
@@ -557,7 +552,7 @@ static void ents_copy(struct sim_entries *dst, const struct sim_entries *src)
 
 static struct sim_inode *sim_inode_new(struct sim *s, bool is_dir)
 {
-    struct sim_inode *ino = sim_alloc(sizeof(*ino));
+    struct sim_inode *ino = fsio_test_alloc(sizeof(*ino));
     ino->is_dir = is_dir;
     ino->data_ops_tail = &ino->data_ops;
     ino->prev = s->inodes_tail;
@@ -600,10 +595,8 @@ static void sim_inode_free_raw(struct sim *s, struct sim_inode *ino)
     sim_data_ops_free(s, ino);
     free(ino->vis.p);
     free(ino->dur.p);
-    ents_clear(&ino->vis_ents);
-    ents_clear(&ino->dur_ents);
-    free(ino->vis_ents.v);
-    free(ino->dur_ents.v);
+    fsio_ents_release(&ino->vis_ents);
+    fsio_ents_release(&ino->dur_ents);
     free(ino);
 }
 
@@ -631,11 +624,11 @@ static void sim_put(struct sim *s, struct sim_inode *ino)
         return;
     if (ino->is_dir) {
         for (size_t i = 0; i < ino->vis_ents.n; i++) {
-            sim_vis_put(s, ino->vis_ents.v[i].ino);
-            sim_put(s, ino->vis_ents.v[i].ino);
+            sim_vis_put(s, ino->vis_ents.v[i].node);
+            sim_put(s, ino->vis_ents.v[i].node);
         }
         for (size_t i = 0; i < ino->dur_ents.n; i++)
-            sim_put(s, ino->dur_ents.v[i].ino);
+            sim_put(s, ino->dur_ents.v[i].node);
     }
     sim_inode_free_raw(s, ino);
 }
@@ -654,7 +647,7 @@ static struct sim_data_op *sim_data_op_add(struct sim *s,
                                            struct sim_inode *ino,
                                            size_t len)
 {
-    struct sim_data_op *op = sim_alloc(sizeof(*op) + len);
+    struct sim_data_op *op = fsio_test_alloc(sizeof(*op) + len);
     *ino->data_ops_tail = op;
     ino->data_ops_tail = &op->next;
     ino->ndata_ops++;
@@ -684,7 +677,7 @@ static uint64_t sim_room(const struct sim *s)
 /* Queues a new namespace op; sim_change_name() fills it. */
 static struct sim_name_op *sim_name_op_new(struct sim *s)
 {
-    struct sim_name_op *op = sim_alloc(sizeof(*op));
+    struct sim_name_op *op = fsio_test_alloc(sizeof(*op));
     *s->name_ops_tail = op;
     s->name_ops_tail = &op->next;
     s->nname_ops++;
@@ -701,13 +694,13 @@ static void sim_change_name(struct sim *s, struct sim_name_op *op,
     struct sim_change *c = &op->ch[op->nch++];
     c->dir = dir;
     c->ino = ino;
-    c->name = sim_strdup(name);
+    c->name = fsio_test_strdup(name);
     sim_get(dir);
     sim_get(ino);
 
     sim_get(ino);
     sim_vis_get(s, ino);
-    struct sim_inode *old = ents_put(&dir->vis_ents, name, ino);
+    struct sim_inode *old = fsio_ents_put(&dir->vis_ents, name, ino);
     sim_vis_put(s, old);
     sim_put(s, old);
 }
@@ -746,7 +739,7 @@ static int sim_walk(struct sim *s, const char *path,
             return -EINVAL;
         bool is_dot = len == 1 && p[0] == '.';
         if (name[0]) {  /* the previous component must be a directory */
-            struct sim_inode *next = ents_get(&cur->vis_ents, name);
+            struct sim_inode *next = fsio_ents_get(&cur->vis_ents, name);
             if (!next)
                 return -ENOENT;
             if (!next->is_dir)
@@ -774,7 +767,7 @@ static int sim_lookup(struct sim *s, const char *path, struct sim_inode **out)
     int rc = sim_walk(s, path, NULL, &dir, name);
     if (rc < 0)
         return rc;
-    *out = name[0] ? ents_get(&dir->vis_ents, name) : dir;
+    *out = name[0] ? fsio_ents_get(&dir->vis_ents, name) : dir;
     return *out ? 0 : -ENOENT;
 }
 
@@ -796,7 +789,7 @@ static int sim_fd_alloc(struct sim *s, struct sim_inode *ino, int accmode)
         if (i >= INT_MAX)
             return -EMFILE;
         s->nfds = s->nfds ? s->nfds * 2 : 16;
-        s->fds = sim_realloc(s->fds, s->nfds * sizeof(*s->fds));
+        s->fds = fsio_test_realloc(s->fds, s->nfds * sizeof(*s->fds));
         memset(&s->fds[i], 0, (s->nfds - i) * sizeof(*s->fds));
     }
     sim_get(ino);
@@ -824,7 +817,7 @@ static int sim_open(struct fsio *fs, const char *path, int flags, mode_t mode)
     if (!name[0])
         return -EISDIR;
 
-    struct sim_inode *ino = ents_get(&dir->vis_ents, name);
+    struct sim_inode *ino = fsio_ents_get(&dir->vis_ents, name);
     if (ino && (flags & O_CREAT) && (flags & O_EXCL))
         return -EEXIST;
     if (ino && ino->is_dir)
@@ -1007,10 +1000,10 @@ static int sim_rename(struct fsio *fs, const char *from, const char *to)
         return rc;
     if (!fname[0] || !tname[0])
         return -EBUSY;
-    struct sim_inode *src = ents_get(&fdir->vis_ents, fname);
+    struct sim_inode *src = fsio_ents_get(&fdir->vis_ents, fname);
     if (!src)
         return -ENOENT;
-    struct sim_inode *dst = ents_get(&tdir->vis_ents, tname);
+    struct sim_inode *dst = fsio_ents_get(&tdir->vis_ents, tname);
     rc = sim_rename_check(s, from, to, src, dst);
     if (rc < 0 || dst == src)
         return rc;
@@ -1032,7 +1025,7 @@ static int sim_remove_target(struct sim *s, const char *path,
         return rc;
     if (!name[0])
         return -EBUSY;
-    *ino = ents_get(&(*dir)->vis_ents, name);
+    *ino = fsio_ents_get(&(*dir)->vis_ents, name);
     return *ino ? 0 : -ENOENT;
 }
 
@@ -1083,7 +1076,7 @@ static int sim_mkdir(struct fsio *fs, const char *path, mode_t mode)
         rc = sim_walk(s, path, NULL, &dir, name);
     if (rc < 0)
         return rc;
-    if (!name[0] || ents_get(&dir->vis_ents, name))
+    if (!name[0] || fsio_ents_get(&dir->vis_ents, name))
         return -EEXIST;
     sim_dir_change(s, dir, name, sim_inode_new(s, true));
     return 0;
@@ -1112,7 +1105,7 @@ static bool sim_ops_share_name(const struct sim_name_op *a,
 /* The pending namespace ops, oldest first, in a new array (free it). */
 static struct sim_name_op **sim_name_ops_array(struct sim *s)
 {
-    struct sim_name_op **v = sim_alloc((s->nname_ops + 1) * sizeof(*v));
+    struct sim_name_op **v = fsio_test_alloc((s->nname_ops + 1) * sizeof(*v));
     size_t i = 0;
     for (struct sim_name_op *op = s->name_ops; op; op = op->next)
         v[i++] = op;
@@ -1143,7 +1136,7 @@ static void sim_name_ops_commit(struct sim *s)
         for (int i = 0; i < op->nch; i++) {
             struct sim_change *c = &op->ch[i];
             sim_get(c->ino);    /* now held by the durable entry */
-            sim_put(s, ents_put(&c->dir->dur_ents, c->name, c->ino));
+            sim_put(s, fsio_ents_put(&c->dir->dur_ents, c->name, c->ino));
             sim_put(s, c->ino);
             sim_put(s, c->dir);
         }
@@ -1343,7 +1336,7 @@ static void sim_crash_names(struct sim *s, enum fsio_crash policy)
                 v[i]->picked = false;
         for (int k = 0; v[i]->picked && k < v[i]->nch; k++) {
             struct sim_change *c = &v[i]->ch[k];
-            ents_put(&c->dir->dur_ents, c->name, c->ino);
+            fsio_ents_put(&c->dir->dur_ents, c->name, c->ino);
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -1357,7 +1350,7 @@ static void sim_crash_names(struct sim *s, enum fsio_crash policy)
 static void sim_mark(struct sim_inode *dir)
 {
     for (size_t i = 0; i < dir->dur_ents.n; i++) {
-        struct sim_inode *ino = dir->dur_ents.v[i].ino;
+        struct sim_inode *ino = dir->dur_ents.v[i].node;
         ino->refs += 2;     /* the durable entry and its visible copy */
         ino->vis_refs++;
         if (ino->marked)

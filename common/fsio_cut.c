@@ -86,16 +86,6 @@ struct cut_data_op {
     uint8_t data[];
 };
 
-struct cut_entry {
-    char *name;
-    struct cut_node *node;
-};
-
-struct cut_entries {
-    struct cut_entry *v;    /* sorted by name */
-    size_t n, cap;
-};
-
 struct cut_node {
     struct cut_node *prev, *next;   /* c->nodes */
     bool is_dir;
@@ -107,7 +97,7 @@ struct cut_node {
     unsigned nrefs;                 /* queued name ops naming it */
     /* directories */
     bool loaded;
-    struct cut_entries ents;
+    struct fsio_entries ents;       /* of cut_node */
     /* files */
     int rfd;
     bool sized;
@@ -154,28 +144,6 @@ struct cut {
 static struct cut *cut_of(struct fsio *fs)
 {
     return (struct cut *)fs;
-}
-
-static void *cut_alloc(size_t size)
-{
-    void *p = calloc(1, size);
-    if (!p)
-        abort();    /* a test mode: see the header comment */
-    return p;
-}
-
-static void *cut_realloc(void *p, size_t size)
-{
-    p = realloc(p, size);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *cut_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(cut_alloc(n), s, n);
 }
 
 /* ======================================================================== */
@@ -232,63 +200,9 @@ static int real_fsync_path(const char *path)
 /* entries and nodes                                                        */
 /* ======================================================================== */
 
-static size_t ents_search(const struct cut_entries *e, const char *name,
-                          bool *found)
-{
-    size_t lo = 0, hi = e->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(e->v[mid].name, name);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
-}
-
-static struct cut_node *ents_get(const struct cut_entries *e,
-                                 const char *name)
-{
-    bool found;
-    size_t i = ents_search(e, name, &found);
-    return found ? e->v[i].node : NULL;
-}
-
-/* Points name at node (NULL removes it); returns the previous target. */
-static struct cut_node *ents_put(struct cut_entries *e, const char *name,
-                                 struct cut_node *node)
-{
-    bool found;
-    size_t i = ents_search(e, name, &found);
-    struct cut_node *old = found ? e->v[i].node : NULL;
-    if (found && node) {
-        e->v[i].node = node;
-    } else if (found) {
-        free(e->v[i].name);
-        memmove(&e->v[i], &e->v[i + 1], (e->n - i - 1) * sizeof(*e->v));
-        e->n--;
-    } else if (node) {
-        if (e->n == e->cap) {
-            e->cap = e->cap ? e->cap * 2 : 8;
-            e->v = cut_realloc(e->v, e->cap * sizeof(*e->v));
-        }
-        memmove(&e->v[i + 1], &e->v[i], (e->n - i) * sizeof(*e->v));
-        e->v[i].name = cut_strdup(name);
-        e->v[i].node = node;
-        e->n++;
-    }
-    return old;
-}
-
 static struct cut_node *node_new(struct cut *c, bool is_dir)
 {
-    struct cut_node *n = cut_alloc(sizeof(*n));
+    struct cut_node *n = fsio_test_alloc(sizeof(*n));
     n->is_dir = is_dir;
     n->rfd = -1;
     n->ops_tail = &n->ops;
@@ -307,8 +221,8 @@ static struct cut_node *node_from_disk(struct cut *c, struct cut_node *dir,
     n->on_disk = true;
     n->linked = true;
     n->dparent = dir;
-    n->dname = cut_strdup(name);
-    ents_put(&dir->ents, name, n);
+    n->dname = fsio_test_strdup(name);
+    fsio_ents_put(&dir->ents, name, n);
     return n;
 }
 
@@ -334,9 +248,7 @@ static void node_free_raw(struct cut *c, struct cut_node *n)
     if (n->rfd >= 0)
         close(n->rfd);
     data_ops_free(n);
-    for (size_t i = 0; i < n->ents.n; i++)
-        free(n->ents.v[i].name);
-    free(n->ents.v);
+    fsio_ents_release(&n->ents);
     free(n->mem);
     free(n->dname);
     free(n);
@@ -442,7 +354,7 @@ static bool disk_name_visible(const struct cut *c, const struct cut_node *dir,
 static int lookup(struct cut *c, struct cut_node *dir, const char *name,
                   struct cut_node **out)
 {
-    *out = ents_get(&dir->ents, name);
+    *out = fsio_ents_get(&dir->ents, name);
     if (*out || !disk_name_visible(c, dir, name))
         return 0;
     bool exists, is_dir;
@@ -468,7 +380,7 @@ static int merge_disk(struct cut *c, struct cut_node *dir)
     errno = 0;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-            ents_get(&dir->ents, e->d_name) ||
+            fsio_ents_get(&dir->ents, e->d_name) ||
             !disk_name_visible(c, dir, e->d_name))
             continue;
         bool exists = true, is_dir = e->d_type == DT_DIR;
@@ -631,10 +543,10 @@ static struct cut_name_op *name_op_new(struct cut *c, enum cut_kind kind,
                                        struct cut_node *dir, const char *name,
                                        struct cut_node *node)
 {
-    struct cut_name_op *op = cut_alloc(sizeof(*op));
+    struct cut_name_op *op = fsio_test_alloc(sizeof(*op));
     op->kind = kind;
     op->dir = dir;
-    op->name = cut_strdup(name);
+    op->name = fsio_test_strdup(name);
     op->node = node;
     node->nrefs++;
     op->barrier = kind == CUT_MKDIR || kind == CUT_RMDIR;
@@ -674,7 +586,7 @@ static void set_durable_place(struct cut_node *n, struct cut_node *dir,
                               const char *name)
 {
     free(n->dname);
-    n->dname = dir ? cut_strdup(name) : NULL;
+    n->dname = dir ? fsio_test_strdup(name) : NULL;
     n->dparent = dir;
 }
 
@@ -781,8 +693,8 @@ static int commit_picked(struct cut *c)
 static void pick_for_dir(struct cut *c, const struct cut_node *dir)
 {
     size_t n = c->nname_ops, npicked = 0, i = 0;
-    struct cut_name_op **v = cut_alloc((n + 1) * sizeof(*v));
-    struct cut_name_op **picked = cut_alloc((n + 1) * sizeof(*picked));
+    struct cut_name_op **v = fsio_test_alloc((n + 1) * sizeof(*v));
+    struct cut_name_op **picked = fsio_test_alloc((n + 1) * sizeof(*picked));
     for (struct cut_name_op *op = c->name_ops; op; op = op->next)
         v[i++] = op;
     bool all = false;
@@ -815,7 +727,7 @@ static struct cut_fd *fd_get(struct cut *c, int fd)
 static void data_op_add(struct cut_node *n, bool is_truncate, uint64_t off,
                         const void *data, size_t len)
 {
-    struct cut_data_op *op = cut_alloc(sizeof(*op) + len);
+    struct cut_data_op *op = fsio_test_alloc(sizeof(*op) + len);
     op->is_truncate = is_truncate;
     op->off = off;
     op->len = len;
@@ -836,7 +748,7 @@ static void mem_grow(struct cut_node *n, uint64_t size)
         uint64_t cap = n->memcap ? n->memcap : 64;
         while (cap < size)
             cap *= 2;
-        n->mem = cut_realloc(n->mem, (size_t)cap);
+        n->mem = fsio_test_realloc(n->mem, (size_t)cap);
         n->memcap = cap;
     }
     if (size > n->dsize)
@@ -883,7 +795,7 @@ static int fd_alloc(struct cut *c, struct cut_node *n, int accmode)
         if (i >= INT_MAX / 2)
             return -EMFILE;
         c->nfds = c->nfds ? c->nfds * 2 : 16;
-        c->fds = cut_realloc(c->fds, c->nfds * sizeof(*c->fds));
+        c->fds = fsio_test_realloc(c->fds, c->nfds * sizeof(*c->fds));
         memset(&c->fds[i], 0, (c->nfds - i) * sizeof(*c->fds));
     }
     if (n->on_disk && n->rfd < 0) {
@@ -946,7 +858,7 @@ static int cut_open(struct fsio *fs, const char *path, int flags, mode_t mode)
         n = node_new(c, false);
         n->sized = true;
         n->linked = true;
-        ents_put(&dir->ents, name, n);
+        fsio_ents_put(&dir->ents, name, n);
         name_op_new(c, CUT_CREATE, dir, name, n)->mode = mode;
         return fd_alloc(c, n, flags & O_ACCMODE);
     }
@@ -1133,15 +1045,15 @@ static int cut_rename(struct fsio *fs, const char *from, const char *to)
 
     struct cut_name_op *op = name_op_new(c, CUT_RENAME, fdir, fname, src);
     op->tdir = tdir;
-    op->tname = cut_strdup(tname);
+    op->tname = fsio_test_strdup(tname);
     op->barrier = src->is_dir;
     op->replaced = dst;
     if (dst) {
         dst->nrefs++;
         dst->linked = false;
     }
-    ents_put(&fdir->ents, fname, NULL);
-    ents_put(&tdir->ents, tname, src);
+    fsio_ents_put(&fdir->ents, fname, NULL);
+    fsio_ents_put(&tdir->ents, tname, src);
     return 0;
 }
 
@@ -1173,7 +1085,7 @@ static int remove_name(struct cut *c, const char *path, bool want_dir)
     rc = ensure_loaded(c, dir);
     if (rc < 0)
         return rc;
-    ents_put(&dir->ents, name, NULL);
+    fsio_ents_put(&dir->ents, name, NULL);
     n->linked = false;
     name_op_new(c, want_dir ? CUT_RMDIR : CUT_UNLINK, dir, name, n);
     return 0;
@@ -1210,7 +1122,7 @@ static int cut_mkdir(struct fsio *fs, const char *path, mode_t mode)
     n = node_new(c, true);
     n->loaded = true;   /* new and empty: nothing on disk to load */
     n->linked = true;
-    ents_put(&dir->ents, name, n);
+    fsio_ents_put(&dir->ents, name, n);
     name_op_new(c, CUT_MKDIR, dir, name, n)->mode = mode;
     return 0;
 }

@@ -11,6 +11,7 @@
 #define DFS_FSIO_PRIV_H
 
 #include <pthread.h>
+#include <stddef.h>
 
 #include "fsio.h"
 
@@ -25,6 +26,34 @@ int fsio_names_add(struct fsio_names *l, const char *name);
 
 /* Sorts l by strcmp, the order fsio_list_dir promises. */
 void fsio_names_sort(struct fsio_names *l);
+
+/*
+ * Allocation for the test backends (the simulator, the power-cut mode):
+ * they abort on out of memory rather than thread -ENOMEM through every
+ * model structure.
+ */
+void *fsio_test_alloc(size_t size);     /* zeroed */
+void *fsio_test_realloc(void *p, size_t size);
+char *fsio_test_strdup(const char *s);
+
+/* A modelled directory's entries: sorted by name, each naming a node of
+ * the backend that owns the table.  Names are owned (fsio_test_strdup). */
+struct fsio_entry {
+    char *name;
+    void *node;
+};
+
+struct fsio_entries {
+    struct fsio_entry *v;
+    size_t n, cap;
+};
+
+void *fsio_ents_get(const struct fsio_entries *e, const char *name);
+/* Points name at node (NULL removes it); returns the previous target. */
+void *fsio_ents_put(struct fsio_entries *e, const char *name, void *node);
+/* Frees the names; the table stays usable (fsio_ents_release frees it). */
+void fsio_ents_clear(struct fsio_entries *e);
+void fsio_ents_release(struct fsio_entries *e);
 
 struct fsio_backend {
     int (*open)(struct fsio *fs, const char *path, int flags, mode_t mode);
