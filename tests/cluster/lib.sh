@@ -67,3 +67,43 @@ wait_fsck_clean() {
     cat "$DIR/fsck.out"
     return 1
 }
+
+# ---- the fault suite's workload (tests/cluster/faultload, docs/FAULTS.md) ----
+FL=$TOOLS/faultload
+
+# load_start NAME SEED [ARGS]: faultload under /NAME in the background (ARGS:
+# --dir MNT for the mount), until load_stop.
+load_start() {
+    local name=$1 seed=$2
+    shift 2
+    "$FL" run --record "$DIR/$name.rec" --seed "$seed" --seconds 900 --prefix "/$name" "$@" \
+        >"$DIR/$name.out" 2>"$DIR/$name.err" &
+    LOAD_PID=$!
+    LOAD_NAME=$name
+}
+
+# Stops the workload; its figures go to LOAD_FIGS.
+load_stop() {
+    kill -TERM "$LOAD_PID" 2>/dev/null
+    wait "$LOAD_PID"
+    local rc=$?
+    LOAD_PID=""
+    LOAD_FIGS=$(sed -n 's/^faultload: //p' "$DIR/$LOAD_NAME.out")
+    [ $rc = 0 ] || { cat "$DIR/$LOAD_NAME.out"; tail -n 20 "$DIR/$LOAD_NAME.err"; fail "workload /$LOAD_NAME failed (rc $rc)"; }
+    grep -q "ops done" "$DIR/$LOAD_NAME.out" || fail "workload /$LOAD_NAME printed no figures"
+}
+
+# verify NAME SEED: every acknowledged byte of /NAME; sets VFILES VBYTES VLOST
+# VUNC LOSTB (the callers judge the losses, to print their figures first).
+verify() {
+    "$FL" verify --record "$DIR/$1.rec" >"$DIR/$1.verify" 2>&1
+    local rc=$? line
+    line=$(grep '^verified ' "$DIR/$1.verify")
+    read -r VFILES VBYTES VLOST VUNC <<<"$(echo "$line" | sed 's/verified \([0-9]*\) files, \([0-9]*\) bytes, lost \([0-9]*\), uncertain \([0-9]*\)/\1 \2 \3 \4/')"
+    LOSTB=$(sed -n 's/^faultload: \([0-9]*\) bytes lost.*/\1/p' "$DIR/$1.verify")
+    LOSTB=${LOSTB:-0}
+    if [ $rc != 0 ] || [ -z "$line" ]; then
+        cat "$DIR/$1.verify"
+        fail "verification of /$1 failed (seed $2)"
+    fi
+}

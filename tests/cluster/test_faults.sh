@@ -11,7 +11,6 @@
 #   FAULT_ONLY="1 4"      run only these scenarios
 set -u
 . "$(dirname "$0")/lib.sh"
-FL=$TOOLS/faultload
 KILLS=${FAULT_LEADER_KILLS:-5}
 WORK_S=${FAULT_WORK_S:-6}
 ONLY=${FAULT_ONLY:-"4 1 2 3 8"}
@@ -268,40 +267,6 @@ new_seed() {
 }
 
 # ---- the workload -----------------------------------------------------------
-# load_start NAME SEED [ARGS]: faultload under /NAME in the background (ARGS:
-# --dir MNT for the mount), until load_stop.
-load_start() {
-    local name=$1 seed=$2
-    shift 2
-    "$FL" run --record "$DIR/$name.rec" --seed "$seed" --seconds 900 --prefix "/$name" "$@" \
-        >"$DIR/$name.out" 2>"$DIR/$name.err" &
-    LOAD_PID=$!
-    LOAD_NAME=$name
-}
-
-load_stop() {
-    kill -TERM "$LOAD_PID" 2>/dev/null
-    wait "$LOAD_PID"
-    local rc=$?
-    LOAD_PID=""
-    LOAD_FIGS=$(sed -n 's/^faultload: //p' "$DIR/$LOAD_NAME.out")
-    [ $rc = 0 ] || { cat "$DIR/$LOAD_NAME.out"; tail -n 20 "$DIR/$LOAD_NAME.err"; fail "workload /$LOAD_NAME failed (rc $rc)"; }
-    grep -q "ops done" "$DIR/$LOAD_NAME.out" || fail "workload /$LOAD_NAME printed no figures"
-}
-
-# verify NAME: every acknowledged byte of /NAME; sets VFILES VBYTES VLOST VUNC LOSTB.
-verify() {
-    "$FL" verify --record "$DIR/$1.rec" >"$DIR/$1.verify" 2>&1
-    local rc=$? line
-    line=$(grep '^verified ' "$DIR/$1.verify")
-    read -r VFILES VBYTES VLOST VUNC <<<"$(echo "$line" | sed 's/verified \([0-9]*\) files, \([0-9]*\) bytes, lost \([0-9]*\), uncertain \([0-9]*\)/\1 \2 \3 \4/')"
-    LOSTB=$(sed -n 's/^faultload: \([0-9]*\) bytes lost.*/\1/p' "$DIR/$1.verify")
-    LOSTB=${LOSTB:-0}
-    if [ $rc != 0 ] || [ -z "$line" ]; then
-        cat "$DIR/$1.verify"
-        fail "verification of /$1 failed (seed $SEED)"
-    fi
-}
 
 # median_max "MS MS ...": "median M ms, max X ms" ("-" without values).
 median_max() {
@@ -375,7 +340,7 @@ scenario_1() {
     sleep 1
     load_stop
     wait_converged 60 >/dev/null || fail "masters did not converge after the kills"
-    verify s1
+    verify s1 "$SEED"
     figures 1 "leader kill -9" "${times# }"
 }
 
@@ -394,10 +359,10 @@ scenario_2() {
     local n
     n=$(faults stale 2>/dev/null)
     step "  chunkserver $cs back: ${n:-?} stale replicas on disk (to be removed, never served)"
-    verify s2
+    verify s2 "$SEED"
     wait_fsck_clean 120 || fail "fsck not clean after chunkserver $cs came back (seed $SEED)"
     stale_clean 90 || fail "stale replicas left on disk after chunkserver $cs came back (seed $SEED)"
-    verify s2
+    verify s2 "$SEED"
     figures 2 "chunkserver kill -9" ""
 }
 
@@ -415,7 +380,7 @@ scenario_3() {
     step "  chunk $chunk on chunkservers $a $b $c: killing $a and $b"
     "$CLUSTER" kill chunkserver "$a" -d "$DIR" >/dev/null || fail "kill chunkserver $a"
     "$CLUSTER" kill chunkserver "$b" -d "$DIR" >/dev/null || fail "kill chunkserver $b"
-    verify s3
+    verify s3 "$SEED"
     step "  every file read back with two chunkservers down ($VBYTES bytes); writing on"
     local first=$LOAD_FIGS
     load_start s3b "$SEED"
@@ -426,9 +391,9 @@ scenario_3() {
     start chunkserver "$b" || fail "restart chunkserver $b"
     wait_fsck_clean 120 || fail "fsck not clean after chunkservers $a and $b came back (seed $SEED)"
     stale_clean 90 || fail "stale replicas left after chunkservers $a and $b came back (seed $SEED)"
-    verify s3b
+    verify s3b "$SEED"
     local b3=$VBYTES f3=$VFILES
-    verify s3
+    verify s3 "$SEED"
     VBYTES=$((VBYTES + b3)); VFILES=$((VFILES + f3))
     figures 3 "two of three replicas' servers killed" ""
 }
@@ -445,7 +410,7 @@ scenario_4() {
     n=$(faults corrupt "$SEED" /s4 3 2>"$DIR/corrupt.out") || fail "corrupt: $n"
     sed 's/^/    /' "$DIR/corrupt.out"
     [ "$n" -gt 0 ] || fail "no chunk file to corrupt"
-    verify s4
+    verify s4 "$SEED"
     step "  every read returned the right data; waiting for the scrubber and the master"
     local deadline=$((SECONDS + 120))
     while [ $SECONDS -lt $deadline ]; do
@@ -457,7 +422,7 @@ scenario_4() {
     done
     [ $SECONDS -lt $deadline ] || fail "corrupt replicas not all found and replaced within 120 s: $out (seed $SEED)"
     step "  $out corrupted replicas, all replaced; fsck clean"
-    verify s4
+    verify s4 "$SEED"
     figures 4 "bytes flipped in chunk files" ""
 }
 
@@ -474,7 +439,7 @@ scenario_8() {
     sleep 2
     load_stop
     wait_converged 60 >/dev/null || fail "masters did not converge after the pause (seed $SEED)"
-    verify s8
+    verify s8 "$SEED"
     figures 8 "leader SIGSTOP/SIGCONT" "$ms"
 }
 

@@ -14,7 +14,6 @@
 #   FAULT_WORK_S=S    seconds of workload before each cut (default 6)
 set -u
 . "$(dirname "$0")/lib.sh"
-FL=$TOOLS/faultload
 WORK_S=${FAULT_WORK_S:-6}
 NCS=3
 LOAD_PID=""
@@ -37,37 +36,9 @@ new_seed() {
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# ---- the workload (as in test_faults.sh) -------------------------------------
-load_start() {
-    local name=$1 seed=$2
-    "$FL" run --record "$DIR/$name.rec" --seed "$seed" --seconds 900 --prefix "/$name" \
-        >"$DIR/$name.out" 2>"$DIR/$name.err" &
-    LOAD_PID=$!
-    LOAD_NAME=$name
-}
-
-load_stop() {
-    kill -TERM "$LOAD_PID" 2>/dev/null
-    wait "$LOAD_PID"
-    local rc=$?
-    LOAD_PID=""
-    LOAD_FIGS=$(sed -n 's/^faultload: //p' "$DIR/$LOAD_NAME.out")
-    [ $rc = 0 ] || { cat "$DIR/$LOAD_NAME.out"; tail -n 20 "$DIR/$LOAD_NAME.err"; fail "workload /$LOAD_NAME failed (rc $rc)"; }
-    grep -q "ops done" "$DIR/$LOAD_NAME.out" || fail "workload /$LOAD_NAME printed no figures"
-}
-
-# verify NAME SEED: every acknowledged byte of /NAME; sets VFILES VBYTES VLOST VUNC LOSTB.
-verify() {
-    "$FL" verify --record "$DIR/$1.rec" >"$DIR/$1.verify" 2>&1
-    local rc=$? line
-    line=$(grep '^verified ' "$DIR/$1.verify")
-    read -r VFILES VBYTES VLOST VUNC <<<"$(echo "$line" | sed 's/verified \([0-9]*\) files, \([0-9]*\) bytes, lost \([0-9]*\), uncertain \([0-9]*\)/\1 \2 \3 \4/')"
-    LOSTB=$(sed -n 's/^faultload: \([0-9]*\) bytes lost.*/\1/p' "$DIR/$1.verify")
-    LOSTB=${LOSTB:-0}
-    if [ $rc != 0 ] || [ -z "$line" ]; then
-        cat "$DIR/$1.verify"
-        fail "verification of /$1 failed (seed $2)"
-    fi
+# verify_lossless NAME SEED: verify (lib.sh), and nothing may be lost.
+verify_lossless() {
+    verify "$1" "$2"
     [ "$LOSTB" = 0 ] && [ "$VLOST" = 0 ] || fail "/$1 lost data (seed $2)"
 }
 
@@ -146,7 +117,7 @@ scenario() {
     restart_all
     sleep 3     # the workload retries its cut operation and goes on
     load_stop
-    verify "$name" "$seed"
+    verify_lossless "$name" "$seed"
     fsck_clean
     echo "  test_faults_power: scenario $label seed $seed: bytes verified $VBYTES in $VFILES files," \
          "bytes lost $LOSTB, uncertain $VUNC; restart $RESTART_MS ms (leader and $NCS chunkservers up)," \
@@ -166,6 +137,6 @@ cut_all             # one more power cut, to restart in normal mode
 restart_all
 [ "$(warned)" = $((2 * (3 + NCS))) ] || fail "a server still runs in power-cut mode"
 scenario plain "6b (SIGKILL)"
-verify power "${FAULT_SEED:-see 6a}"
+verify_lossless power "${FAULT_SEED:-see 6a}"
 step "6a's data verified again after two more whole-cluster kills: $VBYTES bytes in $VFILES files, lost $LOSTB"
 echo "PASS test_faults_power"
