@@ -775,16 +775,12 @@ static int dfs_attr_call(struct dfs *d, uint16_t type, bool mutating,
     return rc;
 }
 
-/* For calls whose reply is empty. */
-static int dfs_void_call(struct dfs *d, uint16_t type, struct wire_writer *body)
+int dfs_call_void(struct dfs *d, uint16_t type, struct wire_writer *body)
 {
     struct rpc_reply r;
-    int rc = body->err ? body->err : dfs_call(d, type, true, body, &r);
-    wire_writer_release(body);
-    if (rc < 0)
-        return rc;
-    rc = r.hdr.status;
-    rpc_reply_release(&r);
+    int rc = dfs_call_ok(d, type, true, body, &r);
+    if (rc == 0)
+        rpc_reply_release(&r);
     return rc;
 }
 
@@ -890,7 +886,7 @@ int dfs_unlink(struct dfs *d, uint64_t parent, const char *name)
     struct wire_writer b;
     wire_writer_init(&b);
     put_name(&b, parent, name);
-    return dfs_void_call(d, PROTO_UNLINK, &b);
+    return dfs_call_void(d, PROTO_UNLINK, &b);
 }
 
 int dfs_rmdir(struct dfs *d, uint64_t parent, const char *name)
@@ -898,7 +894,7 @@ int dfs_rmdir(struct dfs *d, uint64_t parent, const char *name)
     struct wire_writer b;
     wire_writer_init(&b);
     put_name(&b, parent, name);
-    return dfs_void_call(d, PROTO_RMDIR, &b);
+    return dfs_call_void(d, PROTO_RMDIR, &b);
 }
 
 int dfs_rename(struct dfs *d, uint64_t parent, const char *name,
@@ -909,7 +905,7 @@ int dfs_rename(struct dfs *d, uint64_t parent, const char *name,
     put_name(&b, parent, name);
     put_name(&b, newparent, newname);
     wire_put_u32(&b, flags);
-    return dfs_void_call(d, PROTO_RENAME, &b);
+    return dfs_call_void(d, PROTO_RENAME, &b);
 }
 
 int dfs_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
@@ -937,11 +933,10 @@ int dfs_setattr_call(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
     return dfs_attr_call(d, PROTO_SETATTR, true, &b, 0, out);
 }
 
-/* Sends a read request and hands back the raw reply (status checked). */
-static int dfs_read_call(struct dfs *d, uint16_t type, struct wire_writer *body,
-                         struct rpc_reply *r)
+int dfs_call_ok(struct dfs *d, uint16_t type, bool mutating,
+                struct wire_writer *body, struct rpc_reply *r)
 {
-    int rc = body->err ? body->err : dfs_call(d, type, false, body, r);
+    int rc = body->err ? body->err : dfs_call(d, type, mutating, body, r);
     wire_writer_release(body);
     if (rc == 0 && r->hdr.status < 0) {
         rc = r->hdr.status;
@@ -956,7 +951,7 @@ int dfs_readlink(struct dfs *d, uint64_t ino, char **target)
     wire_writer_init(&b);
     wire_put_u64(&b, ino);
     struct rpc_reply r;
-    int rc = dfs_read_call(d, PROTO_READLINK, &b, &r);
+    int rc = dfs_call_ok(d, PROTO_READLINK, false, &b, &r);
     if (rc < 0)
         return rc;
     struct wire_reader rd;
@@ -1020,7 +1015,7 @@ int dfs_readdir(struct dfs *d, uint64_t ino, uint64_t cookie, unsigned flags,
         wire_put_u32(&b, PROTO_READDIR_MAX);
         wire_put_u8(&b, (uint8_t)(flags & DFS_READDIR_PLUS ? PROTO_READDIR_PLUS : 0));
         struct rpc_reply r;
-        rc = dfs_read_call(d, PROTO_READDIR, &b, &r);
+        rc = dfs_call_ok(d, PROTO_READDIR, false, &b, &r);
         if (rc < 0)
             break;
         rc = dfs_readdir_batch(d, &r, flags, fn, arg, &cookie, &eof);
@@ -1034,7 +1029,7 @@ int dfs_statfs(struct dfs *d, struct dfs_statfs *out)
     struct wire_writer b;
     wire_writer_init(&b);
     struct rpc_reply r;
-    int rc = dfs_read_call(d, PROTO_STATFS, &b, &r);
+    int rc = dfs_call_ok(d, PROTO_STATFS, false, &b, &r);
     if (rc < 0)
         return rc;
     struct wire_reader rd;
@@ -1097,7 +1092,7 @@ int dfs_fsck(struct dfs *d, uint64_t inode, struct dfs_fsck *out)
     wire_put_u64(&b, inode);
     wire_put_u8(&b, 0);
     struct rpc_reply r;
-    int rc = dfs_read_call(d, PROTO_ADMIN_FSCK, &b, &r);
+    int rc = dfs_call_ok(d, PROTO_ADMIN_FSCK, false, &b, &r);
     return rc < 0 ? rc : dfs_fsck_decode(&r, false, out);
 }
 
@@ -1155,7 +1150,7 @@ int dfs_admin_status(struct dfs *d, char **json)
     struct wire_writer b;
     wire_writer_init(&b);
     struct rpc_reply r;
-    int rc = dfs_read_call(d, PROTO_ADMIN_STATUS, &b, &r);
+    int rc = dfs_call_ok(d, PROTO_ADMIN_STATUS, false, &b, &r);
     return rc < 0 ? rc : dfs_status_reply(&r, json);
 }
 

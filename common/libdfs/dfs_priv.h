@@ -39,6 +39,15 @@ int dfs_call_wait(struct dfs *d, uint16_t type, const struct wire_writer *body,
                   struct rpc_reply *r);
 
 /*
+ * dfs_call with the answer's status as the result: sends body (released
+ * here, its build error returned if any); on 0 the caller owns *r.
+ * dfs_call_void is the same for a mutation whose answer is empty.
+ */
+int dfs_call_ok(struct dfs *d, uint16_t type, bool mutating,
+                struct wire_writer *body, struct rpc_reply *r);
+int dfs_call_void(struct dfs *d, uint16_t type, struct wire_writer *body);
+
+/*
  * A request to the chunkserver at addr ("host:port") on a pooled
  * connection.  0 with *r filled (its status is the server's answer), or
  * a transport error (the connection is then dropped).

@@ -130,24 +130,25 @@ int dfs_admin_master_add(struct dfs *d, const char *addr, int timeout_ms,
     return rc;
 }
 
-int dfs_admin_master_remove(struct dfs *d, uint64_t id)
+/* A change about master id, answered empty. */
+static int change_master(struct dfs *d, uint16_t type, uint64_t id)
 {
     struct wire_writer b;
     wire_writer_init(&b);
     wire_put_u64(&b, id);
-    int rc = change(d, PROTO_ADMIN_MASTER_REMOVE, &b, NULL);
+    int rc = change(d, type, &b, NULL);
     wire_writer_release(&b);
     return rc;
 }
 
+int dfs_admin_master_remove(struct dfs *d, uint64_t id)
+{
+    return change_master(d, PROTO_ADMIN_MASTER_REMOVE, id);
+}
+
 int dfs_admin_leader_transfer(struct dfs *d, uint64_t id)
 {
-    struct wire_writer b;
-    wire_writer_init(&b);
-    wire_put_u64(&b, id);
-    int rc = change(d, PROTO_ADMIN_LEADER_TRANSFER, &b, NULL);
-    wire_writer_release(&b);
-    return rc;
+    return change_master(d, PROTO_ADMIN_LEADER_TRANSFER, id);
 }
 
 int dfs_admin_cs_decommission(struct dfs *d, uint32_t cs)

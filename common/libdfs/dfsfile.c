@@ -169,18 +169,6 @@ static void get_chain(struct wire_reader *r, struct dfsfile_chain *c)
     }
 }
 
-/* A master call whose reply payload the caller decodes; status checked. */
-static int master_call(struct dfs *d, uint16_t type, bool mutating,
-                       struct wire_writer *body, struct rpc_reply *r)
-{
-    int rc = body->err ? body->err : dfs_call(d, type, mutating, body, r);
-    wire_writer_release(body);
-    if (rc == 0 && r->hdr.status < 0) {
-        rc = r->hdr.status;
-        rpc_reply_release(r);
-    }
-    return rc;
-}
 
 static uint32_t proto_open_flags(uint32_t flags)
 {
@@ -336,11 +324,7 @@ static int release_open(struct dfs *d, uint64_t ino, uint32_t flags)
     wire_writer_init(&b);
     wire_put_u64(&b, ino);
     wire_put_u32(&b, proto_open_flags(flags) & (DFS_O_READ | DFS_O_WRITE));
-    struct rpc_reply r;
-    int rc = master_call(d, PROTO_RELEASE, true, &b, &r);
-    if (rc == 0)
-        rpc_reply_release(&r);
-    return rc;
+    return dfs_call_void(d, PROTO_RELEASE, &b);
 }
 
 /* ---- open / close -------------------------------------------------------- */
@@ -353,7 +337,7 @@ int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
     wire_put_u64(&b, ino);
     wire_put_u32(&b, proto_open_flags(flags));
     struct rpc_reply r;
-    int rc = master_call(d, PROTO_OPEN, true, &b, &r);
+    int rc = dfs_call_ok(d, PROTO_OPEN, true, &b, &r);
     if (rc < 0)
         return rc;
     struct wire_reader rd;
@@ -404,7 +388,7 @@ static int write_begin(struct dfs_inode *f, uint32_t index)
         wire_put_u64(&b, f->ino);
         wire_put_u32(&b, index);
         struct rpc_reply r;
-        int rc = master_call(f->d, PROTO_WRITE_BEGIN, true, &b, &r);
+        int rc = dfs_call_ok(f->d, PROTO_WRITE_BEGIN, true, &b, &r);
         if (rc == -EAGAIN && waited < dfs_op_timeout_ms(f->d)) {
             /* Another session holds the chunk's write lease. */
             sleep_ms(backoff);
@@ -539,7 +523,7 @@ static int replace_replica(struct dfs_inode *f, uint32_t failed)
     wire_put_u32(&b, f->w.version);
     wire_put_u32(&b, failed);
     struct rpc_reply r;
-    int rc = master_call(f->d, PROTO_REPLACE_REPLICA, true, &b, &r);
+    int rc = dfs_call_ok(f->d, PROTO_REPLACE_REPLICA, true, &b, &r);
     if (rc < 0)
         return rc;
     struct wire_reader rd;
@@ -784,11 +768,7 @@ static int write_end(struct dfs_inode *f, bool keep_lease)
     wire_put_u64(&b, f->size);
     wire_put_i64(&b, now_ns());
     wire_put_u8(&b, keep_lease);
-    struct rpc_reply r;
-    int rc = master_call(f->d, PROTO_WRITE_END, true, &b, &r);
-    if (rc == 0)
-        rpc_reply_release(&r);
-    return rc;
+    return dfs_call_void(f->d, PROTO_WRITE_END, &b);
 }
 
 /* Makes the leased chunk durable on its chain and commits it. */
@@ -957,7 +937,7 @@ static int locate(struct dfs_inode *f, uint32_t index, struct dfsfile_loc *loc)
     wire_put_u32(&b, index);
     wire_put_u32(&b, 1);
     struct rpc_reply r;
-    int rc = master_call(f->d, PROTO_CHUNK_LOCATIONS, false, &b, &r);
+    int rc = dfs_call_ok(f->d, PROTO_CHUNK_LOCATIONS, false, &b, &r);
     if (rc < 0)
         return rc;
     struct wire_reader rd;
@@ -1006,7 +986,7 @@ static void report_bad(struct dfs_inode *f, const struct dfsfile_loc *loc,
     wire_put_u32(&b, cs);
     wire_put_u32(&b, block);
     struct rpc_reply r;
-    if (master_call(f->d, PROTO_BAD_REPLICA, false, &b, &r) == 0)
+    if (dfs_call_ok(f->d, PROTO_BAD_REPLICA, false, &b, &r) == 0)
         rpc_reply_release(&r);
 }
 
@@ -1397,7 +1377,7 @@ int dfs_chunks(struct dfs *d, uint64_t ino, uint32_t first,
     wire_put_u32(&b, first);
     wire_put_u32(&b, (uint32_t)(max > 64 ? 64 : max));
     struct rpc_reply r;
-    int rc = master_call(d, PROTO_CHUNK_LOCATIONS, false, &b, &r);
+    int rc = dfs_call_ok(d, PROTO_CHUNK_LOCATIONS, false, &b, &r);
     if (rc < 0)
         return rc;
     struct wire_reader rd;

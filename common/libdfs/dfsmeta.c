@@ -22,29 +22,6 @@
  * bounds how long a master that hangs (without closing) can hold it. */
 #define DFSMETA_LOCK_TRY_MS 10000
 
-/* Sends body (released here); on 0 the caller owns *r, whose status was 0. */
-static int meta_call(struct dfs *d, uint16_t type, bool mutating,
-                     struct wire_writer *body, struct rpc_reply *r)
-{
-    int rc = body->err ? body->err : dfs_call(d, type, mutating, body, r);
-    wire_writer_release(body);
-    if (rc == 0 && r->hdr.status < 0) {
-        rc = r->hdr.status;
-        rpc_reply_release(r);
-    }
-    return rc;
-}
-
-/* For mutations whose reply is empty. */
-static int meta_void(struct dfs *d, uint16_t type, struct wire_writer *body)
-{
-    struct rpc_reply r;
-    int rc = meta_call(d, type, true, body, &r);
-    if (rc == 0)
-        rpc_reply_release(&r);
-    return rc;
-}
-
 static int name_ok(const char *name)
 {
     size_t n = strlen(name);
@@ -66,7 +43,7 @@ int dfs_getxattr(struct dfs *d, uint64_t ino, const char *name, void **value,
     wire_put_u64(&b, ino);
     wire_put_str(&b, name);
     struct rpc_reply r;
-    rc = meta_call(d, PROTO_GETXATTR, false, &b, &r);
+    rc = dfs_call_ok(d, PROTO_GETXATTR, false, &b, &r);
     if (rc < 0)
         return rc;
     struct wire_reader rd;
@@ -102,7 +79,7 @@ int dfs_setxattr(struct dfs *d, uint64_t ino, const char *name,
     wire_put_bytes(&b, value, len);
     wire_put_u32(&b, (flags & DFS_XATTR_CREATE ? PROTO_XATTR_CREATE : 0) |
                      (flags & DFS_XATTR_REPLACE ? PROTO_XATTR_REPLACE : 0));
-    return meta_void(d, PROTO_SETXATTR, &b);
+    return dfs_call_void(d, PROTO_SETXATTR, &b);
 }
 
 /* LISTXATTR's count u32, str[count] into the NUL-separated list. */
@@ -147,7 +124,7 @@ int dfs_listxattr(struct dfs *d, uint64_t ino, char **names, size_t *len)
     wire_writer_init(&b);
     wire_put_u64(&b, ino);
     struct rpc_reply r;
-    int rc = meta_call(d, PROTO_LISTXATTR, false, &b, &r);
+    int rc = dfs_call_ok(d, PROTO_LISTXATTR, false, &b, &r);
     if (rc < 0)
         return rc;
     rc = list_decode(&r, names, len);
@@ -164,7 +141,7 @@ int dfs_removexattr(struct dfs *d, uint64_t ino, const char *name)
     wire_writer_init(&b);
     wire_put_u64(&b, ino);
     wire_put_str(&b, name);
-    return meta_void(d, PROTO_REMOVEXATTR, &b);
+    return dfs_call_void(d, PROTO_REMOVEXATTR, &b);
 }
 
 /* ---- locks ---------------------------------------------------------------------- */
@@ -196,7 +173,7 @@ int dfs_lock(struct dfs *d, uint64_t ino, const struct dfs_lock *l,
     wire_put_u64(&b, flock ? UINT64_MAX : l->end);
     wire_put_u32(&b, l->pid);
     if (!wait)
-        return meta_void(d, PROTO_LOCK, &b);
+        return dfs_call_void(d, PROTO_LOCK, &b);
     struct rpc_reply r;
     rc = b.err ? b.err : dfs_call_wait(d, PROTO_LOCK, &b, DFSMETA_LOCK_TRY_MS,
                                        wait->cancelled, wait->arg, &r);
@@ -221,7 +198,7 @@ int dfs_unlock(struct dfs *d, uint64_t ino, const struct dfs_lock *l)
     wire_put_u8(&b, l->kind);
     wire_put_u64(&b, flock ? 0 : l->start);
     wire_put_u64(&b, flock ? UINT64_MAX : l->end);
-    return meta_void(d, PROTO_UNLOCK, &b);
+    return dfs_call_void(d, PROTO_UNLOCK, &b);
 }
 
 int dfs_lock_test(struct dfs *d, uint64_t ino, struct dfs_lock *l)
@@ -239,7 +216,7 @@ int dfs_lock_test(struct dfs *d, uint64_t ino, struct dfs_lock *l)
     wire_put_u64(&b, l->start);
     wire_put_u64(&b, l->end);
     struct rpc_reply r;
-    rc = meta_call(d, PROTO_LOCK_TEST, false, &b, &r);
+    rc = dfs_call_ok(d, PROTO_LOCK_TEST, false, &b, &r);
     if (rc < 0)
         return rc;
     struct wire_reader rd;
