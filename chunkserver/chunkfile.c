@@ -16,6 +16,16 @@
  *    48  12  reserved   0
  *    60   4  crc        crc32c of bytes 0..59
  *
+ * The overwrite marker (little-endian, CHUNKFILE_MARK_BYTES):
+ *
+ *   off size field
+ *     0   4  magic      CHUNKFILE_MARK_MAGIC ("DFSM")
+ *     4   4  reserved   0
+ *     8   8  id
+ *    16   8  seq        of the commit the overwrites came after
+ *    24   4  reserved   0
+ *    28   4  crc        crc32c of bytes 0..27
+ *
  * Invariants:
  *  1. chunkfile_decode accepts only what chunkfile_encode can produce:
  *     magic, format, crc, capacity_ok, length <= capacity, version > 0,
@@ -32,6 +42,13 @@
 #include "common/dfs_error.h"
 
 #define SLOT_CRC_OFF (CHUNKFILE_SLOT_BYTES - 4)
+#define MARK_MAGIC   0x4d534644u   /* "DFSM" little-endian */
+#define MARK_CRC_OFF (CHUNKFILE_MARK_BYTES - 4)
+
+_Static_assert(CHUNKFILE_MARK_OFF >= CHUNKFILE_SLOT_BYTES &&
+               CHUNKFILE_MARK_OFF + CHUNKFILE_MARK_BYTES <=
+                   CHUNKFILE_SLOT_STRIDE,
+               "the marker lies between slot 0 and slot 1");
 
 static void put_le(uint8_t *p, uint64_t v, int n)
 {
@@ -120,8 +137,27 @@ int chunkfile_decode(const uint8_t in[CHUNKFILE_SLOT_BYTES],
     return 0;
 }
 
+void chunkfile_mark_encode(uint64_t id, uint64_t seq,
+                           uint8_t out[CHUNKFILE_MARK_BYTES])
+{
+    memset(out, 0, CHUNKFILE_MARK_BYTES);
+    put_le(out + 0, MARK_MAGIC, 4);
+    put_le(out + 8, id, 8);
+    put_le(out + 16, seq, 8);
+    put_le(out + MARK_CRC_OFF, crc32c(0, out, MARK_CRC_OFF), 4);
+}
+
+/* Whether in is a valid marker of h's chunk naming h's commit. */
+static bool mark_names(const uint8_t in[CHUNKFILE_MARK_BYTES],
+                       const struct chunkfile_hdr *h)
+{
+    return get_le(in, 4) == MARK_MAGIC &&
+           crc32c(0, in, MARK_CRC_OFF) == get_le(in + MARK_CRC_OFF, 4) &&
+           get_le(in + 8, 8) == h->id && get_le(in + 16, 8) == h->seq;
+}
+
 int chunkfile_load(struct fsio *fs, int fd, struct chunkfile_hdr *h,
-                   bool *damaged)
+                   bool *damaged, bool *interrupted)
 {
     uint8_t buf[CHUNKFILE_SLOT_STRIDE + CHUNKFILE_SLOT_BYTES];
     ssize_t n = fsio_pread(fs, fd, buf, sizeof(buf), 0);
@@ -144,6 +180,7 @@ int chunkfile_load(struct fsio *fs, int fd, struct chunkfile_hdr *h,
     }
     *damaged = rc[1 - best] == -DFS_ECORRUPT;
     *h = slot[best];
+    *interrupted = mark_names(buf + CHUNKFILE_MARK_OFF, h);
     return best;
 }
 

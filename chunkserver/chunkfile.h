@@ -4,6 +4,7 @@
  * A chunk file is, at fixed offsets:
  *
  *   0                   header slot 0   (CHUNKFILE_SLOT_BYTES used)
+ *   2048                the overwrite marker (CHUNKFILE_MARK_BYTES)
  *   4096                header slot 1
  *   8192                CRC array: u32 LE per block of the capacity
  *   chunkfile_data_off  data: chunk byte i at data_off + i
@@ -11,6 +12,12 @@
  * The slots alternate: a commit writes the slot that does not hold the
  * newest durable header, so a torn header write never destroys the last
  * one.  The newest valid slot (highest seq) is the chunk's header.
+ *
+ * The marker names the seq of the commit after which bytes covered by it
+ * were overwritten in place; it is made durable before the first such
+ * write.  A file whose marker names its newest commit was interrupted in
+ * the middle of an overwrite (docs/CHUNKS.md, "After a crash").  Files
+ * written before the marker existed hold zeros there: never interrupted.
  *
  * Pure encoding, naming and geometry; the one function doing I/O is
  * chunkfile_load.  Every function is thread-safe; nothing here allocates.
@@ -29,6 +36,8 @@
 #define CHUNKFILE_BLOCK        PROTO_BLOCK_SIZE
 #define CHUNKFILE_SLOT_BYTES   64
 #define CHUNKFILE_SLOT_STRIDE  4096
+#define CHUNKFILE_MARK_OFF     2048
+#define CHUNKFILE_MARK_BYTES   32
 #define CHUNKFILE_CRC_OFF      8192
 /* Lengths travel as u32 (protocol.h REPLICA, DATA), so a chunk stays
  * well below 4 GiB. */
@@ -67,14 +76,19 @@ void chunkfile_encode(const struct chunkfile_hdr *h,
 int chunkfile_decode(const uint8_t in[CHUNKFILE_SLOT_BYTES],
                      struct chunkfile_hdr *h);
 
+/* The marker saying chunk id is overwritten in place after commit seq. */
+void chunkfile_mark_encode(uint64_t id, uint64_t seq,
+                           uint8_t out[CHUNKFILE_MARK_BYTES]);
+
 /*
  * Reads both slots of the open file fd and picks the newest valid one.
  * Returns the slot (0 or 1) with *h filled, -DFS_ECORRUPT when neither
  * slot is valid, or an I/O error.  *damaged is set when the other slot
- * holds neither a header nor zeros (a torn commit or corruption).
+ * holds neither a header nor zeros (a torn commit or corruption);
+ * *interrupted when a valid marker names that header's seq.
  */
 int chunkfile_load(struct fsio *fs, int fd, struct chunkfile_hdr *h,
-                   bool *damaged);
+                   bool *damaged, bool *interrupted);
 
 /* Names relative to the data directory: "ab/<16 hex id>.chunk", and the
  * temporary name used while creating, "ab/tmp-<16 hex id>"; ab is the

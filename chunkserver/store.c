@@ -13,6 +13,9 @@
  * fdatasyncs the file, writes the header into the other slot, fdatasyncs
  * again.  So on disk, the newest valid slot always describes data that was
  * durable before the slot was written; a torn slot leaves the previous one.
+ * The first write after a commit that overwrites committed bytes first
+ * makes the overwrite marker durable; the scan repairs a chunk whose
+ * marker names its newest commit (scan_repair).
  *
  * Invariants (ch = a chunk in the index, L = ch->length):
  *  1. The newest valid header slot on disk is ch->hdr (in ch->slot), and
@@ -80,6 +83,7 @@ struct store_chunk {
     uint64_t length;                /* current length, maybe uncommitted */
     uint32_t tail_crc;              /* current CRC of the last partial block */
     bool dirty;                     /* written since the last commit */
+    bool marked;                    /* the marker on disk names hdr.seq */
     uint64_t fsize;                 /* size of the file */
     /* -1 or open read-write; set under the write lock or by chunk_fd's
      * compare-and-swap under the read lock, cleared under the write lock */
@@ -587,6 +591,7 @@ static int commit(struct store *s, struct store_chunk *ch, uint32_t version)
     ch->hdr = h;
     ch->slot = 1 - ch->slot;
     ch->dirty = false;
+    ch->marked = false;
     return 0;
 
 err_flag_bad:
@@ -690,6 +695,7 @@ static int plan_change(struct store *s, struct store_chunk *ch, int fd,
                             &p->crc[b - p->first]);
         if (rc < 0) {
             free(p->crc);
+            p->crc = NULL;
             return rc;
         }
     }
@@ -815,6 +821,28 @@ err_cut_back:
     return io_fail(s, ch->node.id, "write", (int)w);
 }
 
+/*
+ * Before the first write since the last commit that changes committed
+ * bytes in place: a durable marker naming that commit.  Data and CRC go to
+ * the disk in separate writes (and a write may stop between pages), so a
+ * crash in the middle of an overwrite can leave a block whose bytes and
+ * CRC disagree although most of its bytes are committed ones; the marker
+ * tells the next start to keep them (scan_repair).  Write lock held.
+ */
+static int mark_overwrite(struct store *s, struct store_chunk *ch, int fd)
+{
+    if (ch->marked)
+        return 0;
+    uint8_t m[CHUNKFILE_MARK_BYTES];
+    chunkfile_mark_encode(ch->node.id, ch->hdr.seq, m);
+    ssize_t w = fsio_pwrite(s->fs, fd, m, sizeof(m), CHUNKFILE_MARK_OFF);
+    int rc = w < 0 ? (int)w : fsio_fdatasync(s->fs, fd);
+    if (rc < 0)
+        return io_fail(s, ch->node.id, "write of the overwrite marker", rc);
+    ch->marked = true;
+    return 0;
+}
+
 /* store_write's work once the chunk is locked and checked. */
 static int write_locked(struct store *s, struct store_chunk *ch,
                         uint64_t off, const uint8_t *data, size_t len,
@@ -835,9 +863,10 @@ static int write_locked(struct store *s, struct store_chunk *ch,
     int fd = chunk_fd(s, ch);
     rc = fd < 0 ? fd : plan_change(s, ch, fd, off, data, len, in,
                                    max_u64(ch->length, off + len), &p);
-    if (rc < 0)
-        goto out_free_in;
-    rc = write_data(s, ch, off, data, len);
+    if (rc == 0 && off < ch->hdr.length)
+        rc = mark_overwrite(s, ch, fd);
+    if (rc == 0)
+        rc = write_data(s, ch, off, data, len);
     if (rc == 0) {
         rc = plan_apply(s, ch, &p);
         if (rc < 0)
@@ -1430,6 +1459,61 @@ static int scan_trim(struct store *s, struct store_chunk *ch, int fd)
     return 0;
 }
 
+/*
+ * Chunk id was stopped in the middle of an overwrite in place (its marker
+ * names its newest commit).  That write was never acknowledged and wrote
+ * only inside its own range, so every other byte of its blocks is as
+ * committed; but a block whose data and CRC landed apart now fails its
+ * CRC.  Such a block takes the CRC of the bytes it holds (old, new or a
+ * mix: all an unacknowledged write may leave), and a commit retires the
+ * marker.  Rot in a block of such a chunk escapes notice this once: the
+ * price of keeping its committed bytes when every replica was stopped in
+ * the same overwrite.  Write lock taken.
+ */
+static int scan_repair(struct store *s, uint64_t id)
+{
+    struct store_chunk *ch;
+    int rc = chunk_acquire(s, id, true, &ch);
+    if (rc < 0)
+        return rc;
+    uint32_t n = (uint32_t)((ch->length + B - 1) / B), fixed = 0;
+    uint32_t *want = malloc(((size_t)n + 1) * sizeof(*want));
+    uint8_t *buf = malloc(B);
+    int fd = chunk_fd(s, ch);
+    rc = !want || !buf ? -ENOMEM : fd < 0 ? fd
+       : n ? load_crcs(s, ch, fd, 0, n, want) : 0;
+    uint64_t data_off = chunkfile_data_off(ch->hdr.capacity);
+    for (uint32_t b = 0; rc == 0 && b < n; b++) {
+        uint64_t v = block_valid(ch->length, b);
+        rc = read_at(s, ch, fd, buf, v, data_off + (uint64_t)b * B);
+        uint32_t got = crc32c(0, buf, (size_t)v);
+        if (rc < 0 || got == want[b])
+            continue;
+        fixed++;
+        if (v < B) {
+            ch->tail_crc = got;
+            continue;
+        }
+        uint8_t raw[4];
+        put_le32(raw, got);
+        ssize_t w = fsio_pwrite(s->fs, fd, raw, 4, (off_t)chunkfile_crc_off(b));
+        if (w < 0)
+            rc = io_fail(s, id, "repair of a block CRC", (int)w);
+    }
+    if (rc == 0) {
+        ch->dirty = true;
+        rc = commit(s, ch, ch->hdr.version);
+    }
+    if (rc == 0 && fixed)
+        log_warn("store: chunk %016" PRIx64 ": an overwrite was interrupted;"
+                 " %" PRIu32 " of its blocks now hold bytes of it and took "
+                 "their CRCs", id, fixed);
+    free(buf);
+    free(want);
+    chunk_release(s, ch);
+    return rc;
+}
+
 /* Reads chunk id's header and indexes it.  Only an I/O error on the
  * directory fails the scan. */
 static int scan_chunk(struct store *s, uint64_t id)
@@ -1441,8 +1525,9 @@ static int scan_chunk(struct store *s, uint64_t id)
         return fd == -EIO ? io_fail(s, id, "open", fd)
                           : scan_add_bad(s, id, dfs_strerror(fd));
     struct store_chunk *ch = chunk_new(id);
-    bool damaged = false;
-    int slot = ch ? chunkfile_load(s->fs, fd, &ch->hdr, &damaged) : -ENOMEM;
+    bool damaged = false, interrupted = false;
+    int slot = ch ? chunkfile_load(s->fs, fd, &ch->hdr, &damaged,
+                                   &interrupted) : -ENOMEM;
     int rc = slot < 0 ? slot : fsio_size(s->fs, fd, &ch->fsize);
     if (rc == 0 && ch->hdr.id != id)
         rc = -DFS_ECORRUPT;
@@ -1468,7 +1553,8 @@ static int scan_chunk(struct store *s, uint64_t id)
     pthread_mutex_lock(&s->mu);
     table_insert(s, ch);
     pthread_mutex_unlock(&s->mu);
-    return 0;
+    rc = interrupted ? scan_repair(s, id) : 0;
+    return rc == -EIO || rc == -ENOMEM ? rc : 0;
 }
 
 static int scan_entry(const char *name, void *arg)
