@@ -185,8 +185,8 @@ enum proto_msg {
      *     <- (empty)
      * end is inclusive, UINT64_MAX for "to end of file"; flock ignores
      * start/end.  Conflict without wait: -EAGAIN.  With wait the reply
-     * comes when the lock is granted, or -EINTR when an UNLOCK of the same
-     * owner and range cancels the wait (-EDEADLK is reserved: no deadlock
+     * comes when the lock is granted, or -EINTR when an UNLOCK or a
+     * LOCK_CANCEL of the same owner and range cancels the wait (-EDEADLK is reserved: no deadlock
      * detection).  A wait whose connection closes is forgotten; a master
      * that stops leading answers it NOT_LEADER.  The fh is the inode. */
     PROTO_LOCK = 0x0132,
@@ -198,6 +198,12 @@ enum proto_msg {
      * <- type u8 (0: no conflict), start u64, end u64, pid u32
      * POSIX F_GETLK: the first lock of another owner that conflicts. */
     PROTO_LOCK_TEST = 0x0134,
+    /* -> HEAD, fh u64, owner u64, kind u8, start u64, end u64
+     * <- (empty)
+     * Cancels this owner's pending waits on the range (each answered
+     * -EINTR) and releases nothing; the leader answers it alone, nothing
+     * goes through the log (waits are the leader's, not the namespace's). */
+    PROTO_LOCK_CANCEL = 0x0135,
 
     /* ---- client <-> master: chunks (0x014x) ---- */
 

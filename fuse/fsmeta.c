@@ -272,14 +272,15 @@ static bool wait_cancelled(void *arg)
     return atomic_load(&w->cancelled);
 }
 
-/* The kernel interrupted the request (a signal): end the wait.  The unlock
- * makes the leader answer the waiting request -EINTR. */
+/* The kernel interrupted the request (a signal): end the wait.  The
+ * cancel makes the leader answer the waiting request -EINTR and leaves
+ * what the owner holds alone. */
 static void wait_interrupted(fuse_req_t req, void *arg)
 {
     (void)req;
     struct fsmeta_wait *w = arg;
     atomic_store(&w->cancelled, true);
-    int rc = dfs_unlock(w->m->d, w->ino, &w->lock);
+    int rc = dfs_lock_cancel(w->m->d, w->ino, &w->lock);
     if (rc < 0)
         log_warn("cancelling a lock wait on inode %llu: %s",
                  (unsigned long long)w->ino, dfs_strerror(rc));

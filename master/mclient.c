@@ -667,6 +667,8 @@ static int decode_lock(uint16_t type, struct wire_reader *r, struct ns_op *op,
     return 0;
 }
 
+static void lock_cancel(struct mserver *s, const struct ns_op *op);
+
 static void handle_lock(struct mserver *s, struct rpc_conn *c,
                         const struct wire_frame *f, struct wire_reader *r,
                         const struct mclient_head *h)
@@ -676,6 +678,13 @@ static void handle_lock(struct mserver *s, struct rpc_conn *c,
     struct mclient_wait w = { .conn = c, .req_id = f->hdr.req_id,
                               .type = f->hdr.type };
     int rc = decode_lock(f->hdr.type, r, &op, &w.lock_wait);
+    /* Waits are this leader's alone: a cancel changes no replicated
+     * state, so it is answered here, and what the owner holds stays. */
+    if (rc == 0 && f->hdr.type == PROTO_LOCK_CANCEL) {
+        lock_cancel(s, &op);
+        reply_raw(c, f->hdr.type, f->hdr.req_id, 0, NULL);
+        return;
+    }
     if (rc == 0 && (!h->session || !h->seq))
         rc = -DFS_ESESSION;
     if (rc == 0)
@@ -732,8 +741,9 @@ static int64_t lock_retry(struct ev_loop *loop, void *arg)
     return EV_TIMER_STOP;
 }
 
-/* An applied UNLOCK cancels its owner's waits on the range, parked or in
- * flight (those are answered when their entry applies). */
+/* An applied UNLOCK, or a LOCK_CANCEL, cancels its owner's waits on the
+ * range, parked or in flight (those are answered when their entry
+ * applies). */
 static void lock_cancel(struct mserver *s, const struct ns_op *op)
 {
     const struct ns_op_lock *u = &op->u.lock;
@@ -1161,6 +1171,7 @@ static const char *op_name(uint16_t type)
     case PROTO_REMOVEXATTR: return "removexattr";
     case PROTO_LOCK: return "lock";
     case PROTO_UNLOCK: return "unlock";
+    case PROTO_LOCK_CANCEL: return "lock_cancel";
     case PROTO_LOCK_TEST: return "lock_test";
     default: return "other";
     }
@@ -1203,7 +1214,7 @@ void mclient_request(struct mserver *s, struct rpc_conn *c,
         mclient_reply_error(s, c, type, f->hdr.req_id, -EBADMSG);
         return;
     }
-    if (type == PROTO_LOCK || type == PROTO_UNLOCK) {
+    if (type == PROTO_LOCK || type == PROTO_UNLOCK || type == PROTO_LOCK_CANCEL) {
         handle_lock(s, c, f, &r, &h);
         return;
     }

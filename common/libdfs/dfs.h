@@ -322,15 +322,19 @@ struct dfs_lock_wait {
  * Takes lock l on ino.  wait NULL: a conflict is -EAGAIN.  Otherwise
  * waits until granted, with no deadline: the wait survives leader changes
  * and master restarts.  To give up, make wait->cancelled return true,
- * then call dfs_unlock with the same owner and an overlapping range: the
- * wait ends with -EINTR (unless the lock was granted first: then 0), and
- * that unlock also releases what the owner held in the range.
+ * then call dfs_lock_cancel with the same owner and an overlapping range:
+ * the wait ends with -EINTR (unless the lock was granted first: then 0),
+ * and what the owner already held stays held (an interrupted upgrade
+ * keeps its read lock, as POSIX wants).
  */
 int dfs_lock(struct dfs *d, uint64_t ino, const struct dfs_lock *l,
              const struct dfs_lock_wait *wait);
 /* Releases owner's l->kind locks in [l->start, l->end] (flock: its flock)
  * and cancels its waits there. */
 int dfs_unlock(struct dfs *d, uint64_t ino, const struct dfs_lock *l);
+/* Ends owner's waits for l->kind locks overlapping [l->start, l->end]
+ * (flock: its flock wait) without releasing anything. */
+int dfs_lock_cancel(struct dfs *d, uint64_t ino, const struct dfs_lock *l);
 /*
  * F_GETLK: would the POSIX lock l (owner, type, range) be granted?  0 with
  * l->type = DFS_LOCK_NONE when it would, else l takes the type, range and

@@ -185,7 +185,10 @@ int dfs_lock(struct dfs *d, uint64_t ino, const struct dfs_lock *l,
     return rc;
 }
 
-int dfs_unlock(struct dfs *d, uint64_t ino, const struct dfs_lock *l)
+/* UNLOCK (a mutation) and LOCK_CANCEL (answered by the leader alone):
+ * the same body. */
+static int lock_range_call(struct dfs *d, uint16_t type, bool mutating,
+                           uint64_t ino, const struct dfs_lock *l)
 {
     int rc = lock_ok(l, true);
     if (rc < 0)
@@ -198,7 +201,21 @@ int dfs_unlock(struct dfs *d, uint64_t ino, const struct dfs_lock *l)
     wire_put_u8(&b, l->kind);
     wire_put_u64(&b, flock ? 0 : l->start);
     wire_put_u64(&b, flock ? UINT64_MAX : l->end);
-    return dfs_call_void(d, PROTO_UNLOCK, &b);
+    struct rpc_reply r;
+    rc = dfs_call_ok(d, type, mutating, &b, &r);
+    if (rc == 0)
+        rpc_reply_release(&r);
+    return rc;
+}
+
+int dfs_unlock(struct dfs *d, uint64_t ino, const struct dfs_lock *l)
+{
+    return lock_range_call(d, PROTO_UNLOCK, true, ino, l);
+}
+
+int dfs_lock_cancel(struct dfs *d, uint64_t ino, const struct dfs_lock *l)
+{
+    return lock_range_call(d, PROTO_LOCK_CANCEL, false, ino, l);
 }
 
 int dfs_lock_test(struct dfs *d, uint64_t ino, struct dfs_lock *l)

@@ -486,8 +486,9 @@ def out(*a):
     print(*a, flush=True)
 path, op = sys.argv[1], sys.argv[2]
 fd = os.open(path, os.O_RDWR)
-if op == "hold":            # take a write lock on bytes 0..99, then wait
-    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 100, 0)
+if op in ("hold", "hold-read"):   # a write (read) lock on 0..99, then wait
+    fcntl.lockf(fd, (fcntl.LOCK_EX if op == "hold" else fcntl.LOCK_SH)
+                | fcntl.LOCK_NB, 100, 0)
     out("held", os.getpid())
     sys.stdin.readline()    # until told (or killed)
     os.close(fd)
@@ -507,17 +508,26 @@ elif op == "wait":          # F_SETLKW on 50..59
     out("waiting")
     fcntl.lockf(fd, fcntl.LOCK_EX, 10, 50)
     out("got")
-elif op == "interrupt":     # F_SETLKW, interrupted by SIGALRM after 1 s
+elif op in ("interrupt", "upgrade"):
+    # F_SETLKW on 50..59 (upgrade: first a read lock on 0..99, then a write
+    # lock on it), interrupted by SIGALRM after 1 s
+    if op == "upgrade":
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 100, 0)
     def alarm(*a):
         raise InterruptedError(errno.EINTR, "alarm")
     signal.signal(signal.SIGALRM, alarm)
     signal.alarm(1)
     try:
-        fcntl.lockf(fd, fcntl.LOCK_EX, 10, 50)
+        if op == "upgrade":
+            fcntl.lockf(fd, fcntl.LOCK_EX, 100, 0)
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_EX, 10, 50)
         out("got")
     except OSError as e:
         out(errno.errorcode[e.errno])
     signal.alarm(0)
+    if op == "upgrade":
+        sys.stdin.readline()    # keeps its read lock until told
 elif op in ("flock", "flock-hold"):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -618,6 +628,26 @@ def t_lock_setlkw_interrupted():
         eq(run_locker(path, "try"), ["got"], "the range is free after the interrupt")
     finally:
         h.kill()
+
+
+def t_lock_upgrade_interrupted():
+    """An interrupted upgrade (read lock held, F_SETLKW for a write lock)
+    ends with EINTR and keeps the read lock, as POSIX says."""
+    path = lock_file("lk3u")
+    other = Locker(path, "hold-read")
+    up = None
+    try:
+        eq(other.line().split()[0], "held", "other reader")
+        up = Locker(path, "upgrade")
+        eq(up.line(), "EINTR", "interrupted upgrade")
+        eq(other.finish(), ["closed"], "other reader")
+        eq(run_locker(path, "try"), ["EAGAIN"], "the read lock is still held")
+        up.finish()
+        eq(run_locker(path, "try"), ["got"], "free once the upgrader closed")
+    finally:
+        other.kill()
+        if up:
+            up.kill()
 
 
 def t_lock_holder_killed():
@@ -1019,7 +1049,7 @@ CHECKS = [
     # extended attributes and locks
     t_xattr_file, t_xattr_dir, t_xattr_namespaces, t_xattr_two_mounts,
     t_lock_posix_conflict, t_lock_setlkw_waits, t_lock_setlkw_interrupted,
-    t_lock_holder_killed, t_lock_close_releases, t_lock_flock, t_lock_two_mounts,
+    t_lock_upgrade_interrupted, t_lock_holder_killed, t_lock_close_releases, t_lock_flock, t_lock_two_mounts,
     # the data path
     t_create_open, t_tar_empty_tree, t_data_roundtrip, t_data_append,
     t_data_truncate, t_data_fallocate, t_data_unlinked_open_file, t_data_tar_files,
