@@ -73,6 +73,7 @@ struct mclient_wait {
     /* LOCK with wait: parked again on a conflict (master/mlock.h) */
     bool lock_wait;
     bool lock_cancelled;            /* an UNLOCK cancelled it in flight */
+    bool lock_retry;                /* a parked waiter proposed again */
     uint64_t lock_client;
     struct ns_op_lock lock;
 };
@@ -703,9 +704,23 @@ static void handle_lock(struct mserver *s, struct rpc_conn *c,
  * here: parked (a conflict), answered -EINTR (an UNLOCK cancelled it in
  * flight) or dropped (its connection closed); false: answer it as usual.
  */
+static int64_t lock_retry(struct ev_loop *loop, void *arg);
+
+/* Wakes the waiters on ino (their retry runs from a timer). */
+static void lock_wake_ino(struct mserver *s, uint64_t ino)
+{
+    if (mlock_wake_ino(s->mc->locks, ino) && !s->mc->lock_timer)
+        s->mc->lock_timer = ev_timer_add(s->loop, 0, lock_retry, s);
+}
+
 static bool lock_wait_applied(struct mserver *s, const struct mclient_wait *w,
                               const struct ns_op *op, const struct ns_result *res)
 {
+    /* mlock_settle held back waiters that this one, granted in the
+     * applied table, would have blocked: whatever became of it, they are
+     * judged again. */
+    if (w->lock_retry)
+        lock_wake_ino(s, op->u.lock.ino);
     if (res->reply.err != -EAGAIN)
         return false;
     if (w->lock_cancelled) {
@@ -721,17 +736,28 @@ static bool lock_wait_applied(struct mserver *s, const struct mclient_wait *w,
     return true;
 }
 
-/* Proposes the woken waiters again (a timer: not from within an apply). */
+/* How the applied lock table answers a waiter now (mlock_settle). */
+static int waiter_test(void *arg, const struct ns_op *op)
+{
+    struct mserver *s = arg;
+    return ns_getlk(s->ns, op->client, &op->u.lock, NULL);
+}
+
+/* Proposes the woken waiters that may now be granted again (a timer: not
+ * from within an apply). */
 static int64_t lock_retry(struct ev_loop *loop, void *arg)
 {
     (void)loop;
     struct mserver *s = arg;
     struct mclient *mc = s->mc;
     mc->lock_timer = 0;
+    if (mc->leader)
+        mlock_settle(mc->locks, waiter_test, s);
     struct mlock_waiter lw;
     while (mlock_take_due(mc->locks, &lw)) {
         struct mclient_wait w = { .conn = lw.conn, .req_id = lw.req_id,
                                   .type = PROTO_LOCK, .lock_wait = true,
+                                  .lock_retry = true,
                                   .lock_client = lw.op.client, .lock = lw.op.u.lock };
         lw.op.now = now_ns();
         int rc = mc->leader ? propose(s, &lw.op, &w) : -DFS_ENOTLEADER;
@@ -764,17 +790,15 @@ static void locks_applied(struct mserver *s, const struct ns_op *op,
                           const struct ns_result *res)
 {
     struct mclient *mc = s->mc;
-    size_t woken = 0;
     for (size_t i = 0; i < res->lock_inos.n; i++)
-        woken += mlock_wake_ino(mc->locks, res->lock_inos.v[i]);
+        lock_wake_ino(s, res->lock_inos.v[i]);
     /* the waiter of a session that ended learns it by its retry */
-    if (res->session_ended)
-        woken += mlock_wake_client(mc->locks, res->session_ended);
+    if (res->session_ended && mlock_wake_client(mc->locks, res->session_ended) &&
+        !mc->lock_timer)
+        mc->lock_timer = ev_timer_add(s->loop, 0, lock_retry, s);
     if (op && op->type == NS_OP_LOCK && op->u.lock.type == NS_LOCK_UN &&
         res->reply.err == 0)
         lock_cancel(s, op);
-    if (woken && !mc->lock_timer)
-        mc->lock_timer = ev_timer_add(s->loop, 0, lock_retry, s);
 }
 
 /* Fails every parked waiter (leadership lost, or stopping). */

@@ -35,6 +35,8 @@ void mlock_free(struct mlock *m)
 
 int mlock_park(struct mlock *m, const struct mlock_waiter *w)
 {
+    if (m->n >= MLOCK_MAX_WAITERS)
+        return -ENOLCK;
     if (m->n == m->cap) {
         size_t cap = m->cap ? 2 * m->cap : 16;
         struct mlock_waiter *v = realloc(m->v, cap * sizeof(*v));
@@ -78,6 +80,44 @@ size_t mlock_wake_client(struct mlock *m, uint64_t client)
         }
     }
     return k;
+}
+
+/* Would granting a conflict with granting b?  ns_lock's rule: other
+ * owners, the same kind, overlapping ranges, one of them exclusive. */
+static bool requests_conflict(const struct ns_op *a, const struct ns_op *b)
+{
+    const struct ns_op_lock *x = &a->u.lock, *y = &b->u.lock;
+    if (x->ino != y->ino || x->kind != y->kind)
+        return false;
+    if (a->client == b->client && x->owner == y->owner)
+        return false;
+    if (x->type != NS_LOCK_WR && y->type != NS_LOCK_WR)
+        return false;
+    return x->kind == NS_LOCK_FLOCK || (x->start <= y->end && y->start <= x->end);
+}
+
+void mlock_settle(struct mlock *m, int (*test)(void *arg, const struct ns_op *op),
+                  void *arg)
+{
+    /* Which due waiters the applied table grants now; without the
+     * memory, only that test applies. */
+    bool *grant = calloc(m->n ? m->n : 1, sizeof(*grant));
+    for (size_t i = 0; i < m->n; i++) {
+        struct mlock_waiter *w = &m->v[i];
+        if (!w->due)
+            continue;
+        int rc = test(arg, &w->op);
+        if (rc != 0) {
+            w->due = rc != -EAGAIN;
+            continue;
+        }
+        for (size_t j = 0; grant && j < i && w->due; j++)
+            if (grant[j] && requests_conflict(&m->v[j].op, &w->op))
+                w->due = false;
+        if (grant)
+            grant[i] = w->due;
+    }
+    free(grant);
 }
 
 bool mlock_take_due(struct mlock *m, struct mlock_waiter *out)

@@ -36,13 +36,30 @@ struct mlock;
 struct mlock *mlock_new(void);
 void mlock_free(struct mlock *m);
 
-/* Parks a copy of w (not due).  0 or -ENOMEM. */
+/* The most waiters parked at once, in the whole cluster. */
+#define MLOCK_MAX_WAITERS 16384
+
+/* Parks a copy of w (not due).  0, -ENOLCK (MLOCK_MAX_WAITERS are parked:
+ * a client cannot pin the leader's memory) or -ENOMEM. */
 int mlock_park(struct mlock *m, const struct mlock_waiter *w);
 
 /* Marks every waiter on inode ino due; returns how many it marked. */
 size_t mlock_wake_ino(struct mlock *m, uint64_t ino);
 /* Marks every waiter of client (the session in its HEAD) due. */
 size_t mlock_wake_client(struct mlock *m, uint64_t client);
+
+/*
+ * Before the due waiters are proposed again: test(arg, op) says how the
+ * applied lock table answers op now (0 granted, -EAGAIN in the way, any
+ * other error: let the proposal tell the client).  A waiter still in the
+ * way, or in the way of an older due waiter that may be granted (so it
+ * would conflict once that one is), is not due any more; it is woken
+ * again by the next change on its inode.  So a release costs a proposal
+ * for about each waiter it can let through, not for every waiter on the
+ * inode.  Order is kept.
+ */
+void mlock_settle(struct mlock *m, int (*test)(void *arg, const struct ns_op *op),
+                  void *arg);
 
 /* Takes the oldest due waiter out into *out: false when none is due. */
 bool mlock_take_due(struct mlock *m, struct mlock_waiter *out);

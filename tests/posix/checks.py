@@ -508,6 +508,14 @@ elif op == "wait":          # F_SETLKW on 50..59
     out("waiting")
     fcntl.lockf(fd, fcntl.LOCK_EX, 10, 50)
     out("got")
+elif op == "queue":         # F_SETLKW on 50..59, held 0.2 s: when, in ns
+    out("waiting")
+    fcntl.lockf(fd, fcntl.LOCK_EX, 10, 50)
+    t0 = time.monotonic_ns()
+    time.sleep(0.2)
+    t1 = time.monotonic_ns()
+    os.close(fd)
+    out(t0, t1)
 elif op in ("interrupt", "upgrade"):
     # F_SETLKW on 50..59 (upgrade: first a read lock on 0..99, then a write
     # lock on it), interrupted by SIGALRM after 1 s
@@ -648,6 +656,30 @@ def t_lock_upgrade_interrupted():
         other.kill()
         if up:
             up.kill()
+
+
+def t_lock_many_waiters():
+    """Eight processes wait (F_SETLKW) for one held range: once it is free
+    each gets it in turn, never two at once, none left waiting."""
+    path = lock_file("lk3m")
+    h = Locker(path, "hold")
+    waiters = []
+    try:
+        eq(h.line().split()[0], "held", "holder")
+        for _ in range(8):
+            waiters.append(Locker(path, "queue"))
+            eq(waiters[-1].line(), "waiting", "waiter")
+        time.sleep(1)
+        eq(h.finish(), ["closed"], "holder")
+        spans = sorted(tuple(map(int, w.finish(timeout=60)[-1].split()))
+                       for w in waiters)
+        eq(len(spans), 8, "every waiter got the lock")
+        for a, b in zip(spans, spans[1:]):
+            assert a[1] <= b[0], "two holders at once: %s %s" % (a, b)
+    finally:
+        h.kill()
+        for w in waiters:
+            w.kill()
 
 
 def t_lock_holder_killed():
@@ -1049,7 +1081,7 @@ CHECKS = [
     # extended attributes and locks
     t_xattr_file, t_xattr_dir, t_xattr_namespaces, t_xattr_two_mounts,
     t_lock_posix_conflict, t_lock_setlkw_waits, t_lock_setlkw_interrupted,
-    t_lock_upgrade_interrupted, t_lock_holder_killed, t_lock_close_releases, t_lock_flock, t_lock_two_mounts,
+    t_lock_upgrade_interrupted, t_lock_many_waiters, t_lock_holder_killed, t_lock_close_releases, t_lock_flock, t_lock_two_mounts,
     # the data path
     t_create_open, t_tar_empty_tree, t_data_roundtrip, t_data_append,
     t_data_truncate, t_data_fallocate, t_data_unlinked_open_file, t_data_tar_files,

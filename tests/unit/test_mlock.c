@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "common/dfs_error.h"
 #include "master/mlock.h"
 #include "master/ns_snapshot.h"
 #include "test_ns.h"
@@ -108,6 +109,67 @@ static void test_cancel_matches_owner_and_range(void **state)
     assert_int_equal(out.req_id, 2);
     assert_false(mlock_take_cancelled(m, 7, 100, 1, NS_LOCK_POSIX, 5, 55, &out));
     assert_int_equal(mlock_count(m), 1);
+    mlock_free(m);
+}
+
+/* The applied table of test_settle: req 4 is in the way of something
+ * applied, req 6's session is gone; everything else would be granted. */
+static int settle_table(void *arg, const struct ns_op *op)
+{
+    (*(int *)arg)++;
+    if (op->seq == 4)
+        return -EAGAIN;
+    return op->seq == 6 ? -DFS_ESESSION : 0;
+}
+
+static void test_settle(void **state)
+{
+    (void)state;
+    struct mlock *m = mlock_new();
+    assert_non_null(m);
+    struct mlock_waiter v[] = {
+        waiter(1, 1, 7, 100, 1, NS_LOCK_POSIX, 0, 9),     /* granted first */
+        waiter(1, 2, 8, 100, 1, NS_LOCK_POSIX, 5, 15),    /* behind 1 */
+        waiter(1, 3, 9, 100, 1, NS_LOCK_POSIX, 50, 59),   /* no overlap */
+        waiter(1, 4, 10, 100, 1, NS_LOCK_POSIX, 80, 89),  /* applied conflict */
+        waiter(1, 5, 7, 100, 1, NS_LOCK_POSIX, 3, 4),     /* 1's owner */
+        waiter(1, 6, 11, 100, 1, NS_LOCK_POSIX, 0, 9),    /* session gone */
+        waiter(1, 7, 12, 100, 1, NS_LOCK_FLOCK, 0, UINT64_MAX), /* other kind */
+        waiter(1, 8, 13, 100, 1, NS_LOCK_POSIX, 0, 9),    /* readers ... */
+        waiter(1, 9, 14, 200, 1, NS_LOCK_POSIX, 0, 9),    /* not woken */
+    };
+    v[7].op.u.lock.type = NS_LOCK_RD;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        assert_int_equal(mlock_park(m, &v[i]), 0);
+    assert_int_equal(mlock_wake_ino(m, 100), 8);
+    int tests = 0;
+    mlock_settle(m, settle_table, &tests);
+    assert_int_equal(tests, 8);
+    /* due: 1, 3, 5 (its own owner's), 6 (the proposal tells the client),
+     * 7; not 2 or 8 (1 would block them), 4 (blocked), 9 (not woken) */
+    uint64_t want[] = { 1, 3, 5, 6, 7 };
+    struct mlock_waiter out;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_true(mlock_take_due(m, &out));
+        assert_int_equal(out.req_id, want[i]);
+    }
+    assert_false(mlock_take_due(m, &out));
+    assert_int_equal(mlock_count(m), 4);
+    mlock_free(m);
+}
+
+static void test_park_bounded(void **state)
+{
+    (void)state;
+    struct mlock *m = mlock_new();
+    assert_non_null(m);
+    struct mlock_waiter w = waiter(1, 1, 7, 100, 1, NS_LOCK_POSIX, 0, 9);
+    for (int i = 0; i < MLOCK_MAX_WAITERS; i++)
+        assert_int_equal(mlock_park(m, &w), 0);
+    assert_int_equal(mlock_park(m, &w), -ENOLCK);
+    struct mlock_waiter out;
+    assert_true(mlock_take_any(m, &out));
+    assert_int_equal(mlock_park(m, &w), 0);
     mlock_free(m);
 }
 
@@ -226,6 +288,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wake_in_order),
         cmocka_unit_test(test_cancel_matches_owner_and_range),
+        cmocka_unit_test(test_settle),
+        cmocka_unit_test(test_park_bounded),
         cmocka_unit_test(test_drop_conn_and_take_any),
         cmocka_unit_test(test_pid_reported_and_kept),
         cmocka_unit_test(test_format1_lock_decodes),
