@@ -737,6 +737,25 @@ static bool plan_op(struct run *r, struct op *op)
 }
 
 /* One try of op against the cluster; retry says an earlier try failed. */
+/* Where a read differs from the model: the first and last differing
+ * offsets, how many bytes differ, and how many of those read as zeros. */
+static void print_difference(const uint8_t *want, size_t wlen, const uint8_t *got,
+                             size_t glen)
+{
+    size_t n = wlen < glen ? wlen : glen, first = SIZE_MAX, last = 0, diff = 0, zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (want[i] == got[i])
+            continue;
+        first = first == SIZE_MAX ? i : first;
+        last = i;
+        diff++;
+        zeros += got[i] == 0;
+    }
+    if (diff)
+        fprintf(stderr, "faultload:   bytes %zu..%zu differ (%zu of them, %zu read as zeros)\n",
+                first, last, diff, zeros);
+}
+
 static int attempt(struct run *r, const struct op *op, bool retry)
 {
     struct entry *a = &r->m.e[op->a];
@@ -768,8 +787,10 @@ static int attempt(struct run *r, const struct op *op, bool retry)
             char want[FL_SHA_HEX], got[FL_SHA_HEX];
             sha256_hex(a->data, a->len, want);
             sha256_hex(buf, len, got);
-            fprintf(stderr, "faultload: READ MISMATCH %s: expected %zu bytes sha256 %s, "
-                    "read %zu bytes sha256 %s\n", a->path, a->len, want, len, got);
+            fprintf(stderr, "faultload: op %" PRIu64 " READ MISMATCH %s: expected %zu bytes "
+                    "sha256 %s, read %zu bytes sha256 %s\n", r->ops, a->path, a->len, want,
+                    len, got);
+            print_difference(a->data, a->len, buf, len);
             r->mismatches++;
         }
         free(buf);
@@ -930,6 +951,9 @@ static int execute(struct run *r, struct op *op)
     if (tries)
         fprintf(stderr, "faultload: op %" PRIu64 " %s %s: done after %d tries, %.2f s\n",
                 r->ops, op_names[op->kind], r->m.e[op->a].path, tries + 1, dt);
+    else if (dt > 5)
+        fprintf(stderr, "faultload: op %" PRIu64 " %s %s: slow, %.2f s\n",
+                r->ops, op_names[op->kind], r->m.e[op->a].path, dt);
     r->ops++;
     return apply_op(r, op);
 }

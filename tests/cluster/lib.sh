@@ -68,6 +68,52 @@ wait_fsck_clean() {
     return 1
 }
 
+# ---- servers killed and restarted ------------------------------------------
+
+# server_pids masters|chunkservers|all: the pids cluster.json records.
+server_pids() {
+    python3 -c 'import json, sys
+st = json.load(open(sys.argv[1]))
+kinds = ["masters", "chunkservers"] if sys.argv[2] == "all" else [sys.argv[2]]
+print(" ".join(str(m["pid"]) for k in kinds for m in st[k] if m.get("pid")))' \
+        "$DIR/cluster.json" "$1"
+}
+
+# running PID: alive and not a zombie.
+running() {
+    [ -e "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# kill_servers PID...: SIGKILL in one kill(1) call (all at the same
+# moment), then waits until every one is gone.
+kill_servers() {
+    local p deadline=$((SECONDS + 10))
+    kill -KILL "$@" || fail "kill -KILL $*"
+    for p in "$@"; do
+        while running "$p"; do
+            [ $SECONDS -lt $deadline ] || fail "pid $p survived SIGKILL"
+            sleep 0.05
+        done
+    done
+}
+
+# serving N: a leader answers and N chunkservers are registered up.
+serving() {
+    "$BIN/dfsadmin" status --json 2>/dev/null | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+up = sum(1 for c in d.get("chunkservers", []) if c.get("state") == "up")
+sys.exit(0 if up == int(sys.argv[1]) else 1)' "$1"
+}
+
+# wait_serving N [S]: serving N within S seconds (default 60), or fail.
+wait_serving() {
+    local deadline=$((SECONDS + ${2:-60}))
+    until serving "$1"; do
+        [ $SECONDS -lt $deadline ] || fail "not $1 chunkservers up after ${2:-60} s"
+        sleep 0.1
+    done
+}
+
 # ---- the fault suite's workload (tests/cluster/faultload, docs/FAULTS.md) ----
 FL=$TOOLS/faultload
 
@@ -89,6 +135,8 @@ load_stop() {
     local rc=$?
     LOAD_PID=""
     LOAD_FIGS=$(sed -n 's/^faultload: //p' "$DIR/$LOAD_NAME.out")
+    # operations that took long or were retried: what a stall was
+    grep -E ': slow, |: done after ' "$DIR/$LOAD_NAME.err" | head -n 5 | sed 's/^/    /'
     [ $rc = 0 ] || { cat "$DIR/$LOAD_NAME.out"; tail -n 20 "$DIR/$LOAD_NAME.err"; fail "workload /$LOAD_NAME failed (rc $rc)"; }
     grep -q "ops done" "$DIR/$LOAD_NAME.out" || fail "workload /$LOAD_NAME printed no figures"
 }

@@ -37,22 +37,6 @@ stop_everything() {
 }
 trap stop_everything EXIT
 
-# A leader answers and N chunkservers are registered up.
-serving() {
-    "$BIN/dfsadmin" status --json 2>/dev/null | python3 -c 'import json, sys
-d = json.load(sys.stdin)
-up = sum(1 for c in d.get("chunkservers", []) if c.get("state") == "up")
-sys.exit(0 if up == int(sys.argv[1]) else 1)' "$1"
-}
-
-wait_serving() {
-    local deadline=$((SECONDS + 60))
-    until serving "$1"; do
-        [ $SECONDS -lt $deadline ] || fail "not $1 chunkservers up after 60 s"
-        sleep 0.2
-    done
-}
-
 # put I: writes file I (random, FILE_MB MiB); sets PUT_RC.
 put() {
     head -c $((FILE_MB << 20)) /dev/urandom >"$DIR/src/$1"

@@ -43,38 +43,13 @@ verify_lossless() {
 }
 
 # ---- the cut -------------------------------------------------------------------
-server_pids() {
-    python3 -c 'import json, sys
-st = json.load(open(sys.argv[1]))
-print(" ".join(str(m["pid"]) for m in st["masters"] + st["chunkservers"] if m.get("pid")))' \
-        "$DIR/cluster.json"
-}
-
-running() {
-    [ -e "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
-}
-
 # Every master and chunkserver killed in one kill(1) call.
 cut_all() {
-    local pids p deadline=$((SECONDS + 10))
-    pids=$(server_pids)
+    local pids
+    pids=$(server_pids all)
     [ "$(echo "$pids" | wc -w)" = $((3 + NCS)) ] || fail "expected $((3 + NCS)) servers, have pids: $pids"
     # shellcheck disable=SC2086
-    kill -KILL $pids || fail "kill -KILL $pids"
-    for p in $pids; do
-        while running "$p"; do
-            [ $SECONDS -lt $deadline ] || fail "pid $p survived SIGKILL"
-            sleep 0.05
-        done
-    done
-}
-
-# A leader answers and every chunkserver is registered up.
-serving() {
-    "$BIN/dfsadmin" status --json 2>/dev/null | python3 -c 'import json, sys
-d = json.load(sys.stdin)
-up = sum(1 for c in d.get("chunkservers", []) if c.get("state") == "up")
-sys.exit(0 if up == int(sys.argv[1]) else 1)' "$NCS"
+    kill_servers $pids
 }
 
 # Restarts every server; sets RESTART_MS (start until serving).
@@ -82,7 +57,7 @@ restart_all() {
     local t0 deadline=$((SECONDS + 60))
     t0=$(now_ms)
     "$CLUSTER" start all -d "$DIR" >"$DIR/start.out" 2>&1 || { cat "$DIR/start.out"; fail "restart failed"; }
-    until serving; do
+    until serving "$NCS"; do
         [ $SECONDS -lt $deadline ] || fail "cluster not serving 60 s after the restart"
         sleep 0.1
     done
