@@ -539,7 +539,9 @@ static int chain_possible(struct mserver *s, const struct ns_op *op,
 /*
  * A truncate that cuts a chunk short moves it to a new version, which its
  * replicas take only when ordered (CS_ORDER_TRUNCATE): with none of them
- * up the chunk would be left without a replica at its version.
+ * up the chunk would be left without a replica at its version.  Replicas
+ * still awaiting an earlier cut's trim count: this cut's orders trim them
+ * too.
  */
 static int trim_possible(struct mserver *s, const struct ns_op *op)
 {
@@ -551,7 +553,12 @@ static int trim_possible(struct mserver *s, const struct ns_op *op)
     struct ns_chunk_info ci;
     uint32_t where[CSREG_MAX_REPLICAS];
     int have = chunk_replicas(s, a->ino, (uint32_t)(a->size / NS_CHUNK_SIZE), &ci, where);
-    return have != 0 ? 0 : -DFS_ENOTREADY;   /* a hole (-ENOENT) has nothing to trim */
+    if (have != 0)
+        return 0;   /* a hole (-ENOENT) has nothing to trim */
+    if (ci.trim_from && csreg_locations(s->csreg, ci.id, ci.trim_from, ci.version, where,
+                                        CSREG_MAX_REPLICAS) > 0)
+        return 0;
+    return -DFS_ENOTREADY;
 }
 
 static void handle_mutation(struct mserver *s, struct rpc_conn *c,

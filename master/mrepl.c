@@ -8,12 +8,14 @@
  * Invariants:
  *  1. Nothing is copied or deleted in safe mode: replica locations are
  *     soft state and a new leader knows none until reports arrive.
- *  2. A chunk under a write lease is left alone (its chain is changing).
+ *  2. A chunk under a write lease is left alone (its chain is changing),
+ *     but for the trims of invariant 6.
  *  3. At most MREPL_MAX_INFLIGHT copies run, at most MREPL_PER_TARGET per
  *     target chunkserver; a chunk is never copied twice at once.
  *  4. A replica is deleted only when the namespace says its version is
  *     old or its chunk is gone, or it failed its checksums, and the chunk
- *     keeps a healthy replica.
+ *     keeps a healthy replica.  One awaiting its trim (a version in
+ *     [trim_from, committed)) is not old.
  *  5. Replicas on a decommissioned chunkserver serve as copy sources but
  *     do not count toward the goal; such a server is drained (drain_left
  *     0) once no chunk it holds is below its goal without it.  What it
@@ -21,6 +23,11 @@
  *     server that is up and has reported to this leader can be drained
  *     (csreg keeps the others unknown): a server that died before its
  *     chunks were copied is never shown safe to remove.
+ *  6. Every replica still holding a chunk's content from before a cut
+ *     (struct ns_chunk's trim_from) is ordered trimmed: at once when the
+ *     truncate applies, then by every scan until it is, so that a trim
+ *     lost to a crash is redone.  At most one order per (chunk, server)
+ *     is in flight, and at most MREPL_MAX_TRIMS in all.
  */
 #include "mrepl.h"
 
@@ -45,6 +52,10 @@
 #define MREPL_MAX_INFLIGHT 8
 #define MREPL_PER_TARGET 2
 #define MREPL_ORDER_MS 600000u
+#define MREPL_MAX_TRIMS 256
+/* A trim is one small disk operation: a later answer means a stuck
+ * server, and a later scan orders it again (a repeat is harmless). */
+#define MREPL_TRIM_MS 30000u
 
 struct mrepl_copy {
     uint64_t chunk;
@@ -53,12 +64,20 @@ struct mrepl_copy {
     struct mserver *s;
 };
 
+struct mrepl_trim {
+    struct mserver *s;
+    uint64_t chunk;
+    uint32_t cs, version, length;   /* version: the one ordered taken */
+};
+
 struct mrepl {
     uint64_t timer;
     bool leader;
     int64_t active_after_ms;
     struct mrepl_copy *inflight[MREPL_MAX_INFLIGHT];
     size_t n_inflight;
+    struct mrepl_trim *trims[MREPL_MAX_TRIMS];   /* trim orders in flight */
+    size_t n_trims;
 };
 
 static bool copying(const struct mrepl *m, uint64_t chunk, uint32_t target,
@@ -179,15 +198,25 @@ static void order_delete(struct mserver *s, uint32_t cs, uint64_t chunk,
     wire_writer_release(&w);
 }
 
-struct mrepl_trim {
-    struct mserver *s;
-    uint64_t chunk;
-    uint32_t cs, version, length;
-};
+static bool trimming(const struct mrepl *m, uint64_t chunk, uint32_t cs)
+{
+    for (size_t i = 0; i < m->n_trims; i++) {
+        if (m->trims[i]->chunk == chunk && m->trims[i]->cs == cs)
+            return true;
+    }
+    return false;
+}
 
 static void trim_done(void *arg, int status, const uint8_t *payload, size_t len)
 {
     struct mrepl_trim *t = arg;
+    struct mrepl *m = t->s->repl;
+    for (size_t i = 0; m && i < m->n_trims; i++) {
+        if (m->trims[i] == t) {
+            m->trims[i] = m->trims[--m->n_trims];
+            break;
+        }
+    }
     struct wire_reader r;
     wire_reader_init(&r, payload, len);
     wire_get_u32(&r);
@@ -200,40 +229,63 @@ static void trim_done(void *arg, int status, const uint8_t *payload, size_t len)
     free(t);
 }
 
+/* Orders rep, a replica of chunk, trimmed to length and moved to version
+ * to, unless its server cannot be reached or an order is in flight. */
+static void order_trim(struct mserver *s, uint64_t chunk,
+                       const struct csreg_replica *rep, uint32_t to, uint32_t length)
+{
+    struct mrepl *m = s->repl;
+    const struct csreg_server *srv = csreg_server(s->csreg, rep->cs);
+    if (!srv || !srv->conn || srv->state == CSREG_DOWN ||
+        m->n_trims == MREPL_MAX_TRIMS || trimming(m, chunk, rep->cs))
+        return;
+    struct mrepl_trim *t = calloc(1, sizeof(*t));
+    if (!t)
+        return;
+    *t = (struct mrepl_trim){ s, chunk, rep->cs, to, length };
+    struct wire_writer w;
+    wire_writer_init(&w);
+    wire_put_u32(&w, 1);
+    wire_put_u64(&w, chunk);
+    wire_put_u32(&w, rep->version);
+    wire_put_u32(&w, to);
+    wire_put_u32(&w, length);
+    if (!w.err && rpc_call(srv->conn, PROTO_CS_ORDER_TRUNCATE, w.buf, w.len,
+                           MREPL_TRIM_MS, trim_done, t) == 0)
+        m->trims[m->n_trims++] = t;
+    else
+        free(t);
+    wire_writer_release(&w);
+}
+
+/*
+ * Orders trimmed every replica of chunk still holding the content from
+ * before a cut (any version in [from, to), whatever each is at); returns
+ * how many there are on servers that are up and count toward the goal,
+ * ordered now or before.
+ */
+static size_t trim_replicas(struct mserver *s, uint64_t chunk, uint32_t from,
+                            uint32_t to, uint32_t length)
+{
+    struct csreg_replica all[CSREG_MAX_REPLICAS];
+    size_t k = csreg_replicas(s->csreg, chunk, all, CSREG_MAX_REPLICAS), n = 0;
+    for (size_t j = 0; j < k; j++) {
+        if (all[j].corrupt || all[j].version < from || all[j].version >= to)
+            continue;
+        order_trim(s, chunk, &all[j], to, length);
+        const struct csreg_server *srv = csreg_server(s->csreg, all[j].cs);
+        n += srv && srv->state == CSREG_UP && !srv->decommission;
+    }
+    return n;
+}
+
 void mrepl_trimmed(struct mserver *s, const struct ns_trim *trims, size_t n)
 {
     if (!s->repl || !s->repl->leader)
         return;
-    for (size_t i = 0; i < n; i++) {
-        /* Every replica with the content from before the cut, whatever
-         * version each is at. */
-        struct csreg_replica all[CSREG_MAX_REPLICAS];
-        size_t k = csreg_replicas(s->csreg, trims[i].id, all, CSREG_MAX_REPLICAS);
-        for (size_t j = 0; j < k; j++) {
-            if (all[j].corrupt || all[j].version < trims[i].prev_committed ||
-                all[j].version >= trims[i].version)
-                continue;
-            const struct csreg_server *cs = csreg_server(s->csreg, all[j].cs);
-            struct mrepl_trim *t = calloc(1, sizeof(*t));
-            if (!t || !cs->conn) {
-                free(t);
-                continue;
-            }
-            *t = (struct mrepl_trim){ s, trims[i].id, all[j].cs, trims[i].version,
-                                      trims[i].length };
-            struct wire_writer w;
-            wire_writer_init(&w);
-            wire_put_u32(&w, 1);
-            wire_put_u64(&w, trims[i].id);
-            wire_put_u32(&w, all[j].version);
-            wire_put_u32(&w, trims[i].version);
-            wire_put_u32(&w, trims[i].length);
-            if (w.err || rpc_call(cs->conn, PROTO_CS_ORDER_TRUNCATE, w.buf, w.len,
-                                  MREPL_ORDER_MS, trim_done, t) < 0)
-                free(t);
-            wire_writer_release(&w);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        trim_replicas(s, trims[i].id, trims[i].trim_from, trims[i].version,
+                      trims[i].length);
 }
 
 struct mrepl_need {
@@ -289,7 +341,8 @@ static int by_danger(const void *a, const void *b)
     return (x->healthy > y->healthy) - (x->healthy < y->healthy);
 }
 
-/* Stale and corrupt replicas of a chunk that has a healthy one. */
+/* Stale and corrupt replicas of a chunk that has a healthy one.  A
+ * replica awaiting its trim is neither: trimmed, it is a good one. */
 static void drop_stale(struct mserver *s, const struct ns_chunk_info *ci,
                        size_t healthy)
 {
@@ -298,7 +351,8 @@ static void drop_stale(struct mserver *s, const struct ns_chunk_info *ci,
     struct csreg_replica all[CSREG_MAX_REPLICAS];
     size_t n = csreg_replicas(s->csreg, ci->id, all, CSREG_MAX_REPLICAS);
     for (size_t i = 0; i < n; i++) {
-        if (all[i].version < ci->committed)
+        bool untrimmed = ci->trim_from && all[i].version >= ci->trim_from;
+        if (all[i].version < ci->committed && !untrimmed)
             order_delete(s, all[i].cs, ci->id, all[i].version, "stale");
         else if (all[i].corrupt)
             order_delete(s, all[i].cs, ci->id, 0, "corrupt");
@@ -335,6 +389,14 @@ static void scan(struct mserver *s)
     while (ns_chunk_walk(s->ns, &cursor, &ci)) {
         if (ci.committed == 0)
             continue;   /* nothing committed yet: nothing to keep safe */
+        /* Trims go on under a write lease too: the session's chain holds
+         * only replicas at [committed, version], so an untrimmed one is in
+         * no chain; trimmed, it holds the committed content like the
+         * replicas the session started from, and if the session commits
+         * first it is merely stale. */
+        size_t untrimmed = ci.trim_from ? trim_replicas(s, ci.id, ci.trim_from,
+                                                        ci.committed, ci.length)
+                                        : 0;
         size_t k = csreg_locations(s->csreg, ci.id, ci.committed, ci.version, where,
                                    CSREG_MAX_REPLICAS);
         size_t good = counted(s, where, k);
@@ -343,8 +405,8 @@ static void scan(struct mserver *s)
         if (ns_lease_holder(s->ns, ci.id))
             continue;
         drop_stale(s, &ci, k);
-        if (k == 0 || good >= ci.goal)
-            continue;   /* missing (nothing to copy from) or healthy */
+        if (k == 0 || good + untrimmed >= ci.goal)
+            continue;   /* missing (nothing to copy from), or healthy once trimmed */
         if (n == cap) {
             struct mrepl_need *more = realloc(need, 2 * cap * sizeof(*need));
             if (!more)

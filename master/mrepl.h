@@ -1,8 +1,9 @@
 /*
  * mrepl: the replication manager — on the leader, after safe mode, it
  * copies under-replicated chunks chunkserver to chunkserver (most
- * endangered first, a bounded number at a time) and deletes replicas that
- * are stale (an older version) or orphaned (no file holds the chunk).
+ * endangered first, a bounded number at a time), trims replicas a
+ * truncate cut short, and deletes replicas that are stale (an older
+ * version) or orphaned (no file holds the chunk).
  *
  * Called by mserver (init, shutdown) and mclient (leadership changes), on
  * the loop thread only.  It sends orders on the connections chunkservers
@@ -26,7 +27,9 @@ void mrepl_leader(struct mserver *s, bool leader);
 struct ns_trim;
 /*
  * A committed truncate cut these chunks short (each now at trims[i].version
- * with trims[i].length): on the leader, orders their replicas trimmed.
+ * with trims[i].length): on the leader, orders their replicas at
+ * [trims[i].trim_from, trims[i].version) trimmed.  Those it misses, the
+ * periodic scan orders again from the chunk's trim_from.
  */
 void mrepl_trimmed(struct mserver *s, const struct ns_trim *trims, size_t n);
 

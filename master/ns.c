@@ -19,6 +19,7 @@
  *  5. opens and leases equal what the sessions record; a lease holder has
  *     the chunk's file open for writing.
  *  6. The counters equal a count of the inodes by type.
+ *  7. A chunk's trim_from is 0 or below its committed version.
  */
 #include "master/ns.h"
 
@@ -142,8 +143,7 @@ void ns_push(struct ns_u64s *v, uint64_t x)
     v->v[v->n++] = x;
 }
 
-static void push_trim(struct ns_result *r, const struct ns_chunk *c,
-                      uint32_t prev_committed)
+static void push_trim(struct ns_result *r, const struct ns_chunk *c)
 {
     if (r->ntrimmed == r->trimmed_cap) {
         size_t cap = r->trimmed_cap ? r->trimmed_cap * 2 : 4;
@@ -154,7 +154,7 @@ static void push_trim(struct ns_result *r, const struct ns_chunk *c,
         r->trimmed_cap = cap;
     }
     r->trimmed[r->ntrimmed++] = (struct ns_trim){ c->id, c->version, c->length,
-                                                  prev_committed };
+                                                  c->trim_from };
 }
 
 /* ---- helpers shared by the handlers ---------------------------------- */
@@ -300,11 +300,16 @@ void ns_truncate(struct ns *ns, struct ns_inode *in, uint64_t size,
     if (h) {
         struct ns_chunk *c = ns_chunk_get(&ns->chunks, h);
         if (c->length > tail) {
-            uint32_t prev = c->committed;
+            /* A second cut keeps the first one's trim_from: nothing was
+             * committed in between (WRITE_END clears it, a grow changes
+             * no chunk), so a replica still untrimmed from the first cut,
+             * cut at this shorter length, holds the committed content. */
+            if (c->trim_from == 0)
+                c->trim_from = c->committed;
             c->length = (uint32_t)tail;
             c->version++;
             c->committed = c->version;
-            push_trim(res, c, prev);
+            push_trim(res, c);
         }
     }
     in->size = size;
@@ -541,7 +546,7 @@ static void chunk_info(const struct ns *ns, const struct ns_chunk *c,
 {
     *out = (struct ns_chunk_info){
         .id = c->id, .version = c->version, .committed = c->committed,
-        .length = c->length,
+        .length = c->length, .trim_from = c->trim_from,
         .ino = c->ino, .index = c->index,
         .goal = ns_inode_get(&ns->inodes, c->ino)->goal,
     };

@@ -92,6 +92,8 @@ struct ns_chunk_info {
     uint32_t version;
     uint32_t committed;     /* replicas at [committed, version] are good */
     uint32_t length;
+    uint32_t trim_from;     /* 0, or replicas at [trim_from, committed)
+                             * become good once trimmed (struct ns_chunk) */
     uint64_t ino;
     uint32_t index;
     uint32_t goal;          /* the file's replication goal */

@@ -105,6 +105,10 @@ static int check_file(const struct ns *ns, uint64_t ino, const struct ns_inode *
             ns_chunk_find(&ns->chunks, c->id) != h)
             return bad("file %llu: chunk slot %u does not point back",
                        (unsigned long long)ino, i);
+        if (c->committed > c->version || (c->trim_from && c->trim_from >= c->committed))
+            return bad("chunk %llu: trim_from %u, committed %u, version %u out of order",
+                       (unsigned long long)c->id, c->trim_from, c->committed,
+                       c->version);
         t->chunks++;
     }
     return 0;

@@ -86,10 +86,9 @@ static void take_handle(struct ns_chunk_table *t, uint32_t h)
         t->top = h;
 }
 
-int ns_chunk_add(struct ns_chunk_table *t, uint64_t id, uint32_t version,
-                 uint32_t committed, uint32_t length, uint32_t ino,
-                 uint32_t index, uint32_t *h)
+int ns_chunk_add(struct ns_chunk_table *t, const struct ns_chunk *rec, uint32_t *h)
 {
+    uint64_t id = rec->id;
     if (id == 0)
         return -EINVAL;
     if (ns_chunk_find(t, id) != 0)
@@ -98,8 +97,7 @@ int ns_chunk_add(struct ns_chunk_table *t, uint64_t id, uint32_t version,
     if (nh == 0)
         return -ENOMEM;
     struct ns_chunk *c = ns_chunk_get(t, nh);
-    *c = (struct ns_chunk){ .id = id, .version = version, .committed = committed,
-                            .length = length, .ino = ino, .index = index };
+    *c = *rec;
     int rc = ns_hidx_insert(&t->idx, ns_hidx_hash_u64(id), nh, idx_hash, t);
     if (rc < 0) {
         c->id = 0;

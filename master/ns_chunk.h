@@ -30,6 +30,12 @@ struct ns_chunk {
     uint32_t length;    /* bytes committed by WRITE_END (or trimmed) */
     uint32_t ino;
     uint32_t index;     /* chunk index in the file */
+    uint32_t trim_from; /* 0, or the committed content was last changed by
+                         * a truncate that cut it: a replica at a version
+                         * in [trim_from, committed) holds the content from
+                         * before the cut and becomes good once trimmed to
+                         * length and moved to committed (CS_ORDER_TRUNCATE).
+                         * Cleared when a write session commits. */
 };
 
 struct ns_chunk_table {
@@ -53,12 +59,11 @@ struct ns_chunk *ns_chunk_get(const struct ns_chunk_table *t, uint32_t h);
 uint32_t ns_chunk_find(const struct ns_chunk_table *t, uint64_t id);
 
 /*
- * Adds chunk id (!= 0).  0 and *h, -EINVAL, -DFS_EIDINUSE (id present) or
- * -ENOMEM (unchanged then).  max_id rises to id.
+ * Adds a copy of rec, whose id must not be 0.  0 and *h, -EINVAL,
+ * -DFS_EIDINUSE (id present) or -ENOMEM (unchanged then).  max_id rises
+ * to the id.
  */
-int ns_chunk_add(struct ns_chunk_table *t, uint64_t id, uint32_t version,
-                 uint32_t committed, uint32_t length, uint32_t ino,
-                 uint32_t index, uint32_t *h);
+int ns_chunk_add(struct ns_chunk_table *t, const struct ns_chunk *rec, uint32_t *h);
 
 /* Removes a live handle. */
 void ns_chunk_remove(struct ns_chunk_table *t, uint32_t h);

@@ -273,8 +273,9 @@ static int new_chunk(struct ns *ns, struct ns_call *c, struct ns_inode *in,
     uint64_t old_max = ns->chunks.max_id;
     if (o->chunk_id == 0)
         return -EINVAL;
-    int rc = ns_chunk_add(&ns->chunks, o->chunk_id, 1, 0, 0, (uint32_t)o->ino,
-                          o->index, &h);
+    struct ns_chunk rec = { .id = o->chunk_id, .version = 1, .ino = (uint32_t)o->ino,
+                            .index = o->index };
+    int rc = ns_chunk_add(&ns->chunks, &rec, &h);
     if (rc < 0)
         return rc;
     rc = ns_inode_set_chunk(in, o->index, h);
@@ -346,6 +347,9 @@ int ns_lease_write_end(struct ns *ns, struct ns_call *c)
     if (o->length > ch->length)
         ch->length = o->length;
     ch->committed = ch->version;
+    /* What the session wrote is committed now: a replica from before an
+     * earlier cut lacks it, and trimming would not give it back. */
+    ch->trim_from = 0;
     uint64_t end = (uint64_t)o->index * NS_CHUNK_SIZE + o->length;
     if (end > in->size)
         in->size = end;

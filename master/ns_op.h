@@ -240,13 +240,14 @@ struct ns_reply {
 };
 
 /* A chunk cut short by a truncate: chunkservers trim it and take the
- * new version (replicas still at the old one are stale). */
+ * new version (until then, replicas below it are not served). */
 struct ns_trim {
     uint64_t id;
     uint32_t version;           /* the new version, now committed */
     uint32_t length;
-    uint32_t prev_committed;    /* replicas from this version on held the
-                                 * content before the cut */
+    uint32_t trim_from;         /* replicas at [trim_from, version) hold the
+                                 * content before the cut (the chunk's
+                                 * trim_from) */
 };
 
 struct ns_u64s {

@@ -83,7 +83,8 @@ void ns_free_payload(struct ns_inode *in);
 void ns_free_inode(struct ns *ns, uint64_t ino, struct ns_result *res);
 
 /* Sets a regular file's size, freeing chunks past it and trimming the
- * chunk it now ends in (new version, reported in res). */
+ * chunk it now ends in (new version, reported in res, and trim_from set
+ * so that replicas the trim orders miss are trimmed later). */
 void ns_truncate(struct ns *ns, struct ns_inode *in, uint64_t size,
                  struct ns_result *res);
 

@@ -11,12 +11,14 @@
  * again in the format it was read in), so an input that is valid but not
  * canonical is refused too.
  *
- * Formats: 3 writes every lock's pid; 2 (written before locks had one) is
- * still read, its locks taking pid 0, so that a master upgraded in place
- * restarts from its own snapshot.
+ * Formats: 4 writes every chunk's trim_from; 3 (written before chunks had
+ * one) and 2 (written before locks had a pid) are still read, their chunks
+ * taking trim_from 0 and format 2's locks pid 0, so that a master upgraded
+ * in place restarts from its own snapshot.  Either is written on request
+ * only for a state it can hold.
  *
  * File layout:
- *   "DFSNSNAP"  u32 format (3)  u64 body length  deflate(body)  u32 crc32c
+ *   "DFSNSNAP"  u32 format (4)  u64 body length  deflate(body)  u32 crc32c
  * Body layout (wire encoding, all counts before their items):
  *   u32 cfg flags, squash uid, squash gid; u64 max chunk id; u64 max
  *   session id; u32 inode generation counter
@@ -25,7 +27,7 @@
  *     dir: u32 parent, u64 next entry id, u32 n, n x (u64 id, u32 ino, str)
  *     symlink: str target;  device: u32 rdev
  *     file: u32 nslots, per slot u64 id (0 hole) [u32 version,
- *           u32 committed, u32 length]
+ *           u32 committed, u32 length, u32 trim_from (not in formats 2, 3)]
  *     then u32 nxattrs x (str name, str value), u32 nlocks x (u64 sess,
  *     owner, start, end, u32 kind, type, pid (not in format 2))
  *   u64 nsessions, per session ascending: u64 id, client, first seq;
@@ -49,7 +51,8 @@
 #include "master/ns_priv.h"
 
 #define SNAP_MAGIC "DFSNSNAP"
-#define SNAP_FORMAT 3u               /* 3: locks carry their pid */
+#define SNAP_FORMAT 4u               /* 4: chunks carry their trim_from */
+#define SNAP_FORMAT_NO_TRIM 3u       /* still read: locks carry their pid */
 #define SNAP_FORMAT_NO_PID 2u        /* still read */
 #define SNAP_HDR_SIZE 20u
 #define SNAP_BODY_MAX (UINT64_C(1) << 40)
@@ -63,7 +66,7 @@ struct body {
     void *ctx;
     uint64_t total;                 /* bytes handed to the sink */
     int err;
-    uint32_t format;                /* SNAP_FORMAT or SNAP_FORMAT_NO_PID */
+    uint32_t format;                /* SNAP_FORMAT or an older one still read */
 };
 
 static void body_flush(struct body *b, bool last)
@@ -98,6 +101,12 @@ static void put_dir(struct body *b, const struct ns_inode *in)
     }
 }
 
+static bool known_format(uint32_t format)
+{
+    return format == SNAP_FORMAT || format == SNAP_FORMAT_NO_TRIM ||
+           format == SNAP_FORMAT_NO_PID;
+}
+
 static void put_chunks(struct body *b, const struct ns *ns,
                        const struct ns_inode *in)
 {
@@ -114,6 +123,10 @@ static void put_chunks(struct body *b, const struct ns *ns,
         wire_put_u32(w, c->version);
         wire_put_u32(w, c->committed);
         wire_put_u32(w, c->length);
+        if (b->format > SNAP_FORMAT_NO_TRIM)
+            wire_put_u32(w, c->trim_from);
+        else if (c->trim_from)
+            b->err = -DFS_EVERSION;   /* formats 2 and 3 cannot hold it */
         body_piece(b);
     }
 }
@@ -321,7 +334,7 @@ int ns_snapshot_write(const struct ns *ns, struct wire_writer *w)
 int ns_snapshot_write_format(const struct ns *ns, uint32_t format,
                              struct wire_writer *w)
 {
-    if (format != SNAP_FORMAT && format != SNAP_FORMAT_NO_PID)
+    if (!known_format(format))
         return -DFS_EVERSION;
     size_t start = w->len;
     wire_put_raw(w, SNAP_MAGIC, 8);
@@ -394,7 +407,7 @@ static int get_symlink(struct wire_reader *r, struct ns_inode *in)
 }
 
 static int get_chunks(struct wire_reader *r, struct ns *ns, uint64_t ino,
-                      struct ns_inode *in)
+                      struct ns_inode *in, uint32_t format)
 {
     uint32_t n = wire_get_u32(r);
     if (r->err || n > NS_CHUNKS_MAX || n > r->left)
@@ -403,12 +416,15 @@ static int get_chunks(struct wire_reader *r, struct ns *ns, uint64_t ino,
         uint64_t id = wire_get_u64(r);
         if (id == 0)
             continue;
-        uint32_t version = wire_get_u32(r), committed = wire_get_u32(r);
-        uint32_t length = wire_get_u32(r), h;
-        if (r->err || length > NS_CHUNK_SIZE || committed > version)
+        struct ns_chunk c = { .id = id, .ino = (uint32_t)ino, .index = i };
+        c.version = wire_get_u32(r);
+        c.committed = wire_get_u32(r);
+        c.length = wire_get_u32(r);
+        c.trim_from = format > SNAP_FORMAT_NO_TRIM ? wire_get_u32(r) : 0;
+        if (r->err || c.length > NS_CHUNK_SIZE || c.committed > c.version)
             return corrupt("bad chunk");
-        int rc = ns_chunk_add(&ns->chunks, id, version, committed, length,
-                              (uint32_t)ino, i, &h);
+        uint32_t h;
+        int rc = ns_chunk_add(&ns->chunks, &c, &h);
         if (rc < 0)
             return rc == -ENOMEM ? rc : corrupt("duplicate chunk id");
         rc = ns_inode_set_chunk(in, i, h);
@@ -456,7 +472,7 @@ static int get_xattrs_locks(struct wire_reader *r, struct ns *ns, uint64_t ino,
 }
 
 static int get_payload(struct wire_reader *r, struct ns *ns, uint64_t ino,
-                       struct ns_inode *in)
+                       struct ns_inode *in, uint32_t format)
 {
     switch (in->mode & S_IFMT) {
     case S_IFDIR:
@@ -467,7 +483,7 @@ static int get_payload(struct wire_reader *r, struct ns *ns, uint64_t ino,
         in->aux = wire_get_u32(r);
         return 0;
     case S_IFREG:
-        return get_chunks(r, ns, ino, in);
+        return get_chunks(r, ns, ino, in, format);
     case S_IFIFO: case S_IFSOCK:
         return 0;
     default:
@@ -499,7 +515,7 @@ static int get_inode(struct wire_reader *r, struct ns *ns, uint64_t *last,
     if (r->err)
         return corrupt("short inode");
     ns_count(ns, mode, 1);
-    rc = get_payload(r, ns, ino, in);
+    rc = get_payload(r, ns, ino, in, format);
     if (rc < 0)
         return rc;
     return get_xattrs_locks(r, ns, ino, format);
@@ -649,7 +665,7 @@ static int inflate_body(const uint8_t *buf, size_t len, uint8_t **body,
     wire_reader_init(&r, buf + 8, 12);
     uint32_t format = wire_get_u32(&r);
     *blen = wire_get_u64(&r);
-    if (format != SNAP_FORMAT && format != SNAP_FORMAT_NO_PID)
+    if (!known_format(format))
         return -DFS_EVERSION;
     *format_out = format;
     if (*blen > SNAP_BODY_MAX || (size_t)*blen != *blen)

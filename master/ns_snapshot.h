@@ -24,9 +24,11 @@ struct wire_writer;
  */
 int ns_snapshot_write(const struct ns *ns, struct wire_writer *w);
 /*
- * The same in a given format: 3 (the current one) or 2, the format before
- * locks carried a pid, as a master of that version reads it.
- * -DFS_EVERSION for another format, or for format 2 when a lock has a pid.
+ * The same in a given format: 4 (the current one), 3 (the format before
+ * chunks carried a trim_from) or 2 (before locks carried a pid), as a
+ * master of that version reads it.  -DFS_EVERSION for another format, for
+ * format 3 or 2 when a chunk has a trim_from, or for format 2 when a lock
+ * has a pid.
  */
 int ns_snapshot_write_format(const struct ns *ns, uint32_t format,
                              struct wire_writer *w);
@@ -35,9 +37,9 @@ int ns_snapshot_write_format(const struct ns *ns, uint32_t format,
  * A new namespace from a snapshot in buf[0..len) (the buffer is not kept).
  * 0 and *out (the caller frees with ns_free), or: -DFS_ETRUNC (short),
  * -DFS_ECORRUPT (bad magic, checksum, compressed stream or content, or a
- * state that fails ns_check), -DFS_EVERSION (unknown format; formats 2 and
- * 3 load, format 2's locks with pid 0), -DFS_ETOOBIG
- * (a declared size over the limits), -ENOMEM.
+ * state that fails ns_check), -DFS_EVERSION (unknown format; formats 2, 3
+ * and 4 load, the older ones' chunks with trim_from 0 and format 2's locks
+ * with pid 0), -DFS_ETOOBIG (a declared size over the limits), -ENOMEM.
  */
 int ns_snapshot_load(const void *buf, size_t len, struct ns **out);
 

@@ -3,6 +3,8 @@
  *
  *   nsload create DIR N [THREADS]   creates /DIR and files f0..f(N-1) in it
  *   nsload check DIR N              every one of them is there, exactly once
+ *   nsload truncate PATH SIZE       sets the size of file PATH, without
+ *                                   opening it (a bare SETATTR)
  *
  * Masters and key from DFS_MASTERS and DFS_KEY_FILE.  Prints one line with
  * the count and the rate; exits non-zero on the first failure, naming it.
@@ -10,6 +12,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,10 +152,43 @@ static int do_check(struct dfs *d, const char *dir, long n)
     return 0;
 }
 
+/* Resolves an absolute path one name at a time. */
+static int lookup_path(struct dfs *d, const char *path, struct dfs_attr *at)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    uint64_t ino = DFS_ROOT_INO;
+    char *save = NULL;
+    int rc = 0;
+    for (char *name = strtok_r(buf, "/", &save); name && rc == 0;
+         name = strtok_r(NULL, "/", &save)) {
+        rc = dfs_lookup(d, ino, name, at);
+        ino = at->ino;
+    }
+    return rc;
+}
+
+static int do_truncate(struct dfs *d, const char *path, uint64_t size)
+{
+    struct dfs_attr at;
+    int rc = lookup_path(d, path, &at);
+    struct dfs_setattr set = { .valid = DFS_SET_SIZE, .size = size };
+    if (rc == 0)
+        rc = dfs_setattr(d, at.ino, &set, &at);
+    if (rc < 0) {
+        fprintf(stderr, "nsload: truncate %s: %s\n", path, dfs_strerror(rc));
+        return 1;
+    }
+    printf("nsload: %s is %" PRIu64 " bytes\n", path, at.size);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 4 || (strcmp(argv[1], "create") && strcmp(argv[1], "check"))) {
-        fprintf(stderr, "usage: nsload create|check DIR N [THREADS]\n");
+    bool trunc = argc == 4 && !strcmp(argv[1], "truncate");
+    if (argc < 4 || (strcmp(argv[1], "create") && strcmp(argv[1], "check") && !trunc)) {
+        fprintf(stderr, "usage: nsload create|check DIR N [THREADS]\n"
+                        "       nsload truncate PATH SIZE\n");
         return 2;
     }
     log_init("nsload", LOG_ERROR, NULL);
@@ -164,7 +200,8 @@ int main(int argc, char **argv)
     struct dfs *d = open_session(masters, key);
     if (!d)
         return 1;
-    int rc = !strcmp(argv[1], "create") ? do_create(d, masters, key, argv[2], n, threads)
+    int rc = trunc ? do_truncate(d, argv[2], strtoull(argv[3], NULL, 10))
+           : !strcmp(argv[1], "create") ? do_create(d, masters, key, argv[2], n, threads)
                                         : do_check(d, argv[2], n);
     dfs_close(d);
     return rc;

@@ -44,6 +44,7 @@ struct world {
     size_t loglen[LOG_MAX];
     int nlog;
     int retries, deduped;
+    int cuts;                   /* ops that cut a chunk short */
 };
 
 static int cmp_u64(const void *x, const void *y)
@@ -69,6 +70,8 @@ static void same_effects(struct ns_result *x, struct ns_result *y)
         assert_memory_equal(lx[i]->v, ly[i]->v, lx[i]->n * sizeof(uint64_t));
     }
     assert_int_equal(x->ntrimmed, y->ntrimmed);
+    if (x->ntrimmed)
+        assert_memory_equal(x->trimmed, y->trimmed, x->ntrimmed * sizeof(*x->trimmed));
 }
 
 /* Applies the encoded op on every replica, as committed Raft entries are. */
@@ -89,6 +92,7 @@ static int replicate(struct world *w, const uint8_t *buf, size_t len)
         same_effects(&w->a.res, &r);
         ns_result_release(&r);
     }
+    w->cuts += w->a.res.ntrimmed > 0 && !w->a.res.deduped;
     return rc;
 }
 
@@ -186,11 +190,45 @@ static void gen_open(struct world *w, uint64_t client)
         w->h[w->nh++] = (struct handle){ client, w->a.res.reply.attr.ino, write };
 }
 
+/* A chunk index of the handle's file that its session holds a lease on,
+ * or -1. */
+static int leased_index(struct world *w, const struct handle *h)
+{
+    uint64_t sess;
+    int64_t expiry;
+    struct ns_chunk_info ci[4];
+    size_t n;
+    if (ns_session_of(w->a.ns, h->client, &sess, &expiry) < 0 ||
+        ns_chunk_range(w->a.ns, h->ino, 0, ci, 4, &n) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (ci[i].id && ns_lease_holder(w->a.ns, ci[i].id) == sess)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* A size for a truncate; half of them inside committed data, to cut
+ * chunks short (and again, before or after a write). */
+static uint64_t some_size(struct world *w, const struct handle *h)
+{
+    struct ns_chunk_info ci[4];
+    size_t n;
+    if (rnd(w, 2) || ns_chunk_range(w->a.ns, h->ino, 0, ci, 4, &n) < 0 || n == 0)
+        return rnd(w, 3 * NS_CHUNK_SIZE);
+    const struct ns_chunk_info *c = &ci[rnd(w, n)];
+    return (uint64_t)c->index * NS_CHUNK_SIZE + rnd(w, c->length ? c->length : NS_CHUNK_SIZE);
+}
+
 static void gen_handle_op(struct world *w, struct handle *h)
 {
     struct ns_op op;
     uint32_t index = (uint32_t)rnd(w, 4);
-    switch (rnd(w, 6)) {
+    /* a write session usually commits, so that truncates find data to cut */
+    int leased = h->write ? leased_index(w, h) : -1;
+    if (leased >= 0 && rnd(w, 2))
+        index = (uint32_t)leased;
+    switch (leased >= 0 && rnd(w, 2) ? 1 : rnd(w, 6)) {
     case 0:
         op = new_op(w, h->client, NS_OP_WRITE_BEGIN);
         op.u.write = (struct ns_op_write){ .ino = h->ino, .index = index,
@@ -204,7 +242,7 @@ static void gen_handle_op(struct world *w, struct handle *h)
         break;
     case 2:
         op = new_op(w, h->client, NS_OP_SETATTR);
-        op.u.setattr = (struct ns_op_setattr){ .ino = h->ino, .size = rnd(w, 3 * NS_CHUNK_SIZE),
+        op.u.setattr = (struct ns_op_setattr){ .ino = h->ino, .size = some_size(w, h),
                                                .valid = NS_SET_SIZE | NS_SET_OPEN_FH };
         break;
     case 3: {
@@ -391,8 +429,8 @@ static void run_replicas(uint64_t seed, int steps)
     assert_int_equal(ns_digest(w.c), d);
     struct ns_statfs st;
     ns_statfs(w.a.ns, &st);
-    printf("  %d ops, %d retries (%d answered from the table), %llu files, "
-           "%llu chunks, %llu orphans, %llu sessions\n", w.nlog, w.retries, w.deduped,
+    printf("  %d ops (%d cuts), %d retries (%d answered from the table), %llu files, "
+           "%llu chunks, %llu orphans, %llu sessions\n", w.nlog, w.cuts, w.retries, w.deduped,
            (unsigned long long)st.files, (unsigned long long)st.chunks,
            (unsigned long long)st.orphans, (unsigned long long)st.sessions);
     world_free(&w);
@@ -404,6 +442,73 @@ static void test_three_replicas_one_restored(void **state)
     uint64_t seed = t_seed("replicas", 99);
     for (int run = 0; run < 6; run++)
         run_replicas(seed + (uint64_t)run, 3000);
+}
+
+static void cut_to(struct world *w, uint64_t ino, uint64_t size)
+{
+    struct ns_op op = new_op(w, 1, NS_OP_SETATTR);
+    op.u.setattr = (struct ns_op_setattr){ .ino = ino, .size = size,
+                                           .valid = NS_SET_SIZE | NS_SET_OPEN_FH };
+    assert_int_equal(submit(w, &op), 0);
+}
+
+static void write_chunk0(struct world *w, uint64_t ino, bool end, uint32_t length)
+{
+    struct ns_op op = new_op(w, 1, end ? NS_OP_WRITE_END : NS_OP_WRITE_BEGIN);
+    op.u.write = (struct ns_op_write){ .ino = ino, .length = length, .mtime = w->a.now,
+                                       .chunk_id = ns_max_chunk_id(w->a.ns) + 1 };
+    assert_int_equal(submit(w, &op), 0);
+}
+
+/* The trim_from of chunk 0 of ino, the same on every replica. */
+static uint32_t trim_from_everywhere(struct world *w, uint64_t ino)
+{
+    struct ns *all[] = { w->a.ns, w->b, w->c };
+    struct ns_chunk_info ci[3];
+    size_t n;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ns_chunk_range(all[i], ino, 0, &ci[i], 1, &n), 0);
+        assert_int_equal(n, 1);
+        assert_memory_equal(&ci[i], &ci[0], sizeof(ci[0]));
+        assert_int_equal(ns_digest(all[i]), ns_digest(all[0]));
+    }
+    return ci[0].trim_from;
+}
+
+/* Cuts, a second cut, writes in between, a retried cut: every replica,
+ * one restored from a snapshot after the first cut, computes the same
+ * trim_from and ends in the same state. */
+static void test_cuts_replicate(void **state)
+{
+    (void)state;
+    struct world w;
+    world_setup(&w, 1);
+    gen_session(&w, 1);
+    struct ns_op op = new_op(&w, 1, NS_OP_CREATE);
+    op.u.make = (struct ns_op_make){ .parent = NS_ROOT_INO + 1, .name = t_str("c"),
+                                     .mode = 0644, .ino = ns_next_free_ino(w.a.ns, 0),
+                                     .flags = NS_OPEN_READ | NS_OPEN_WRITE };
+    assert_int_equal(submit(&w, &op), 0);
+    uint64_t f = w.a.res.reply.attr.ino;
+    write_chunk0(&w, f, false, 0);
+    write_chunk0(&w, f, true, 5000);                    /* committed: v1 */
+    cut_to(&w, f, 3000);                                /* v2 */
+    w.c = restore(w.a.ns);
+    assert_int_equal(trim_from_everywhere(&w, f), 1);
+    int cut = w.nlog - 1;
+    write_chunk0(&w, f, false, 0);                      /* v3, never ends */
+    cut_to(&w, f, 2000);                                /* v4 */
+    assert_int_equal(trim_from_everywhere(&w, f), 1);
+    replicate(&w, w.log[cut], w.loglen[cut]);           /* the first cut, retried */
+    assert_true(w.a.res.deduped);
+    assert_int_equal(w.a.res.ntrimmed, 0);
+    assert_int_equal(trim_from_everywhere(&w, f), 1);
+    write_chunk0(&w, f, false, 0);                      /* v5 */
+    write_chunk0(&w, f, true, 2500);
+    assert_int_equal(trim_from_everywhere(&w, f), 0);
+    cut_to(&w, f, 10);
+    assert_int_equal(trim_from_everywhere(&w, f), 5);
+    world_free(&w);
 }
 
 /* The digest sees every part of the state, not just the tree. */
@@ -504,7 +609,7 @@ static void test_readdir_exactly_once_under_churn(void **state)
 static struct ns *busy_namespace(struct tctx *t)
 {
     t_init(t);
-    uint64_t f, d;
+    uint64_t f, d, g;
     assert_int_equal(t_mkdir(t, &T_ROOT, NS_ROOT_INO, "d", 0755, &d), 0);
     assert_int_equal(t_create(t, &T_ROOT, d, "f", 0644, &f), 0);
     assert_int_equal(t_symlink(t, &T_ROOT, d, "s", "f", NULL), 0);
@@ -513,6 +618,12 @@ static struct ns *busy_namespace(struct tctx *t)
     assert_int_equal(t_write_begin(t, f, 1), 0);
     assert_int_equal(t_lock(t, f, 1, NS_LOCK_POSIX, NS_LOCK_WR, 5, 9), 0);
     assert_int_equal(t_unlink(t, &T_ROOT, d, "f"), 0);          /* an orphan */
+    /* a chunk cut short, its replicas not yet trimmed */
+    assert_int_equal(t_create(t, &T_ROOT, d, "g", 0644, &g), 0);
+    assert_int_equal(t_open(t, &T_ROOT, g, NS_OPEN_WRITE), 0);
+    assert_int_equal(t_write_begin(t, g, 0), 0);
+    assert_int_equal(t_write_end(t, g, 0, 5000, 0), 0);
+    assert_int_equal(t_truncate(t, &T_ROOT, g, 100), 0);
     struct ns_op op = t_op(t, NS_OP_SETXATTR, &T_ROOT);
     op.u.xattr = (struct ns_op_xattr){ .ino = d, .name = t_str("user.x"), .value = t_str("y") };
     assert_int_equal(t_apply(t, &op), 0);
@@ -532,6 +643,13 @@ static void test_snapshot_round_trip(void **state)
     assert_int_equal(b.orphans, 1);
     assert_int_equal(ns_max_chunk_id(copy), ns_max_chunk_id(ns));
     assert_int_equal(ns_next_free_ino(copy, 0), ns_next_free_ino(ns, 0));
+    struct ns_chunk_info ca, cb;
+    size_t n;
+    uint64_t g = t_ino(&t, t_ino(&t, NS_ROOT_INO, "d"), "g");
+    assert_int_equal(ns_chunk_range(ns, g, 0, &ca, 1, &n), 0);
+    assert_int_equal(ns_chunk_range(copy, g, 0, &cb, 1, &n), 0);
+    assert_int_equal(ca.trim_from, 1);
+    assert_memory_equal(&ca, &cb, sizeof(ca));
     /* the copy goes on like the original: the orphan dies at close */
     struct ns_result r1, r2;
     struct ns_op op = t_op(&t, NS_OP_SESSION_CLOSE, &T_ROOT);
@@ -773,6 +891,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_replicas_one_restored),
+        cmocka_unit_test(test_cuts_replicate),
         cmocka_unit_test(test_digest_covers_state),
         cmocka_unit_test(test_readdir_exactly_once_under_churn),
         cmocka_unit_test(test_snapshot_round_trip),

@@ -331,6 +331,75 @@ static void test_truncate_frees_and_trims(void **state)
     t_fini(&t);
 }
 
+/* The chunk at index of file f. */
+static struct ns_chunk_info chunk_at(struct tctx *t, uint64_t f, uint32_t index)
+{
+    struct ns_chunk_info ci;
+    size_t n;
+    assert_int_equal(ns_chunk_range(t->ns, f, index, &ci, 1, &n), 0);
+    assert_int_equal(n, 1);
+    return ci;
+}
+
+/* A cut remembers from which version replicas await their trim, until a
+ * write session commits new content. */
+static void test_truncate_remembers_untrimmed(void **state)
+{
+    (void)state;
+    struct tctx t;
+    uint64_t f = setup_file(&t);
+    assert_int_equal(t_open(&t, &T_ROOT, f, NS_OPEN_WRITE), 0);
+    assert_int_equal(t_write_begin(&t, f, 0), 0);
+    assert_int_equal(t_write_end(&t, f, 0, 5000, 0), 0);
+    assert_int_equal(t_write_begin(&t, f, 0), 0);               /* v2, never ends */
+    assert_int_equal(t_release(&t, f, NS_OPEN_WRITE, 0), 0);
+    assert_int_equal(chunk_at(&t, f, 0).trim_from, 0);
+
+    /* the first cut: replicas from the old committed version on await it */
+    assert_int_equal(t_truncate(&t, &T_ROOT, f, 3000), 0);
+    struct ns_chunk_info ci = chunk_at(&t, f, 0);
+    assert_int_equal(ci.version, 3);
+    assert_int_equal(ci.committed, 3);
+    assert_int_equal(ci.trim_from, 1);
+    assert_int_equal(t.res.ntrimmed, 1);
+    assert_int_equal(t.res.trimmed[0].trim_from, 1);
+    /* a grow changes no chunk; a second cut keeps the oldest start */
+    assert_int_equal(t_truncate(&t, &T_ROOT, f, 8000), 0);
+    assert_int_equal(t.res.ntrimmed, 0);
+    assert_int_equal(t_truncate(&t, &T_ROOT, f, 2000), 0);
+    ci = chunk_at(&t, f, 0);
+    assert_int_equal(ci.committed, 4);
+    assert_int_equal(ci.length, 2000);
+    assert_int_equal(ci.trim_from, 1);
+    assert_int_equal(t.res.trimmed[0].trim_from, 1);
+    assert_int_equal(t.res.trimmed[0].version, 4);
+
+    /* a write session that does not commit changes nothing committed */
+    assert_int_equal(t_open(&t, &T_ROOT, f, NS_OPEN_WRITE), 0);
+    assert_int_equal(t_write_begin(&t, f, 0), 0);
+    ci = chunk_at(&t, f, 0);
+    assert_int_equal(ci.version, 5);
+    assert_int_equal(ci.trim_from, 1);
+    /* ... one that commits makes the replicas from before the cut stale */
+    assert_int_equal(t_write_end(&t, f, 0, 2200, NS_WRITE_KEEP_LEASE), 0);
+    ci = chunk_at(&t, f, 0);
+    assert_int_equal(ci.committed, 5);
+    assert_int_equal(ci.trim_from, 0);
+    /* and the next cut starts from what that write committed */
+    assert_int_equal(t_write_end(&t, f, 0, 2200, 0), 0);
+    assert_int_equal(t_truncate(&t, &T_ROOT, f, 10), 0);
+    ci = chunk_at(&t, f, 0);
+    assert_int_equal(ci.committed, 6);
+    assert_int_equal(ci.trim_from, 5);
+    uint32_t cur = 0;
+    struct ns_chunk_info walked;
+    assert_true(ns_chunk_walk(t.ns, &cur, &walked));
+    assert_int_equal(walked.trim_from, 5);
+    assert_int_equal(ns_chunk_lookup(t.ns, ci.id, &walked), 0);
+    assert_int_equal(walked.trim_from, 5);
+    t_fini(&t);
+}
+
 static void test_locks(void **state)
 {
     (void)state;
@@ -488,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_session_lifecycle),
         cmocka_unit_test(test_write_leases_and_versions),
         cmocka_unit_test(test_truncate_frees_and_trims),
+        cmocka_unit_test(test_truncate_remembers_untrimmed),
         cmocka_unit_test(test_locks),
         cmocka_unit_test(test_exactly_once),
         cmocka_unit_test(test_stale_retry_across_sessions),

@@ -206,7 +206,9 @@ static void test_chunk_table_against_array(void **state)
         uint64_t id = (uint64_t)i * 7 + 1;
         if (t_rand(&seed) % 3) {
             uint32_t h;
-            int rc = ns_chunk_add(&t, id, 1, 1, 2, i, 3, &h);
+            struct ns_chunk rec = { .id = id, .version = 1, .committed = 1, .length = 2,
+                                    .ino = i, .index = 3 };
+            int rc = ns_chunk_add(&t, &rec, &h);
             if (handle[i]) {
                 assert_int_equal(rc, -DFS_EIDINUSE);
                 continue;
@@ -229,7 +231,8 @@ static void test_chunk_table_against_array(void **state)
     for (uint32_t h = ns_chunk_next(&t, 0); h; h = ns_chunk_next(&t, h))
         walked++;
     assert_int_equal(walked, live);
-    assert_int_equal(ns_chunk_add(&t, 0, 1, 1, 1, 1, 1, &handle[0]), -EINVAL);
+    struct ns_chunk zero = { .id = 0, .version = 1, .committed = 1 };
+    assert_int_equal(ns_chunk_add(&t, &zero, &handle[0]), -EINVAL);
     ns_chunk_table_release(&t);
 }
 

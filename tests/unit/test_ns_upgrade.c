@@ -1,8 +1,9 @@
 /*
  * Upgrades in place: a master of this version restarts from what the
- * version before wrote (a format-2 snapshot, whose locks have no pid, and
- * op format 1 log entries), and writes log entries an older follower
- * still decodes (format 1 unless a lock carries a pid).
+ * versions before wrote (a format-3 snapshot, whose chunks have no
+ * trim_from; a format-2 one, whose locks have no pid either; op format 1
+ * log entries), and writes log entries an older follower still decodes
+ * (format 1 unless a lock carries a pid).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,8 +42,9 @@ static uint8_t *body_of(const struct wire_writer *w, uLongf *len)
     return body;
 }
 
-/* A namespace like one the version before built: files, a directory, an
- * xattr, a session with an open file and two locks (no pid then). */
+/* A namespace like one the versions before built: files, a directory, an
+ * xattr, a session with an open file, one chunk and two locks (no pid in
+ * format 2). */
 static void build(struct tctx *t, uint64_t *file)
 {
     uint64_t dir, f;
@@ -68,19 +70,26 @@ static void test_loads_format2_snapshot(void **state)
     struct tctx t;
     uint64_t f;
     build(&t, &f);
-    struct wire_writer w2, w3;
+    struct wire_writer w2, w3, w4;
     wire_writer_init(&w2);
     wire_writer_init(&w3);
+    wire_writer_init(&w4);
     assert_int_equal(ns_snapshot_write_format(t.ns, 2, &w2), 0);
-    assert_int_equal(ns_snapshot_write(t.ns, &w3), 0);
+    assert_int_equal(ns_snapshot_write_format(t.ns, 3, &w3), 0);
+    assert_int_equal(ns_snapshot_write(t.ns, &w4), 0);
     assert_int_equal(le32(w2.buf + 8), 2);
     assert_int_equal(le32(w3.buf + 8), 3);
-    /* The layouts differ only by the pid of each of the two locks. */
-    uLongf l2, l3;
-    uint8_t *b2 = body_of(&w2, &l2), *b3 = body_of(&w3, &l3);
+    assert_int_equal(le32(w4.buf + 8), 4);
+    /* The layouts differ only by the pid of each of the two locks, then
+     * by the trim_from of the one chunk. */
+    uLongf l2, l3, l4;
+    uint8_t *b2 = body_of(&w2, &l2), *b3 = body_of(&w3, &l3), *b4 = body_of(&w4, &l4);
     assert_int_equal(l3 - l2, 2 * 4);
+    assert_int_equal(l4 - l3, 4);
     free(b2);
     free(b3);
+    free(b4);
+    wire_writer_release(&w4);
 
     struct ns *old;
     assert_int_equal(ns_snapshot_load(w2.buf, w2.len, &old), 0);
@@ -134,7 +143,56 @@ static void test_loads_format2_snapshot(void **state)
     t_fini(&t);
 }
 
-/* A lock with a pid needs the new formats; nothing else does. */
+/* What the version before wrote (format 3: locks with their pid, chunks
+ * without a trim_from) loads, and goes on like the original, cuts too. */
+static void test_loads_format3_snapshot(void **state)
+{
+    (void)state;
+    struct tctx t;
+    uint64_t f;
+    build(&t, &f);
+    struct ns_op op = t_op(&t, NS_OP_LOCK, &T_ROOT);
+    op.u.lock = (struct ns_op_lock){ .ino = f, .owner = 4, .kind = NS_LOCK_POSIX,
+                                     .type = NS_LOCK_RD, .start = 300, .end = 400,
+                                     .pid = 1234 };
+    assert_int_equal(t_apply(&t, &op), 0);
+    struct wire_writer w3;
+    wire_writer_init(&w3);
+    assert_int_equal(ns_snapshot_write_format(t.ns, 3, &w3), 0);
+    assert_int_equal(le32(w3.buf + 8), 3);
+    struct ns *old;
+    assert_int_equal(ns_snapshot_load(w3.buf, w3.len, &old), 0);
+    assert_int_equal(ns_digest(old), ns_digest(t.ns));
+    struct ns_op_lock q = { .ino = f, .owner = 9, .kind = NS_LOCK_POSIX,
+                            .type = NS_LOCK_WR, .start = 350, .end = 350 };
+    struct ns_lock k;
+    assert_int_equal(ns_getlk(old, 7, &q, &k), -EAGAIN);
+    assert_int_equal(k.pid, 1234);
+
+    /* A cut after the upgrade: both set the same trim_from. */
+    struct ns *orig = t.ns;
+    op = t_op(&t, NS_OP_SETATTR, &T_ROOT);
+    op.u.setattr = (struct ns_op_setattr){ .ino = f, .valid = NS_SET_SIZE, .size = 100 };
+    struct ns_result a, b;
+    ns_result_init(&a);
+    ns_result_init(&b);
+    assert_int_equal(ns_apply(orig, &op, &a), 0);
+    assert_int_equal(ns_apply(old, &op, &b), 0);
+    assert_int_equal(a.ntrimmed, 1);
+    assert_int_equal(b.ntrimmed, 1);
+    assert_memory_equal(a.trimmed, b.trimmed, sizeof(*a.trimmed));
+    assert_int_equal(a.trimmed[0].trim_from, 1);
+    ns_result_release(&a);
+    ns_result_release(&b);
+    assert_int_equal(ns_check(old), 0);
+    assert_int_equal(ns_digest(old), ns_digest(orig));
+    ns_free(old);
+    wire_writer_release(&w3);
+    t_fini(&t);
+}
+
+/* A lock with a pid needs op format 2 and snapshot format 3 or later; a
+ * chunk awaiting its trim needs snapshot format 4; nothing else does. */
 static void test_new_formats_only_when_needed(void **state)
 {
     (void)state;
@@ -164,14 +222,24 @@ static void test_new_formats_only_when_needed(void **state)
     assert_int_equal(ns_snapshot_write_format(t.ns, 2, &w), -DFS_EVERSION);
     w.len = 0;
     w.err = 0;
-    assert_int_equal(ns_snapshot_write_format(t.ns, 4, &w), -DFS_EVERSION);
+    assert_int_equal(ns_snapshot_write_format(t.ns, 5, &w), -DFS_EVERSION);
+    w.len = 0;
+    w.err = 0;
+    assert_int_equal(ns_snapshot_write_format(t.ns, 3, &w), 0);
+    /* a cut gives the chunk a trim_from: format 3 cannot hold it */
+    assert_int_equal(t_truncate(&t, &T_ROOT, f, 100), 0);
+    w.len = 0;
+    w.err = 0;
+    assert_int_equal(ns_snapshot_write_format(t.ns, 3, &w), -DFS_EVERSION);
+    w.len = 0;
+    w.err = 0;
     assert_int_equal(ns_snapshot_write(t.ns, &w), 0);
     struct ns *copy;
     assert_int_equal(ns_snapshot_load(w.buf, w.len, &copy), 0);
     assert_int_equal(ns_digest(copy), ns_digest(t.ns));
     ns_free(copy);
     /* An unknown format is refused, not misread. */
-    w.buf[8] = 4;
+    w.buf[8] = 5;
     uint32_t crc = crc32c(0, w.buf, w.len - 4);
     for (int i = 0; i < 4; i++)
         w.buf[w.len - 4 + i] = (uint8_t)(crc >> (8 * i));
@@ -184,6 +252,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loads_format2_snapshot),
+        cmocka_unit_test(test_loads_format3_snapshot),
         cmocka_unit_test(test_new_formats_only_when_needed),
     };
     return cmocka_run_group_tests_name("ns_upgrade", tests, NULL, NULL);
