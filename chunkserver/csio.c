@@ -305,6 +305,10 @@ static int write_forward(struct csio_write *w)
  * server, so the client takes it out of the chain: re-created, it would
  * read as zeros before this write (vols_create_new), and a stale-version
  * answer would only bring the client back here with a new version.
+ * A replica at the session's version that this process did not move there
+ * reached it before a restart, which dropped what the session had not
+ * synced: -DFS_ERESTARTED, a failure of this server too, or the client
+ * would go on over a hole.
  */
 static int write_prepare(struct vols *s, const struct csio_write *w)
 {
@@ -318,7 +322,7 @@ static int write_prepare(struct vols *s, const struct csio_write *w)
     if (rc < 0)
         return rc;
     if (cur == w->version)
-        return 0;
+        return vols_moved(s, w->chunk) ? 0 : -DFS_ERESTARTED;
     if (cur >= w->prev_version && cur < w->version)
         return vols_set_version(s, w->chunk, w->version);
     return -DFS_ESTALE_VER;

@@ -84,6 +84,8 @@ struct store_chunk {
     uint32_t tail_crc;              /* current CRC of the last partial block */
     bool dirty;                     /* written since the last commit */
     bool marked;                    /* the marker on disk names hdr.seq */
+    bool moved;                     /* created or moved to hdr.version since
+                                       the store opened (store_moved) */
     uint64_t fsize;                 /* size of the file */
     /* -1 or open read-write; set under the write lock or by chunk_fd's
      * compare-and-swap under the read lock, cleared under the write lock */
@@ -922,8 +924,20 @@ int store_set_version(struct store *s, uint64_t id, uint32_t version)
     rc = chunk_usable(ch, 0);
     if (rc == 0)
         rc = commit(s, ch, version);
+    if (rc == 0)
+        ch->moved = true;
     chunk_release(s, ch);
     return rc;
+}
+
+bool store_moved(struct store *s, uint64_t id)
+{
+    struct store_chunk *ch;
+    if (chunk_acquire(s, id, false, &ch) < 0)
+        return false;
+    bool moved = ch->moved;
+    chunk_release(s, ch);
+    return moved;
 }
 
 /* Shrinks to length: the new last block is verified and its CRC cut;
@@ -1118,6 +1132,7 @@ static int create_file(struct store *s, struct store_chunk *ch,
         return io_fail(s, ch->node.id, "sync of its directory", rc);
     }
     ch->fsize = data_off;
+    ch->moved = true;
     used_add(s, (int64_t)data_off);
     return 0;
 }

@@ -161,6 +161,12 @@ int store_truncate(struct store *s, uint64_t id, uint32_t version,
 int store_stat(struct store *s, uint64_t id, uint32_t *version,
                uint64_t *length);
 
+/* Whether this store created the chunk, or moved it to its version,
+ * since it opened.  A write session's version a replica holds without
+ * that was reached before a restart, which dropped what the session had
+ * not synced: the replica may lack acknowledged bytes. */
+bool store_moved(struct store *s, uint64_t id);
+
 /* Re-reads and checks every block of the chunk (the scrubber, fsck
  * --verify): 0, -DFS_ECORRUPT (and the chunk goes to the bad list),
  * -DFS_ESTALE_VER when version is not 0 and differs, -ENOENT. */

@@ -558,6 +558,12 @@ int vols_stat(struct vols *v, uint64_t id, uint32_t *version,
                      "stat", id);
 }
 
+bool vols_moved(struct vols *v, uint64_t id)
+{
+    int i = route_find(v, id);
+    return i >= 0 && store_moved(store_at(v, i), id);
+}
+
 int vols_verify(struct vols *v, uint64_t id, uint32_t version)
 {
     int i = route_find(v, id);

@@ -22,6 +22,7 @@ static const char *const dfs_messages[DFS_ELAST - DFS_EBASE] = {
     [DFS_ESEQ - DFS_EBASE]       = "request sequence number too old to deduplicate",
     [DFS_ENOLEASE - DFS_EBASE]   = "no write lease on this chunk",
     [DFS_ENOTREADY - DFS_EBASE]  = "the new leader is not ready yet",
+    [DFS_ERESTARTED - DFS_EBASE] = "chunkserver restarted during the write",
 };
 
 const char *dfs_strerror(int err)

@@ -27,6 +27,7 @@ enum {
     DFS_ESEQ,          /* request sequence too old to deduplicate */
     DFS_ENOLEASE,      /* the session holds no write lease on that chunk */
     DFS_ENOTREADY,     /* leader still applying earlier terms: retry */
+    DFS_ERESTARTED,    /* replica's server restarted in the write session */
     DFS_ELAST
 };
 

@@ -16,6 +16,11 @@
  *  4. f->mu serialises the calls on one file.  Lock order: f->mu, then
  *     the session's locks (master calls, error messages) or its pool
  *     lock; never the other way round.
+ *  5. Every byte of the write session not yet known durable on every
+ *     replica (sent after the last SYNC write that was acknowledged) is
+ *     held here, in send order (w.unsynced, then w.pend): a chunkserver
+ *     that restarts drops what it had not synced, so a repaired chain is
+ *     sent all of it again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -42,6 +47,10 @@
  * data a write() hands over is on its way when the call returns, and is
  * kept until the chain acknowledges it, to be resent on a new chain. */
 #define DFSFILE_WINDOW 16
+/* Acknowledged bytes kept for a resend before a write of the stream asks
+ * the chain to sync (a file holds at most about this plus two windows:
+ * what is acknowledged while that sync is on its way stays too). */
+#define DFSFILE_SYNC_BYTES (8u << 20)
 /* Sequential reads fetch ahead, the window doubling from the first to
  * the last of these. */
 #define DFSFILE_READAHEAD_MIN (1u << 20)
@@ -57,13 +66,17 @@ struct dfsfile_chain {
     struct dfsfile_node node[DFSFILE_MAX_CHAIN];
 };
 
-/* A CS_WRITE sent on the write stream and not yet acknowledged. */
+/* A CS_WRITE sent on the write stream: in the window until acknowledged,
+ * then held until a sync covers it. */
 struct dfsfile_pending {
     uint64_t id;                    /* its req_id on the stream */
     uint64_t off;                   /* in the chunk */
     size_t len;
     uint8_t *data;                  /* owned copy, for a resend */
     bool acked;
+    bool sync;                      /* sent with PROTO_WRITE_SYNC ... */
+    uint64_t covers;                /* ... which makes durable every write
+                                       sent before it: ids <= this */
 };
 
 struct dfsfile_loc {
@@ -105,6 +118,11 @@ struct dfs_inode {
         uint64_t next_id;
         size_t npend;
         struct dfsfile_pending pend[DFSFILE_WINDOW];  /* in send order */
+        /* acknowledged, not yet covered by a sync (invariant 5) */
+        struct dfsfile_pending *unsynced;
+        size_t nunsynced, unsynced_cap;
+        size_t unsynced_bytes;
+        bool sync_in_flight;
         int err;                    /* the last write-back failure */
         uint32_t err_seq;           /* write-back failures so far */
     } w;
@@ -266,6 +284,7 @@ static void inode_detach(struct dfs_inode *in)
         return;
     stream_close(in, false);
     pending_clear(in);
+    free(in->w.unsynced);
     prefetch_cancel(in);
     free(in->r.buf);
     free(in->r.pf.buf);
@@ -556,23 +575,83 @@ static int rebegin(struct dfs_inode *f)
     return rc;
 }
 
-/* chain_write, going on without a failed replica when the master allows. */
+static int pending_retire(struct dfs_inode *f);
+static void unsynced_drop(struct dfs_inode *f, uint64_t covers);
+
+static int resend_one(struct dfs_inode *f, const struct dfsfile_pending *p,
+                      uint32_t *failed)
+{
+    int rc = chain_write(f, p->off, p->data, p->len, 0, failed);
+    /* A new write session starts from the committed length. */
+    if (rc == 0 && p->off + p->len > f->w.length)
+        f->w.length = (uint32_t)(p->off + p->len);
+    return rc;
+}
+
+/*
+ * Sends every held write again, in send order (invariant 5): the
+ * acknowledged ones a sync does not cover yet, then the window.  The
+ * window's are acknowledged now, and join the others.
+ */
+static int resend_held(struct dfs_inode *f, uint32_t *failed)
+{
+    *failed = 0;
+    for (size_t i = 0; i < f->w.nunsynced; i++) {
+        int rc = resend_one(f, &f->w.unsynced[i], failed);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < f->w.npend; i++) {
+        int rc = resend_one(f, &f->w.pend[i], failed);
+        if (rc < 0)
+            return rc;
+        f->w.pend[i].acked = true;
+        f->w.pend[i].sync = false;
+    }
+    f->w.sync_in_flight = false;    /* it was in the window, sent again plain */
+    return pending_retire(f);
+}
+
+/*
+ * The chain failed with rc (*failed: the node to blame, 0 for none known):
+ * a new version — a truncate's when the chunk moved on under the lease,
+ * else from the master with the failed node left out (0 keeps the chain:
+ * requests of an abandoned connection that a server parses late are then
+ * refused, never applied over the resent ones) — and everything held sent
+ * again, as often as the master can repair.
+ */
+static int chain_repair(struct dfs_inode *f, int rc, uint32_t failed)
+{
+    for (int i = 0; rc < 0 && i < DFSFILE_REPLACE_TRIES; i++) {
+        if (rc == -ENOMEM)
+            return rc;              /* not the chain's doing */
+        int next;
+        if (rc == -DFS_ESTALE_VER) {
+            /* A truncate cut the chunk under the lease, and its commit
+             * synced what it kept on every replica: what was
+             * acknowledged before it must not come back past the cut. */
+            unsynced_drop(f, UINT64_MAX);
+            next = rebegin(f);
+        } else {
+            next = replace_replica(f, failed);
+        }
+        if (next < 0)
+            return next;
+        rc = resend_held(f, &failed);
+    }
+    return rc;
+}
+
+/* chain_write, on a repaired chain when it fails. */
 static int chain_write_retry(struct dfs_inode *f, uint64_t off_in_chunk,
                              const uint8_t *data, size_t len, uint8_t flags)
 {
     uint32_t failed;
     int rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
     for (int i = 0; rc < 0 && i < DFSFILE_REPLACE_TRIES; i++) {
-        int next;
-        if (rc == -DFS_ESTALE_VER)
-            next = rebegin(f);
-        else if (failed)
-            next = replace_replica(f, failed);
-        else
-            break;
-        if (next < 0)
-            break;
-        rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
+        rc = chain_repair(f, rc, failed);
+        if (rc == 0)
+            rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
     }
     return rc;
 }
@@ -591,20 +670,65 @@ static int chain_write_retry(struct dfs_inode *f, uint64_t off_in_chunk,
  * handle open then (DESIGN §2 acknowledges at those).
  */
 
+/* Drops the held writes with ids <= covers: a sync made them durable. */
+static void unsynced_drop(struct dfs_inode *f, uint64_t covers)
+{
+    size_t k = 0;
+    while (k < f->w.nunsynced && f->w.unsynced[k].id <= covers) {
+        f->w.unsynced_bytes -= f->w.unsynced[k].len;
+        free(f->w.unsynced[k++].data);
+    }
+    f->w.nunsynced -= k;
+    if (k)
+        memmove(f->w.unsynced, f->w.unsynced + k, f->w.nunsynced * sizeof(f->w.unsynced[0]));
+}
+
+/* Everything held is durable (a SYNC of the chain), or lost for good. */
 static void pending_clear(struct dfs_inode *f)
 {
     for (size_t i = 0; i < f->w.npend; i++)
         free(f->w.pend[i].data);
     f->w.npend = 0;
+    unsynced_drop(f, UINT64_MAX);
+    f->w.sync_in_flight = false;
 }
 
-static void pending_retire(struct dfs_inode *f)
+/* Keeps acknowledged write p until a sync covers it (its data moves). */
+static int unsynced_add(struct dfs_inode *f, struct dfsfile_pending *p)
+{
+    if (f->w.nunsynced == f->w.unsynced_cap) {
+        size_t cap = f->w.unsynced_cap ? 2 * f->w.unsynced_cap : 16;
+        struct dfsfile_pending *v = realloc(f->w.unsynced, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        f->w.unsynced = v;
+        f->w.unsynced_cap = cap;
+    }
+    f->w.unsynced[f->w.nunsynced++] = *p;
+    f->w.unsynced_bytes += p->len;
+    p->data = NULL;
+    return 0;
+}
+
+/* Retires the acknowledged writes at the front of the window into the
+ * held list; a SYNC write's own bytes are durable and go. */
+static int pending_retire(struct dfs_inode *f)
 {
     size_t k = 0;
-    while (k < f->w.npend && f->w.pend[k].acked)
-        free(f->w.pend[k++].data);
+    int rc = 0;
+    for (; k < f->w.npend && f->w.pend[k].acked; k++) {
+        struct dfsfile_pending *p = &f->w.pend[k];
+        if (p->sync) {
+            unsynced_drop(f, p->covers);
+            f->w.sync_in_flight = false;
+        } else if ((rc = unsynced_add(f, p)) < 0) {
+            break;                  /* the rest stays in the window */
+        }
+        free(p->data);
+    }
     f->w.npend -= k;
     memmove(f->w.pend, f->w.pend + k, f->w.npend * sizeof(f->w.pend[0]));
+    return rc;
 }
 
 /* Ends the stream: its connection back to the pool when the exchange
@@ -625,13 +749,6 @@ static void stream_close(struct dfs_inode *f, bool clean)
 }
 
 /*
- * The stream failed with rc (a chunkserver's answer naming node failed,
- * or a transport error with failed 0): a new chain when a node is to
- * blame, then every request still in the window sent again synchronously
- * (chain_write_retry finds and replaces a dead node itself).  The window
- * is empty afterwards, whatever happened.
- */
-/*
  * Data of the write session is lost: the session ends without a commit,
  * so no later flush commits a length over bytes no replica has, and the
  * handles hear of it at their next fsync or close.
@@ -648,22 +765,15 @@ static void write_failed(struct dfs_inode *f, int rc)
     publish(f);
 }
 
+/*
+ * The stream failed with rc (a chunkserver's answer naming node failed,
+ * or a transport error with failed 0): chain_repair sends everything held
+ * again on a repaired chain, or the write session is lost.
+ */
 static int stream_recover(struct dfs_inode *f, int rc, uint32_t failed)
 {
     stream_close(f, false);
-    /* Always a new version, even with no node to blame (failed 0 keeps
-     * the chain): requests of the abandoned connection that a server
-     * still parses late are then refused, never applied over the resent
-     * ones. */
-    rc = rc == -DFS_ESTALE_VER ? rebegin(f) : replace_replica(f, failed);
-    for (size_t i = 0; rc == 0 && i < f->w.npend; i++) {
-        const struct dfsfile_pending *p = &f->w.pend[i];
-        rc = chain_write_retry(f, p->off, p->data, p->len, 0);
-        /* A new write session starts from the committed length. */
-        if (rc == 0 && p->off + p->len > f->w.length)
-            f->w.length = (uint32_t)(p->off + p->len);
-    }
-    pending_clear(f);
+    rc = chain_repair(f, rc, failed);
     if (rc < 0)
         write_failed(f, rc);
     return rc;
@@ -692,8 +802,10 @@ static int stream_collect(struct dfs_inode *f)
             f->w.base_version = f->w.version;
         }
     }
-    pending_retire(f);
-    return 0;
+    rc = pending_retire(f);
+    if (rc < 0)
+        write_failed(f, rc);
+    return rc;
 }
 
 /* Sends one CS_WRITE of at most PROTO_DATA_MAX bytes on the stream. */
@@ -719,9 +831,16 @@ static int stream_send(struct dfs_inode *f, uint64_t off, const uint8_t *data,
     p->len = len;
     p->acked = false;
     p->id = ++f->w.next_id;
+    /* Enough acknowledged bytes held: this write asks the chain to sync.
+     * Each server takes a connection's writes in order (chunkserver/csio),
+     * so when it syncs it has written every request sent before: all of
+     * them are durable once this one is acknowledged. */
+    p->sync = !f->w.sync_in_flight && f->w.unsynced_bytes >= DFSFILE_SYNC_BYTES;
+    p->covers = p->id - 1;
+    f->w.sync_in_flight |= p->sync;
     f->w.npend++;
     struct wire_writer w;
-    write_payload(f, off, data, len, 0, &w);
+    write_payload(f, off, data, len, p->sync ? PROTO_WRITE_SYNC : 0, &w);
     rc = w.err ? w.err : f->w.stream->fd;
     if (rc >= 0) {
         struct iovec one = { w.buf, w.len };
@@ -777,10 +896,13 @@ static int flush_chunk(struct dfs_inode *f, bool keep_lease)
     if (!f->w.leased)
         return 0;
     int rc = 0;
-    if (f->w.dirty)
+    bool held = f->w.dirty || f->w.npend || f->w.nunsynced;
+    if (held)
         rc = stream_drain(f);
-    if (rc == 0 && f->w.dirty)
+    if (rc == 0 && held)
         rc = chain_write_retry(f, f->w.length, NULL, 0, PROTO_WRITE_SYNC);
+    if (rc == 0)
+        pending_clear(f);           /* every replica synced all of it */
     if (rc == 0)
         rc = write_end(f, keep_lease);
     if (rc < 0 && f->w.leased)
