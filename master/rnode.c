@@ -65,6 +65,7 @@ struct rnode {
     struct rnode_peer **peers;    /* each its own allocation: conns point at it */
     size_t n_peers, cap_peers;
     uint64_t tick_timer;
+    uint64_t process_timer;       /* a deferred rnode_process is armed */
     bool stopped;
     bool in_process;              /* re-entrancy guard for rnode_process */
     uint64_t durable_index;
@@ -658,6 +659,8 @@ void rnode_close(struct rnode *rn)
     rn->stopped = true;
     if (rn->tick_timer)
         ev_timer_cancel(rn->loop, rn->tick_timer);
+    if (rn->process_timer)
+        ev_timer_cancel(rn->loop, rn->process_timer);
     tpool_free(rn->store);   /* finishes the batch on the thread */
     while (rn->queue) {
         struct rnode_job *j = rn->queue;
@@ -705,6 +708,29 @@ bool rnode_has_state(const struct rnode *rn)
     return raft_last_index(rn->raft) > 0 || raft_term(rn->raft) > 0;
 }
 
+static int64_t rnode_deferred(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct rnode *rn = arg;
+    rn->process_timer = 0;
+    rnode_process(rn);
+    return EV_TIMER_STOP;
+}
+
+/*
+ * Proposals and reads arrive one client request at a time, many in one
+ * loop iteration: processed at once, each would cost its own log write
+ * and its own AppendEntries (or heartbeat round) to every peer.  Deferred
+ * to the next iteration (a timer of delay 0), they go out together.
+ */
+static void rnode_process_soon(struct rnode *rn)
+{
+    if (!rn->process_timer)
+        rn->process_timer = ev_timer_add(rn->loop, 0, rnode_deferred, rn);
+    if (!rn->process_timer)
+        rnode_process(rn);
+}
+
 int rnode_propose(struct rnode *rn, const void *data, size_t len,
                   uint64_t *index, uint64_t *term)
 {
@@ -713,7 +739,7 @@ int rnode_propose(struct rnode *rn, const void *data, size_t len,
     int rc = raft_propose(rn->raft, data, len, index);
     if (rc == 0) {
         *term = raft_term(rn->raft);
-        rnode_process(rn);
+        rnode_process_soon(rn);
     }
     return rc;
 }
@@ -724,7 +750,7 @@ int rnode_read(struct rnode *rn, uint64_t read_ctx)
         return -EIO;
     int rc = raft_read_index(rn->raft, read_ctx);
     if (rc == 0)
-        rnode_process(rn);
+        rnode_process_soon(rn);
     return rc;
 }
 
