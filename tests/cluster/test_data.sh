@@ -11,7 +11,7 @@ MiB=$((1 << 20)); CHUNK=$((64 * MiB))
 
 step "round trips at block and chunk edges"
 # The large one first: its first batch opens the chains' connections.
-for size in $((CHUNK + 1)) 0 1 65535 65536 65537 $((CHUNK - 1)); do
+for size in $((3 * CHUNK + 1)) 0 1 65535 65536 65537 $((CHUNK - 1)) $((CHUNK)) $((CHUNK + 1)); do
     head -c "$size" /dev/urandom > "$W/in.$size"
     "$BIN/dfsput" "$W/in.$size" "/f.$size" || fail "dfsput of $size bytes"
     "$BIN/dfsget" "/f.$size" "$W/out.$size" || fail "dfsget of $size bytes"
@@ -40,7 +40,7 @@ echo hello > "$W/tree/c/hello"
 diff -r "$W/tree" "$W/tree.out" >/dev/null || fail "the tree differs after a round trip"
 
 step "kill -9 of a chunkserver in the middle of a put"
-head -c $((150 * MiB)) /dev/urandom > "$W/big"
+head -c $((200 * MiB)) /dev/urandom > "$W/big"
 "$BIN/dfsput" "$W/big" /big & put=$!
 sleep 1
 "$CLUSTER" kill chunkserver 2 -d "$DIR" >/dev/null || fail "kill"
