@@ -58,6 +58,7 @@
 /* Readys handed out and not yet persisted before the core stops handing
  * out more: back-pressure on a storage thread that cannot keep up. */
 #define MAX_HANDOUTS 64
+#define LEASE_RING 64                  /* heartbeat rounds remembered */
 
 struct outmsg {
     struct raft_msg m;         /* entries / chunk data filled in at ready */
@@ -112,6 +113,10 @@ struct raft {
     unsigned transfer_elapsed;
     bool timeout_sent;
     uint64_t read_seq;
+    uint64_t ticks;                    /* ticks since start, in any role */
+    uint64_t round_tick[LEASE_RING];   /* when round seq was sent: [seq % ring] */
+    bool lease_off;                    /* a TimeoutNow went out this term */
+    bool fresh;                        /* started, no leader heard yet */
     struct pending_read *reads;
     size_t n_reads, cap_reads;
 
@@ -263,6 +268,10 @@ static void set_members(struct raft *r, const struct raft_members *m,
 {
     r->members = *m;
     r->members_index = index;
+    /* a lease rests on the quorum that acknowledged it: none until a
+     * round of the new configuration is acknowledged */
+    if (r->cfg.read_lease)
+        r->read_seq += LEASE_RING;
     if (r->state != RAFT_LEADER)
         return;
     sync_progress(r);
@@ -440,6 +449,7 @@ static void become_follower(struct raft *r, uint64_t term, uint64_t leader)
 
 static void bcast_heartbeat(struct raft *r)
 {
+    r->round_tick[r->read_seq % LEASE_RING] = r->ticks;
     for (unsigned i = 0; i < r->n_prs; i++) {
         struct raftprog *pr = &r->prs[i];
         struct raft_msg m = {
@@ -456,6 +466,8 @@ static void become_leader(struct raft *r)
     reset(r, r->term);
     r->state = RAFT_LEADER;
     r->leader = r->cfg.id;
+    r->lease_off = false;
+    r->fresh = false;
     sync_progress(r);
     /* The no-op commits everything before it (5.4.2) and is the entry of
      * this term that ReadIndex and membership changes wait for. */
@@ -625,6 +637,9 @@ static void send_timeout_now(struct raft *r, uint64_t to)
     struct raft_msg m = { .type = RAFT_MSG_TIMEOUT_NOW, .term = r->term, .to = to };
     emit(r, &m, 0);
     r->timeout_sent = true;
+    /* The target campaigns past every follower's stickiness: no lease
+     * holds for the rest of this term. */
+    r->lease_off = true;
 }
 
 /* q-th largest of n values (q >= 1), sorting vals in place. */
@@ -787,26 +802,56 @@ static int leader_append(struct raft *r, uint32_t type, const void *data,
 
 /* ---- leader: ReadIndex --------------------------------------------------- */
 
+static uint64_t quorum_read_seq(struct raft *r);
+
+/*
+ * Lease.  A follower that hears from its leader refuses to vote for
+ * anyone else (but a transfer's target) for election_ticks of its own
+ * ticks (on_higher_term's stickiness), and a started server does the same
+ * before it first hears a leader (fresh).  So once a quorum acknowledged
+ * a round this leader sent at tick T, no other leader can be elected
+ * before T + election_ticks on their clocks; less a margin for clock
+ * drift, that is this leader's lease, and a read inside it needs no
+ * round of its own.  A TimeoutNow ends it for the term (its target
+ * campaigns past stickiness), a membership change until the next round.
+ */
+static bool lease_holds(struct raft *r)
+{
+    unsigned margin = r->cfg.election_ticks / 4 + 1;
+    if (!r->cfg.read_lease || r->lease_off || r->transferee ||
+        r->cfg.election_ticks <= margin + 1)
+        return false;
+    uint64_t a = quorum_read_seq(r);
+    if (a == 0 || a + LEASE_RING <= r->read_seq)
+        return false;
+    if (bug(r, RAFT_BUG_LEASE_NO_EXPIRY))
+        return true;
+    return r->ticks < r->round_tick[a % LEASE_RING] +
+                      (r->cfg.election_ticks - margin);
+}
+
 /* Reads wait until this term has committed an entry (before that, commit
  * may lag what an earlier leader committed), then take commit as their
- * index and one heartbeat round to prove we still lead. */
+ * index and one heartbeat round to prove we still lead (or the lease). */
 static void start_reads(struct raft *r)
 {
     bool started = false;
     if (r->commit < r->term_start && !bug(r, RAFT_BUG_READ_OLD_TERM))
         return;
+    bool lease = lease_holds(r);
+    uint64_t acked = lease ? quorum_read_seq(r) : 0;
     for (size_t i = 0; i < r->n_reads; i++) {
         if (r->reads[i].seq)
             continue;
         r->reads[i].index = r->commit;
-        r->reads[i].seq = r->read_seq + 1;
-        started = true;
+        r->reads[i].seq = lease ? acked : r->read_seq + 1;
+        started |= !lease;
     }
-    if (!started)
-        return;
-    r->read_seq++;
-    if (!bug(r, RAFT_BUG_READ_NO_CONFIRM))
-        bcast_heartbeat(r);
+    if (started) {
+        r->read_seq++;
+        if (!bug(r, RAFT_BUG_READ_NO_CONFIRM))
+            bcast_heartbeat(r);
+    }
     release_reads(r);
 }
 
@@ -897,6 +942,10 @@ static void tick_leader(struct raft *r)
         r->transferee = 0;
     if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
+        /* each round its own number, so its acknowledgements renew the
+         * lease from the tick it was sent */
+        if (r->cfg.read_lease)
+            r->read_seq++;
         bcast_heartbeat(r);
     }
 }
@@ -905,6 +954,8 @@ static void tick_election(struct raft *r)
 {
     if (r->election_elapsed < UINT_MAX)
         r->election_elapsed++;
+    if (r->election_elapsed >= r->cfg.election_ticks)
+        r->fresh = false;
     if (r->election_elapsed < r->timeout || !is_voter(r, r->cfg.id))
         return;
     campaign(r, true, false);
@@ -914,6 +965,7 @@ void raft_tick(struct raft *r)
 {
     if (r->in_ready)
         return;   /* invariant 7; a lost tick only delays a timeout */
+    r->ticks++;
     if (r->state == RAFT_LEADER)
         tick_leader(r);
     else
@@ -1173,7 +1225,7 @@ static int on_higher_term(struct raft *r, const struct raft_msg *m)
     if (m->type == RAFT_MSG_VOTE) {
         /* Leader stickiness: while we hear from a leader, a candidate is
          * probably a partitioned or removed server; don't let it disrupt. */
-        bool in_lease = r->leader != 0 &&
+        bool in_lease = (r->leader != 0 || r->fresh) &&
                         r->election_elapsed < r->cfg.election_ticks;
         if (in_lease && !m->u.vote.transfer)
             return 0;
@@ -1252,6 +1304,7 @@ static bool msg_valid(const struct raft *r, const struct raft_msg *m)
 /* A message from the leader of our term: follow it. */
 static void accept_leader(struct raft *r, uint64_t from)
 {
+    r->fresh = false;
     if (r->state != RAFT_FOLLOWER)
         become_follower(r, r->term, from);
     r->leader = from;
@@ -1655,6 +1708,9 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *rs,
     r->persisted_index = last_index(r);
     r->unstable = last_index(r) + 1;
     randomize_timeout(r);
+    /* a restarted server may have acknowledged a live leader's lease
+     * round just before: it grants no vote until it could have timed out */
+    r->fresh = cfg->read_lease;
     reload_members(r);
     *out = r;
     return 0;

@@ -200,6 +200,7 @@ enum raft_test_bug {
     RAFT_BUG_VOTE_NO_RESET,      /* keep the old vote on a term change */
     RAFT_BUG_ACK_NO_PERSIST,     /* acknowledge entries before they are durable */
     RAFT_BUG_READ_OLD_TERM,      /* ReadIndex before committing in this term */
+    RAFT_BUG_LEASE_NO_EXPIRY,    /* a read lease that never runs out */
     RAFT_BUG_LAST
 };
 
@@ -217,6 +218,9 @@ struct raft_config {
     uint32_t snapshot_chunk_bytes; /* bytes per InstallSnapshot chunk; >= 1 */
     uint64_t compact_trailing;     /* entries kept behind a compaction for
                                     * followers slightly behind */
+    bool read_lease;               /* serve ReadIndex without a heartbeat
+                                    * round while a quorum acknowledged one
+                                    * within the lease (raft.c, "Lease") */
     unsigned test_bug;             /* TEST ONLY: enum raft_test_bug; 0 */
 };
 

@@ -65,6 +65,7 @@ struct rnode {
     struct rnode_peer **peers;    /* each its own allocation: conns point at it */
     size_t n_peers, cap_peers;
     uint64_t tick_timer;
+    uint64_t ticked_ms;           /* loop time the core's ticks stand for */
     uint64_t process_timer;       /* a deferred rnode_process is armed */
     bool stopped;
     bool in_process;              /* re-entrancy guard for rnode_process */
@@ -473,10 +474,30 @@ static void rnode_maybe_snapshot(struct rnode *rn)
     rnode_submit(rn, j);
 }
 
+/*
+ * Ticks the core for all the time that passed since its last tick: the
+ * tick timer fires late after a stopped process (SIGSTOP) or a long apply,
+ * and the core's time, on which its read lease rests, must not lag the
+ * clock.  Bounded: past a few election timeouts more ticks change nothing.
+ */
+static void rnode_catch_up(struct rnode *rn)
+{
+    uint64_t now = ev_now_ms(rn->loop);
+    if (now <= rn->ticked_ms)
+        return;
+    uint64_t n = (now - rn->ticked_ms) / rn->cfg.tick_ms;
+    rn->ticked_ms += n * rn->cfg.tick_ms;
+    if (n > 4 * (uint64_t)rn->cfg.election_ticks + 4)
+        n = 4 * (uint64_t)rn->cfg.election_ticks + 4;
+    while (n--)
+        raft_tick(rn->raft);
+}
+
 static void rnode_process(struct rnode *rn)
 {
     if (rn->in_process || rn->stopped)
         return;
+    rnode_catch_up(rn);
     rn->in_process = true;
     struct raft_ready rd;
     while (!rn->stopped && raft_ready(rn->raft, &rd)) {
@@ -505,8 +526,7 @@ static int64_t rnode_tick(struct ev_loop *loop, void *arg)
     struct rnode *rn = arg;
     if (rn->stopped)
         return EV_TIMER_STOP;
-    raft_tick(rn->raft);
-    rnode_process(rn);
+    rnode_process(rn);              /* its catch-up ticks */
     for (size_t i = 0; i < rn->n_peers; i++)
         rnode_peer_dial(rn, rn->peers[i]);
     return (int64_t)rn->cfg.tick_ms;
@@ -609,6 +629,7 @@ static int rnode_recover(struct rnode *rn, struct fsio *fs, char *errbuf,
         .max_inflight = 16,
         .snapshot_chunk_bytes = 1u << 20,
         .compact_trailing = 1024,
+        .read_lease = true,
     };
     rc = raft_new(&rc_cfg, &rs, &rn->raft);
     if (rc < 0)
@@ -643,6 +664,7 @@ int rnode_open(struct ev_loop *loop, struct fsio *fs,
         rc = -ENOMEM;
         goto err_after_alloc;
     }
+    rn->ticked_ms = ev_now_ms(loop);
     rn->tick_timer = ev_timer_add(loop, cfg->tick_ms, rnode_tick, rn);
     *out = rn;
     return 0;

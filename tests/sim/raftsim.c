@@ -55,6 +55,7 @@ static const char *const bug_names[RAFT_BUG_LAST] = {
     [RAFT_BUG_VOTE_NO_RESET] = "vote-no-reset",
     [RAFT_BUG_ACK_NO_PERSIST] = "ack-no-persist",
     [RAFT_BUG_READ_OLD_TERM] = "read-old-term",
+    [RAFT_BUG_LEASE_NO_EXPIRY] = "lease-no-expiry",
 };
 
 /* ---- one batch of seeds, on several threads -------------------------------- */

@@ -1294,6 +1294,7 @@ static void pick_knobs(struct sim *s)
     c->max_inflight = (unsigned)rnd(s, 1, 8);
     c->snapshot_chunk_bytes = (uint32_t)rnd(s, 16, 256);
     c->compact_trailing = rnd(s, 0, 20);
+    c->read_lease = rnd(s, 0, 1) == 1;
     c->test_bug = s->p.bug;
     s->crash_weight = (unsigned)rnd(s, 6, 18);
     s->young_leader_crash = (unsigned)rnd(s, 0, 400);

@@ -720,6 +720,74 @@ static void test_read_index(void **state)
     cluster_free(c);
 }
 
+static unsigned elect_any(struct tc *c);
+
+/*
+ * The read lease: a started server grants no vote for an election
+ * timeout; inside the lease a read needs no heartbeat round of its own,
+ * even cut off (no other leader can be elected yet); past it, or while a
+ * transfer is under way, it needs one.
+ */
+static void test_read_lease(void **state)
+{
+    (void)state;
+    struct tc *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    struct raft_members m = voters(3);
+    for (unsigned id = 1; id <= 3; id++) {
+        struct raft_config cfg = config_for(id);
+        cfg.read_lease = true;
+        add_node(c, id, &cfg);
+        assert_int_equal(raft_bootstrap(c->r[id], &m), 0);
+    }
+    settle(c);
+    campaign(c, 1);                 /* 2 and 3 are fresh: no votes */
+    assert_int_not_equal(raft_state(c->r[1]), RAFT_LEADER);
+    unsigned l = elect_any(c);
+    assert_true(l != 0);
+    heartbeat(c, l);                /* a round every follower answered */
+
+    unsigned rounds = c->sent[l][RAFT_MSG_HEARTBEAT];
+    assert_int_equal(raft_read_index(c->r[l], 1), 0);
+    settle(c);
+    assert_int_equal(c->n_reads[l], 1);
+    assert_int_equal(c->reads[l][0].status, 0);
+    assert_int_equal(c->sent[l][RAFT_MSG_HEARTBEAT], rounds);
+
+    /* Cut off: the followers stay loyal for the lease, so it still
+     * serves; election_ticks 10 less a margin of 3 is 7 ticks. */
+    unsigned a = l % 3 + 1, b = a % 3 + 1;
+    isolate(c, l, true);
+    tick(c, a, 6);
+    tick(c, b, 6);
+    assert_int_equal(raft_state(c->r[a]), RAFT_FOLLOWER);
+    assert_int_equal(raft_state(c->r[b]), RAFT_FOLLOWER);
+    tick(c, l, 6);
+    assert_int_equal(raft_read_index(c->r[l], 2), 0);
+    settle(c);
+    assert_int_equal(c->n_reads[l], 2);
+    assert_int_equal(c->reads[l][1].status, 0);
+    tick(c, l, 1);                  /* the lease is over */
+    assert_int_equal(raft_read_index(c->r[l], 3), 0);
+    settle(c);
+    assert_int_equal(c->n_reads[l], 2);
+    isolate(c, l, false);
+    heartbeat(c, l);
+    assert_int_equal(c->n_reads[l], 3);
+    assert_int_equal(c->reads[l][2].status, 0);
+
+    /* A transfer under way: its target may win at once, no lease. */
+    isolate(c, a, true);
+    propose(c, l, "x");             /* a falls behind: no TimeoutNow yet */
+    assert_int_equal(raft_transfer(c->r[l], a), 0);
+    rounds = c->sent[l][RAFT_MSG_HEARTBEAT];
+    assert_int_equal(raft_read_index(c->r[l], 4), 0);
+    settle(c);
+    assert_true(c->sent[l][RAFT_MSG_HEARTBEAT] > rounds);
+    assert_int_equal(c->n_reads[l], 4);
+    cluster_free(c);
+}
+
 static void test_read_waits_for_term_commit(void **state)
 {
     (void)state;
@@ -953,6 +1021,7 @@ int main(void)
         cmocka_unit_test(test_no_mutation_inside_ready),
         cmocka_unit_test(test_transfer),
         cmocka_unit_test(test_read_index),
+        cmocka_unit_test(test_read_lease),
         cmocka_unit_test(test_read_waits_for_term_commit),
         cmocka_unit_test(test_restart_from_snapshot),
         cmocka_unit_test(test_bad_input),
