@@ -713,11 +713,16 @@ static void handle_lock(struct mserver *s, struct rpc_conn *c,
  */
 static int64_t lock_retry(struct ev_loop *loop, void *arg);
 
-/* Wakes the waiters on ino (their retry runs from a timer). */
+/* Woken waiters are proposed again from a timer, not from an apply. */
+static void lock_retry_soon(struct mserver *s, size_t woken)
+{
+    if (woken && !s->mc->lock_timer)
+        s->mc->lock_timer = ev_timer_add(s->loop, 0, lock_retry, s);
+}
+
 static void lock_wake_ino(struct mserver *s, uint64_t ino)
 {
-    if (mlock_wake_ino(s->mc->locks, ino) && !s->mc->lock_timer)
-        s->mc->lock_timer = ev_timer_add(s->loop, 0, lock_retry, s);
+    lock_retry_soon(s, mlock_wake_ino(s->mc->locks, ino));
 }
 
 static bool lock_wait_applied(struct mserver *s, const struct mclient_wait *w,
@@ -800,9 +805,8 @@ static void locks_applied(struct mserver *s, const struct ns_op *op,
     for (size_t i = 0; i < res->lock_inos.n; i++)
         lock_wake_ino(s, res->lock_inos.v[i]);
     /* the waiter of a session that ended learns it by its retry */
-    if (res->session_ended && mlock_wake_client(mc->locks, res->session_ended) &&
-        !mc->lock_timer)
-        mc->lock_timer = ev_timer_add(s->loop, 0, lock_retry, s);
+    if (res->session_ended)
+        lock_retry_soon(s, mlock_wake_client(mc->locks, res->session_ended));
     if (op && op->type == NS_OP_LOCK && op->u.lock.type == NS_LOCK_UN &&
         res->reply.err == 0)
         lock_cancel(s, op);

@@ -122,7 +122,6 @@ struct dfs_inode {
         struct dfsfile_pending *unsynced;
         size_t nunsynced, unsynced_cap;
         size_t unsynced_bytes;
-        bool sync_in_flight;
         int err;                    /* the last write-back failure */
         uint32_t err_seq;           /* write-back failures so far */
     } w;
@@ -606,9 +605,8 @@ static int resend_held(struct dfs_inode *f, uint32_t *failed)
         if (rc < 0)
             return rc;
         f->w.pend[i].acked = true;
-        f->w.pend[i].sync = false;
+        f->w.pend[i].sync = false;  /* sent again plain */
     }
-    f->w.sync_in_flight = false;    /* it was in the window, sent again plain */
     return pending_retire(f);
 }
 
@@ -690,7 +688,6 @@ static void pending_clear(struct dfs_inode *f)
         free(f->w.pend[i].data);
     f->w.npend = 0;
     unsynced_drop(f, UINT64_MAX);
-    f->w.sync_in_flight = false;
 }
 
 /* Keeps acknowledged write p until a sync covers it (its data moves). */
@@ -720,7 +717,6 @@ static int pending_retire(struct dfs_inode *f)
         struct dfsfile_pending *p = &f->w.pend[k];
         if (p->sync) {
             unsynced_drop(f, p->covers);
-            f->w.sync_in_flight = false;
         } else if ((rc = unsynced_add(f, p)) < 0) {
             break;                  /* the rest stays in the window */
         }
@@ -808,6 +804,15 @@ static int stream_collect(struct dfs_inode *f)
     return rc;
 }
 
+/* Whether a SYNC write is in the window (one at a time is enough). */
+static bool sync_in_window(const struct dfs_inode *f)
+{
+    for (size_t i = 0; i < f->w.npend; i++)
+        if (f->w.pend[i].sync)
+            return true;
+    return false;
+}
+
 /* Sends one CS_WRITE of at most PROTO_DATA_MAX bytes on the stream. */
 static int stream_send(struct dfs_inode *f, uint64_t off, const uint8_t *data,
                        size_t len)
@@ -835,9 +840,8 @@ static int stream_send(struct dfs_inode *f, uint64_t off, const uint8_t *data,
      * Each server takes a connection's writes in order (chunkserver/csio),
      * so when it syncs it has written every request sent before: all of
      * them are durable once this one is acknowledged. */
-    p->sync = !f->w.sync_in_flight && f->w.unsynced_bytes >= DFSFILE_SYNC_BYTES;
+    p->sync = !sync_in_window(f) && f->w.unsynced_bytes >= DFSFILE_SYNC_BYTES;
     p->covers = p->id - 1;
-    f->w.sync_in_flight |= p->sync;
     f->w.npend++;
     struct wire_writer w;
     write_payload(f, off, data, len, p->sync ? PROTO_WRITE_SYNC : 0, &w);
