@@ -143,6 +143,17 @@ static void test_loads_format2_snapshot(void **state)
     t_fini(&t);
 }
 
+/* A read lock on f's bytes 300..400 taken by pid 1234: what formats
+ * before 3 (snapshots) and 2 (ops) cannot hold. */
+static struct ns_op pid_lock_op(struct tctx *t, uint64_t f)
+{
+    struct ns_op op = t_op(t, NS_OP_LOCK, &T_ROOT);
+    op.u.lock = (struct ns_op_lock){ .ino = f, .owner = 4, .kind = NS_LOCK_POSIX,
+                                     .type = NS_LOCK_RD, .start = 300, .end = 400,
+                                     .pid = 1234 };
+    return op;
+}
+
 /* What the version before wrote (format 3: locks with their pid, chunks
  * without a trim_from) loads, and goes on like the original, cuts too. */
 static void test_loads_format3_snapshot(void **state)
@@ -151,10 +162,7 @@ static void test_loads_format3_snapshot(void **state)
     struct tctx t;
     uint64_t f;
     build(&t, &f);
-    struct ns_op op = t_op(&t, NS_OP_LOCK, &T_ROOT);
-    op.u.lock = (struct ns_op_lock){ .ino = f, .owner = 4, .kind = NS_LOCK_POSIX,
-                                     .type = NS_LOCK_RD, .start = 300, .end = 400,
-                                     .pid = 1234 };
+    struct ns_op op = pid_lock_op(&t, f);
     assert_int_equal(t_apply(&t, &op), 0);
     struct wire_writer w3;
     wire_writer_init(&w3);
@@ -199,10 +207,7 @@ static void test_new_formats_only_when_needed(void **state)
     struct tctx t;
     uint64_t f;
     build(&t, &f);
-    struct ns_op op = t_op(&t, NS_OP_LOCK, &T_ROOT);
-    op.u.lock = (struct ns_op_lock){ .ino = f, .owner = 4, .kind = NS_LOCK_POSIX,
-                                     .type = NS_LOCK_RD, .start = 300, .end = 400,
-                                     .pid = 1234 };
+    struct ns_op op = pid_lock_op(&t, f);
     struct wire_writer e;
     wire_writer_init(&e);
     ns_op_encode(&op, &e);
