@@ -3,8 +3,18 @@
  *
  * Owns, per mount: the set of (inode, owner) pairs that took a POSIX lock
  * through this mount (so that a close costs a master round trip only for
- * them), and a small cache of inodes known to have no security.capability.
- * Borrows the struct dfs.
+ * them), the inodes whose flock release is on its way to the masters, and
+ * a small cache of inodes known to have no security.capability.  Borrows
+ * the struct dfs.
+ *
+ * Why the releases are tracked: the kernel keeps no record of a FUSE
+ * file system's flock locks, so the last close of a flocked file sends no
+ * unlock of its own; the unlock rides on FUSE_RELEASE, which the kernel
+ * sends in the background after close(2) has returned (and after the
+ * closing process has exited).  A process that flocks the file next may
+ * reach us first.  A flock that conflicts while a release of the same
+ * inode is in flight therefore waits for that release and tries again,
+ * so "close, then another process flocks" works as on a local disk.
  *
  * Why the capability cache: the kernel asks for security.capability
  * before every write(2) to a FUSE file (file_remove_privs; FUSE mounts
@@ -56,6 +66,9 @@ struct fsmeta {
     struct owner_key *posix;            /* pairs that took a POSIX lock */
     size_t nposix, posix_cap;
     struct cap_slot caps[FSMETA_CAPS_SLOTS];
+    uint64_t *releasing;                /* inodes of flock releases in flight */
+    size_t nreleasing, releasing_cap;
+    pthread_cond_t released;            /* signalled when one ends */
 };
 
 struct fsmeta *fsmeta_new(struct dfs *d, double cache_s)
@@ -66,6 +79,7 @@ struct fsmeta *fsmeta_new(struct dfs *d, double cache_s)
     m->d = d;
     m->cache_ns = cache_s > 0 ? (int64_t)(cache_s * 1e9) : 0;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->released, NULL);
     return m;
 }
 
@@ -73,7 +87,9 @@ void fsmeta_free(struct fsmeta *m)
 {
     if (!m)
         return;
+    pthread_cond_destroy(&m->released);
     pthread_mutex_destroy(&m->mu);
+    free(m->releasing);
     free(m->posix);
     free(m);
 }
@@ -249,11 +265,68 @@ int fsmeta_flush(struct fsmeta *m, uint64_t ino, uint64_t owner)
     return dfs_unlock(m->d, ino, &l);
 }
 
+/* Records a flock release of ino in flight; false when out of memory
+ * (the release still runs, untracked). */
+static bool releasing_add(struct fsmeta *m, uint64_t ino)
+{
+    bool ok = true;
+    pthread_mutex_lock(&m->mu);
+    if (m->nreleasing == m->releasing_cap) {
+        size_t cap = m->releasing_cap ? m->releasing_cap * 2 : 16;
+        uint64_t *n = realloc(m->releasing, cap * sizeof(*n));
+        if (n) {
+            m->releasing = n;
+            m->releasing_cap = cap;
+        }
+    }
+    if (m->nreleasing < m->releasing_cap)
+        m->releasing[m->nreleasing++] = ino;
+    else
+        ok = false;
+    pthread_mutex_unlock(&m->mu);
+    return ok;
+}
+
+static void releasing_done(struct fsmeta *m, uint64_t ino)
+{
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->nreleasing; i++) {
+        if (m->releasing[i] == ino) {
+            m->releasing[i] = m->releasing[--m->nreleasing];
+            break;
+        }
+    }
+    pthread_cond_broadcast(&m->released);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Waits until no flock release of ino is in flight; true if it waited. */
+static bool releasing_wait(struct fsmeta *m, uint64_t ino)
+{
+    bool waited = false;
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        bool busy = false;
+        for (size_t i = 0; i < m->nreleasing && !busy; i++)
+            busy = m->releasing[i] == ino;
+        if (!busy)
+            break;
+        waited = true;
+        pthread_cond_wait(&m->released, &m->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return waited;
+}
+
 int fsmeta_release(struct fsmeta *m, uint64_t ino, uint64_t owner)
 {
     struct dfs_lock l = { .owner = owner, .kind = DFS_LOCK_FLOCK, .start = 0,
                           .end = UINT64_MAX };
-    return dfs_unlock(m->d, ino, &l);
+    bool tracked = releasing_add(m, ino);
+    int rc = dfs_unlock(m->d, ino, &l);
+    if (tracked)
+        releasing_done(m, ino);
+    return rc;
 }
 
 /* ---- locks ------------------------------------------------------------------------ */
@@ -370,6 +443,8 @@ void fsmeta_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int
     case LOCK_EX:
         l.type = (op & ~LOCK_NB) == LOCK_EX ? DFS_LOCK_WRITE : DFS_LOCK_READ;
         rc = take_lock(req, m, ino, &l, !(op & LOCK_NB));
+        while (rc == -EAGAIN && releasing_wait(m, ino))
+            rc = take_lock(req, m, ino, &l, false);
         break;
     default:
         rc = -EINVAL;
