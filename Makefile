@@ -118,7 +118,9 @@ $(BIN)/%: tools/%.py
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_HTTP) $(LIBS_COMMON)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS_CMOCKA) $(LIBS_HTTP) $(LIBS_COMMON)
+# The mount's lookup-count table is tested alone (it needs no libfuse).
+$(BUILD)/tests/test_inodes: $(BUILD)/fuse/inodes.o
 
 # Helper programs of the multi-process suites: clients built on libdfs.
 $(BUILD)/tests/cluster/%: $(BUILD)/tests/cluster/%.o $(LIB_DFS) $(LIB_COMMON)

@@ -55,7 +55,9 @@
 
 struct fsfile {
     struct dfs_file *f;
+    uint64_t ino;
     bool writable;
+    bool counted;                 /* a writer in fsops.inodes */
     struct fsfile *prev, *next;   /* protected by fsops.files_mu */
 };
 
@@ -82,6 +84,7 @@ struct fsops {
     struct dfs *d;                /* borrowed */
     struct fsops_config cfg;
     struct inodes *inodes;
+    struct fuse_session *se;      /* borrowed: for cache invalidations */
     struct fsmeta *meta;          /* xattrs and locks */
     uid_t uid;                    /* the mount's own (its session's) */
     pthread_mutex_t files_mu;
@@ -495,8 +498,34 @@ static void files_remove(struct fsops *fs, struct fsfile *h)
     pthread_mutex_unlock(&fs->files_mu);
 }
 
+/*
+ * Whether the open of h, which found a at the masters, may keep the
+ * kernel's page cache of the file (fuse/inodes.h); counts h as a writer.
+ * A changed file's cache is emptied here, before the new stamp is
+ * recorded, so that no open that finds the stamp can reach a page of the
+ * old file.  The kernel does not know a created inode yet: nothing to keep.
+ */
+static bool cache_open(struct fsops *fs, struct fsfile *h, const struct dfs_attr *a,
+                       bool created)
+{
+    if (fs->cfg.direct_io)
+        return false;
+    struct inodes_stamp s = { .size = a->size, .mtime = a->mtime, .ctime = a->ctime };
+    enum inodes_cache c = inodes_open(fs->inodes, h->ino, &s, h->writable, &h->counted);
+    if (created || c == INODES_CACHE_DROP)
+        return false;
+    if (c == INODES_CACHE_KEEP)
+        return true;
+    /* Never blocks: without writeback caching no page is dirty. */
+    if (!fs->se || fuse_lowlevel_notify_inval_inode(fs->se, h->ino, 0, 0) != 0)
+        return false;
+    inodes_stamp(fs->inodes, h->ino, &s);
+    return true;
+}
+
 /* Opens ino into a handle on fs->files, or takes over the open that the
- * create of *created made; fills fi. */
+ * create of *created made (the caller counts it in the cache state once
+ * the kernel holds the inode); fills fi. */
 static int file_open(struct fsops *fs, uint64_t ino, const struct dfs_attr *created,
                      struct fuse_file_info *fi)
 {
@@ -504,16 +533,19 @@ static int file_open(struct fsops *fs, uint64_t ino, const struct dfs_attr *crea
     if (!h)
         return -ENOMEM;
     uint32_t flags = open_flags(fi->flags);
+    struct dfs_attr a;
     int rc = created ? dfs_file_adopt(fs->d, created, flags, &h->f)
-                     : dfs_file_open(fs->d, ino, flags, &h->f);
+                     : dfs_file_open(fs->d, ino, flags, &h->f, &a);
     if (rc < 0) {
         free(h);
         return rc;
     }
+    h->ino = ino;
     h->writable = (flags & DFS_O_WRITE) != 0;
     files_add(fs, h);
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = fs->cfg.direct_io;
+    fi->keep_cache = !created && cache_open(fs, h, &a, false);
     return 0;
 }
 
@@ -522,6 +554,8 @@ static int file_close(struct fsops *fs, struct fsfile *h)
 {
     files_remove(fs, h);
     int rc = dfs_file_close(h->f);
+    if (h->counted)
+        inodes_close(fs->inodes, h->ino);
     free(h);
     return rc;
 }
@@ -579,6 +613,7 @@ static void fsops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         reply_rc(req, rc);
         return;
     }
+    cache_open(fs, file_of(fi), &a, true);
     struct fuse_entry_param e;
     to_entry(fs, &a, &e);
     if (fuse_reply_create(req, &e, fi) != 0) {
@@ -927,6 +962,11 @@ const struct fuse_lowlevel_ops *fsops_ops(void)
 struct fsmeta *fsops_meta(struct fsops *fs)
 {
     return fs->meta;
+}
+
+void fsops_session(struct fsops *fs, struct fuse_session *se)
+{
+    fs->se = se;
 }
 
 struct fsops *fsops_new(struct dfs *d, const struct fsops_config *cfg)

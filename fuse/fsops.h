@@ -40,6 +40,10 @@ const struct fuse_lowlevel_ops *fsops_ops(void);
 /* The mount's xattr and lock state (fuse/fsmeta.h), owned by fs. */
 struct fsmeta *fsops_meta(struct fsops *fs);
 
+/* The session serving fs, borrowed until it is destroyed (and then set to
+ * NULL): fs invalidates kernel caches through it. */
+void fsops_session(struct fsops *fs, struct fuse_session *se);
+
 /*
  * The one mapping from the dfs error space to what crosses to the kernel:
  * a negative errno goes back positive and unchanged, except ENOSYS (EIO:

@@ -2,7 +2,8 @@
  * inodes: the lookup-count table of dfs-mount.
  *
  * Owns an open-addressing hash table (linear probing) from inode number to
- * the kernel's lookup count for it.
+ * the kernel's lookup count for it, the writing opens of it and the stamp
+ * of its page cache.
  *
  * Invariants (under t->mu):
  *  1. A slot holds ino 0 (empty) or one inode whose count is >= 1; an
@@ -11,6 +12,7 @@
  *  2. Probe chains have no holes: a removal shifts later members of the
  *     chain back (no tombstones), so a lookup stops at the first empty slot.
  *  3. used * 4 <= cap * 3 after every insert (the table grows before).
+ *  4. stamped implies writers == 0.
  */
 #include "fuse/inodes.h"
 
@@ -25,6 +27,9 @@
 struct inodes_slot {
     uint64_t ino;      /* 0: empty */
     uint64_t count;
+    uint32_t writers;  /* writing opens through this mount */
+    bool stamped;      /* stamp: what the page cache was filled from */
+    struct inodes_stamp stamp;
 };
 
 struct inodes {
@@ -82,8 +87,7 @@ static void remove_at(struct inodes *t, size_t i)
         t->slots[hole] = t->slots[j];
         hole = j;
     }
-    t->slots[hole].ino = 0;
-    t->slots[hole].count = 0;
+    t->slots[hole] = (struct inodes_slot){ 0 };
     t->used--;
 }
 
@@ -169,4 +173,55 @@ size_t inodes_size(struct inodes *t)
     size_t n = t->used;
     pthread_mutex_unlock(&t->mu);
     return n;
+}
+
+static bool stamp_eq(const struct inodes_stamp *a, const struct inodes_stamp *b)
+{
+    return a->size == b->size && a->mtime == b->mtime && a->ctime == b->ctime;
+}
+
+enum inodes_cache inodes_open(struct inodes *t, uint64_t ino,
+                              const struct inodes_stamp *s, bool writing,
+                              bool *counted)
+{
+    enum inodes_cache r = INODES_CACHE_DROP;
+    *counted = false;
+    pthread_mutex_lock(&t->mu);
+    struct inodes_slot *e = &t->slots[find(t, ino)];
+    if (e->ino == 0)
+        goto unlock;
+    if (e->writers == 0)
+        r = e->stamped && stamp_eq(&e->stamp, s) ? INODES_CACHE_KEEP
+                                                 : INODES_CACHE_STALE;
+    if (writing) {
+        e->writers++;
+        e->stamped = false;
+        *counted = true;
+    }
+unlock:
+    pthread_mutex_unlock(&t->mu);
+    return r;
+}
+
+void inodes_stamp(struct inodes *t, uint64_t ino, const struct inodes_stamp *s)
+{
+    pthread_mutex_lock(&t->mu);
+    struct inodes_slot *e = &t->slots[find(t, ino)];
+    if (e->ino != 0 && e->writers == 0) {
+        e->stamp = *s;
+        e->stamped = true;
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+void inodes_close(struct inodes *t, uint64_t ino)
+{
+    pthread_mutex_lock(&t->mu);
+    struct inodes_slot *e = &t->slots[find(t, ino)];
+    if (e->ino != 0) {
+        if (e->writers > 0)
+            e->writers--;
+        e->stamped = false;
+    }
+    pthread_mutex_unlock(&t->mu);
 }

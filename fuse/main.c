@@ -295,6 +295,7 @@ static int serve(const struct mount_opts *o, struct fsops *fs, int *report)
         fprintf(stderr, "dfs-mount: FUSE refused the options\n");
         return 1;
     }
+    fsops_session(fs, se);
     if (fuse_set_signal_handlers(se) < 0)
         goto out_session;
     if (fuse_session_mount(se, o->mnt) < 0) {
@@ -317,6 +318,7 @@ out_mount:
 out_signals:
     fuse_remove_signal_handlers(se);
 out_session:
+    fsops_session(fs, NULL);
     fuse_session_destroy(se);
     return status;
 }

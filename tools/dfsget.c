@@ -116,7 +116,7 @@ static int get_file(struct get *g, const char *src, const struct dfs_attr *at,
         }
     }
     struct dfs_file *f;
-    int rc = dfs_file_open(g->d, at->ino, DFS_O_READ, &f);
+    int rc = dfs_file_open(g->d, at->ino, DFS_O_READ, &f, NULL);
     if (rc == 0) {
         rc = copy_out(g, f, fd, src, dfs_file_size(f));
         dfs_file_close(f);

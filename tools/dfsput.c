@@ -68,9 +68,9 @@ static int open_target(struct put *p, uint64_t parent, const char *name,
         if (rc == 0 && S_ISDIR(at.mode))
             rc = -EISDIR;
         if (rc == 0)
-            rc = dfs_file_open(p->d, at.ino, DFS_O_WRITE | DFS_O_TRUNC, f);
+            rc = dfs_file_open(p->d, at.ino, DFS_O_WRITE | DFS_O_TRUNC, f, NULL);
     } else if (rc == 0) {
-        rc = dfs_file_open(p->d, at.ino, DFS_O_WRITE, f);
+        rc = dfs_file_open(p->d, at.ino, DFS_O_WRITE, f, NULL);
     }
     if (rc == 0 && p->goal) {
         struct dfs_setattr set = { .valid = DFS_SET_GOAL, .goal = (uint8_t)p->goal };

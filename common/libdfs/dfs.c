@@ -732,7 +732,7 @@ int dfs_cs_call_many(struct dfs *d, const char *addr, uint16_t type,
 
 /* ---- namespace calls ---------------------------------------------------------- */
 
-static void get_attr(struct wire_reader *r, struct dfs_attr *a)
+void dfs_get_attr(struct wire_reader *r, struct dfs_attr *a)
 {
     a->ino = wire_get_u64(r);
     a->mode = wire_get_u32(r);
@@ -766,7 +766,7 @@ static int dfs_attr_call(struct dfs *d, uint16_t type, bool mutating,
         wire_reader_init(&rd, r.payload, r.len);
         for (unsigned i = 0; i < skip_u64; i++)
             wire_get_u64(&rd);
-        get_attr(&rd, out);
+        dfs_get_attr(&rd, out);
         rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
     }
     rpc_reply_release(&r);
@@ -985,7 +985,7 @@ static int dfs_readdir_batch(struct dfs *d, const struct rpc_reply *r,
         const uint8_t *p;
         size_t len = wire_get_bytes(&rd, &p, PROTO_NAME_MAX);
         if (flags & DFS_READDIR_PLUS) {
-            get_attr(&rd, &a);
+            dfs_get_attr(&rd, &a);
             dfsfile_attr_local(d, &a);
             e.attr = &a;
         }

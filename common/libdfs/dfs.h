@@ -138,9 +138,10 @@ int dfs_statfs(struct dfs *d, struct dfs_statfs *out);
  */
 struct dfs_file;
 
-/* flags: DFS_O_READ / DFS_O_WRITE (DFS_O_TRUNC truncates first). */
+/* flags: DFS_O_READ / DFS_O_WRITE (DFS_O_TRUNC truncates first).  attr
+ * (may be NULL): the file's attributes at the open. */
 int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
-                  struct dfs_file **out);
+                  struct dfs_file **out, struct dfs_attr *attr);
 /* A handle for the open that dfs_create made (flags with DFS_O_READ or
  * DFS_O_WRITE; a is what it returned), without another request. */
 int dfs_file_adopt(struct dfs *d, const struct dfs_attr *a, uint32_t flags,

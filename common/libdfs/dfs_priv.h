@@ -104,6 +104,9 @@ int dfsfile_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
  * committed (the master's size is the committed one). */
 void dfsfile_attr_local(struct dfs *d, struct dfs_attr *a);
 
+/* Decodes an ATTR (PROTOCOL.md) from r. */
+void dfs_get_attr(struct wire_reader *r, struct dfs_attr *a);
+
 /* How long one operation may take before it fails (dfs_opts). */
 int dfs_op_timeout_ms(const struct dfs *d);
 

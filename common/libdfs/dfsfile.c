@@ -348,7 +348,7 @@ static int release_open(struct dfs *d, uint64_t ino, uint32_t flags)
 /* ---- open / close -------------------------------------------------------- */
 
 int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
-                  struct dfs_file **out)
+                  struct dfs_file **out, struct dfs_attr *attr)
 {
     struct wire_writer b;
     wire_writer_init(&b);
@@ -361,20 +361,21 @@ int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
     struct wire_reader rd;
     wire_reader_init(&rd, r.payload, r.len);
     wire_get_u64(&rd);              /* fh */
-    wire_get_u64(&rd);              /* ino */
-    wire_get_u32(&rd);              /* mode */
-    wire_get_u32(&rd);              /* nlink */
-    wire_get_u32(&rd);              /* uid */
-    wire_get_u32(&rd);              /* gid */
-    wire_get_u32(&rd);              /* rdev */
-    uint64_t size = wire_get_u64(&rd);
+    struct dfs_attr a;
+    dfs_get_attr(&rd, &a);
     rc = rd.err ? -EBADMSG : 0;
     rpc_reply_release(&r);
     if (rc == 0)
-        rc = handle_new(d, ino, flags, size, out);
-    if (rc < 0)
+        rc = handle_new(d, ino, flags, a.size, out);
+    if (rc < 0) {
         release_open(d, ino, flags);   /* the master holds the open */
-    return rc;
+        return rc;
+    }
+    if (attr) {
+        *attr = a;
+        dfsfile_attr_local(d, attr);
+    }
+    return 0;
 }
 
 int dfs_file_adopt(struct dfs *d, const struct dfs_attr *a, uint32_t flags,

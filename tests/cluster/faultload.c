@@ -225,7 +225,7 @@ static int dfs_write_at(struct dfs *d, const char *path, uint64_t off,
     if (rc < 0)
         return rc;
     struct dfs_file *f;
-    rc = dfs_file_open(d, a.ino, DFS_O_WRITE | (trunc ? DFS_O_TRUNC : 0), &f);
+    rc = dfs_file_open(d, a.ino, DFS_O_WRITE | (trunc ? DFS_O_TRUNC : 0), &f, NULL);
     if (rc < 0)
         return rc;
     if (len) {
@@ -343,7 +343,7 @@ static int dfs_read_all(struct dfs *d, const char *path, uint8_t **out, size_t *
     if (rc < 0)
         return rc;
     struct dfs_file *f;
-    rc = dfs_file_open(d, a.ino, DFS_O_READ, &f);
+    rc = dfs_file_open(d, a.ino, DFS_O_READ, &f, NULL);
     if (rc < 0)
         return rc;
     size_t cap = (size_t)a.size + 65536, got = 0;

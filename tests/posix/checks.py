@@ -979,6 +979,51 @@ def t_data_roundtrip():
         os.unlink(f)
 
 
+def resident_pages(path):
+    """Pages of path in the page cache (fincore opens the file: an open)."""
+    r = subprocess.run(["fincore", "--raw", "--noheadings", "--output", "PAGES", path],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, "fincore %s: %s" % (path, r.stderr.strip())
+    return int(r.stdout.split()[0])
+
+
+def t_data_two_mounts():
+    """Close-to-open between mounts: an open after the other mount's close
+    reads what it wrote, at once, whatever the caches hold; an open of an
+    unchanged file keeps the page cache (keep_cache)."""
+    need("write")
+    if not shutil.which("fincore"):
+        raise Skip("fincore (util-linux) is not installed")
+    m2 = mnt2()
+    rnd = random.Random(SEED + 2)
+    a, b = rnd.randbytes(3 << 20), rnd.randbytes(3 << 20)
+    f, f2 = p("c2o"), os.path.join(m2, "c2o")
+    with open(f, "wb") as fh:
+        fh.write(a)
+    with open(f2, "rb") as fh:
+        assert fh.read() == a, "mount 2 reads what mount 1 closed"
+    assert resident_pages(f2) > 0, "an open of an unchanged file emptied its cache"
+    with open(f2, "rb") as fh:
+        assert fh.read() == a, "mount 2 reads its cache"
+    with open(f, "r+b") as fh:      # same size: only mtime and ctime change
+        fh.write(b)
+    with open(f2, "rb") as fh:
+        assert fh.read() == b, "mount 2 after mount 1 overwrote the file (seed %d)" % SEED
+    with open(f, "ab") as fh:       # larger than mount 2's cached attributes say
+        fh.write(a[:12345])
+    with open(f2, "rb") as fh:
+        got = fh.read()
+    eq(len(got), len(b) + 12345, "length read by mount 2 after mount 1 appended")
+    assert got == b + a[:12345], "mount 2 after mount 1 appended (seed %d)" % SEED
+    with open(f2, "r+b") as fh:     # and the other way round
+        fh.seek(100)
+        fh.write(b"mount two")
+    with open(f, "rb") as fh:
+        fh.seek(100)
+        eq(fh.read(9), b"mount two", "mount 1 after mount 2 wrote")
+    os.unlink(f)
+
+
 def t_data_append():
     need("write")
     f = p("grow")
@@ -1095,7 +1140,8 @@ CHECKS = [
     t_lock_upgrade_interrupted, t_lock_many_waiters, t_lock_holder_killed, t_lock_close_releases, t_lock_flock, t_lock_two_mounts,
     # the data path
     t_create_open, t_tar_empty_tree, t_data_roundtrip, t_data_append,
-    t_data_truncate, t_data_fallocate, t_data_unlinked_open_file, t_data_tar_files,
+    t_data_two_mounts, t_data_truncate, t_data_fallocate, t_data_unlinked_open_file,
+    t_data_tar_files,
     t_mount_alive,
 ]
 
