@@ -1,9 +1,11 @@
 /*
  * dfsfile: file data — reads from replicas, writes through chains.
  *
- * States of a file's write side (f->w): idle -> leased (WRITE_BEGIN gave
- * chunk, version and chain for one chunk index) -> idle again after
- * WRITE_END.  Writing to another chunk first ends the current one.
+ * States of the write session of one chunk (struct dfsfile_ws): idle ->
+ * leased (WRITE_BEGIN gave chunk, version and chain for one chunk index)
+ * -> idle again after WRITE_END.  A file writes up to DFSFILE_SESSIONS
+ * chunks at once; writing to one more first ends the least recently
+ * written.  fsync and close end (or commit) them all.
  *
  * Invariants:
  *  1. Data is sent to the chain head only after this session holds the
@@ -18,7 +20,7 @@
  *     lock; never the other way round.
  *  5. Every byte of the write session not yet known durable on every
  *     replica (sent after the last SYNC write that was acknowledged) is
- *     held here, in send order (w.unsynced, then w.pend): a chunkserver
+ *     held here, in send order (ws.unsynced, then ws.pend): a chunkserver
  *     that restarts drops what it had not synced, so a repaired chain is
  *     sent all of it again.
  */
@@ -51,6 +53,9 @@
  * the chain to sync (a file holds at most about this plus two windows:
  * what is acknowledged while that sync is on its way stays too). */
 #define DFSFILE_SYNC_BYTES (8u << 20)
+/* Chunks of one file written at once, each with its own lease, chain and
+ * stream (a file holds up to this many times the above). */
+#define DFSFILE_SESSIONS 4
 /* Sequential reads fetch ahead, the window doubling from the first to
  * the last of these. */
 #define DFSFILE_READAHEAD_MIN (1u << 20)
@@ -86,6 +91,32 @@ struct dfsfile_loc {
     struct dfsfile_chain where;
 };
 
+/* The write session of one chunk: this session holds its write lease
+ * (WRITE_BEGIN) until WRITE_END. */
+struct dfsfile_ws {
+    bool leased;
+    bool dirty;                 /* data sent since the last sync */
+    uint32_t index;
+    uint64_t chunk;
+    uint32_t version, prev_version;
+    /* Every replica of the chain holds every acknowledged byte at
+     * this version or later: the committed version until a write is
+     * acknowledged, then the version it was acknowledged at. */
+    uint32_t base_version;
+    uint32_t length;            /* end of data in the chunk */
+    struct dfsfile_chain chain;
+    struct dfs_csconn *stream;  /* to chain.node[0] while npend > 0 */
+    bool stream_reused;         /* taken idle from the pool */
+    uint64_t next_id;
+    size_t npend;
+    struct dfsfile_pending pend[DFSFILE_WINDOW];  /* in send order */
+    /* acknowledged, not yet covered by a sync (invariant 5) */
+    struct dfsfile_pending *unsynced;
+    size_t nunsynced, unsynced_cap;
+    size_t unsynced_bytes;
+    uint64_t used;              /* when last written: the LRU's clock */
+};
+
 /*
  * The data side of one file open in a session, shared by all its handles
  * (dfs_priv.h).  refs and next belong to the session's inode table (its
@@ -96,35 +127,18 @@ struct dfs_inode {
     struct dfs_inode *next;
     unsigned refs;
     _Atomic uint64_t pub_size;      /* size, for attributes */
-    _Atomic bool pub_dirty;         /* w.dirty, for attributes */
+    _Atomic bool pub_dirty;         /* any ws.dirty, for attributes */
     struct dfs *d;
     pthread_mutex_t mu;
     uint64_t ino;
     uint64_t size;
-    struct {
-        bool leased;
-        bool dirty;                 /* data sent since the last sync */
-        uint32_t index;
-        uint64_t chunk;
-        uint32_t version, prev_version;
-        /* Every replica of the chain holds every acknowledged byte at
-         * this version or later: the committed version until a write is
-         * acknowledged, then the version it was acknowledged at. */
-        uint32_t base_version;
-        uint32_t length;            /* end of data in the chunk */
-        struct dfsfile_chain chain;
-        struct dfs_csconn *stream;  /* to chain.node[0] while npend > 0 */
-        bool stream_reused;         /* taken idle from the pool */
-        uint64_t next_id;
-        size_t npend;
-        struct dfsfile_pending pend[DFSFILE_WINDOW];  /* in send order */
-        /* acknowledged, not yet covered by a sync (invariant 5) */
-        struct dfsfile_pending *unsynced;
-        size_t nunsynced, unsynced_cap;
-        size_t unsynced_bytes;
-        int err;                    /* the last write-back failure */
-        uint32_t err_seq;           /* write-back failures so far */
-    } w;
+    /* The chunks this session writes (leased), at most DFSFILE_SESSIONS:
+     * writes that jump between chunks keep each one's lease and stream
+     * instead of committing at every jump. */
+    struct dfsfile_ws ws[DFSFILE_SESSIONS];
+    uint64_t ws_clock;
+    int err;                        /* the last write-back failure */
+    uint32_t err_seq;               /* write-back failures so far */
     struct {
         bool loc_valid;             /* loc is chunk loc_index's */
         uint32_t loc_index;
@@ -208,10 +222,19 @@ static struct dfs_inode *inode_lookup(struct dfs_inodes *t, uint64_t ino)
     return in;
 }
 
+/* Whether data was sent to any chunk since its last sync. */
+static bool any_dirty(const struct dfs_inode *f)
+{
+    for (size_t i = 0; i < DFSFILE_SESSIONS; i++)
+        if (f->ws[i].dirty)
+            return true;
+    return false;
+}
+
 static void publish(struct dfs_inode *f)
 {
     atomic_store(&f->pub_size, f->size);
-    atomic_store(&f->pub_dirty, f->w.dirty);
+    atomic_store(&f->pub_dirty, any_dirty(f));
 }
 
 static void prefetch_cancel(struct dfs_inode *f);
@@ -239,7 +262,7 @@ static struct dfs_inode *inode_attach(struct dfs *d, uint64_t ino, uint64_t size
         in->refs++;
         pthread_mutex_unlock(&t->mu);
         pthread_mutex_lock(&in->mu);
-        if (!in->w.dirty) {
+        if (!any_dirty(in)) {
             in->size = size;
             read_cache_drop(in);
             publish(in);
@@ -263,8 +286,8 @@ static struct dfs_inode *inode_attach(struct dfs *d, uint64_t ino, uint64_t size
     return in;
 }
 
-static void stream_close(struct dfs_inode *f, bool clean);
-static void pending_clear(struct dfs_inode *f);
+static void stream_close(struct dfs_inode *f, struct dfsfile_ws *w, bool clean);
+static void pending_clear(struct dfsfile_ws *w);
 
 /* Drops a reference; the last one frees the state. */
 static void inode_detach(struct dfs_inode *in)
@@ -281,9 +304,11 @@ static void inode_detach(struct dfs_inode *in)
     pthread_mutex_unlock(&t->mu);
     if (!last)
         return;
-    stream_close(in, false);
-    pending_clear(in);
-    free(in->w.unsynced);
+    for (size_t i = 0; i < DFSFILE_SESSIONS; i++) {
+        stream_close(in, &in->ws[i], false);
+        pending_clear(&in->ws[i]);
+        free(in->ws[i].unsynced);
+    }
     prefetch_cancel(in);
     free(in->r.buf);
     free(in->r.pf.buf);
@@ -329,7 +354,7 @@ static int handle_new(struct dfs *d, uint64_t ino, uint32_t flags, uint64_t size
     }
     h->flags = flags;
     pthread_mutex_lock(&h->in->mu);
-    h->err_seen = h->in->w.err_seq;
+    h->err_seen = h->in->err_seq;
     pthread_mutex_unlock(&h->in->mu);
     *out = h;
     return 0;
@@ -398,7 +423,7 @@ uint64_t dfs_file_size(struct dfs_file *h)
 /* ---- writing ------------------------------------------------------------ */
 
 /* WRITE_BEGIN for chunk index: lease, version and chain. */
-static int write_begin(struct dfs_inode *f, uint32_t index)
+static int write_begin(struct dfs_inode *f, struct dfsfile_ws *w, uint32_t index)
 {
     int waited = 0, backoff = DFSFILE_RETRY_MS;
     for (;;) {
@@ -424,46 +449,46 @@ static int write_begin(struct dfs_inode *f, uint32_t index)
             return rc;
         struct wire_reader rd;
         wire_reader_init(&rd, r.payload, r.len);
-        f->w.chunk = wire_get_u64(&rd);
-        f->w.version = wire_get_u32(&rd);
-        f->w.prev_version = wire_get_u32(&rd);
-        f->w.length = wire_get_u32(&rd);
+        w->chunk = wire_get_u64(&rd);
+        w->version = wire_get_u32(&rd);
+        w->prev_version = wire_get_u32(&rd);
+        w->length = wire_get_u32(&rd);
         wire_get_u32(&rd);          /* lease_ms: kept alive with the session */
-        get_chain(&rd, &f->w.chain);
+        get_chain(&rd, &w->chain);
         rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
         rpc_reply_release(&r);
-        if (rc == 0 && f->w.chain.n == 0)
+        if (rc == 0 && w->chain.n == 0)
             rc = -EIO;
         if (rc < 0)
             return rc;
-        f->w.leased = true;
-        f->w.base_version = f->w.prev_version;
-        f->w.index = index;
+        w->leased = true;
+        w->base_version = w->prev_version;
+        w->index = index;
         return 0;
     }
 }
 
 /* One CS_WRITE payload for data at off_in_chunk; the rest of the chain
  * rides along. */
-static void write_payload(const struct dfs_inode *f, uint64_t off_in_chunk,
+static void write_payload(const struct dfsfile_ws *w, uint64_t off_in_chunk,
                           const void *data, size_t len, uint8_t flags,
                           struct wire_writer *p)
 {
     wire_writer_init(p);
-    wire_put_u64(p, f->w.chunk);
-    wire_put_u32(p, f->w.version);
-    wire_put_u32(p, f->w.prev_version);
+    wire_put_u64(p, w->chunk);
+    wire_put_u32(p, w->version);
+    wire_put_u32(p, w->prev_version);
     wire_put_u8(p, flags);
-    wire_put_u32(p, f->w.chain.n - 1);
-    for (uint32_t i = 1; i < f->w.chain.n; i++) {
-        wire_put_u32(p, f->w.chain.node[i].id);
-        wire_put_str(p, f->w.chain.node[i].addr);
+    wire_put_u32(p, w->chain.n - 1);
+    for (uint32_t i = 1; i < w->chain.n; i++) {
+        wire_put_u32(p, w->chain.node[i].id);
+        wire_put_str(p, w->chain.node[i].addr);
     }
     wire_put_blocks(p, off_in_chunk, data, len);
 }
 
 /* The first failed answer of a batch: its status, *failed the node. */
-static int first_failure(struct dfs_inode *f, const struct rpc_reply *r,
+static int first_failure(struct dfs_inode *f, struct dfsfile_ws *w, const struct rpc_reply *r,
                          size_t n, uint32_t *failed)
 {
     for (size_t i = 0; i < n; i++) {
@@ -477,7 +502,7 @@ static int first_failure(struct dfs_inode *f, const struct rpc_reply *r,
         if (!rd.err)
             *failed = id;
         dfs_set_error(f->d, "write of chunk %016" PRIx64 ": chunkserver %u (%s): %s",
-                      f->w.chunk, id, addr ? addr : "?", dfs_strerror(rc));
+                      w->chunk, id, addr ? addr : "?", dfs_strerror(rc));
         free(addr);
         return rc;
     }
@@ -492,7 +517,7 @@ static int first_failure(struct dfs_inode *f, const struct rpc_reply *r,
  * unknown); the batch may be partly applied, and writing it again is
  * harmless.
  */
-static int chain_write(struct dfs_inode *f, uint64_t off_in_chunk,
+static int chain_write(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off_in_chunk,
                        const uint8_t *data, size_t len, uint8_t flags,
                        uint32_t *failed)
 {
@@ -503,7 +528,7 @@ static int chain_write(struct dfs_inode *f, uint64_t off_in_chunk,
     *failed = 0;
     for (size_t done = 0; n == 0 || done < len; n++) {
         size_t piece = len - done < PROTO_DATA_MAX ? len - done : PROTO_DATA_MAX;
-        write_payload(f, off_in_chunk + done, data ? data + done : NULL, piece,
+        write_payload(w, off_in_chunk + done, data ? data + done : NULL, piece,
                       flags, &p[n]);
         iov[n] = (struct iovec){ p[n].buf, p[n].len };
         done += piece;
@@ -512,19 +537,19 @@ static int chain_write(struct dfs_inode *f, uint64_t off_in_chunk,
     for (size_t i = 0; i < n; i++)
         rc = rc ? rc : p[i].err;
     if (rc == 0)
-        rc = dfs_cs_call_many(f->d, f->w.chain.node[0].addr, PROTO_CS_WRITE,
+        rc = dfs_cs_call_many(f->d, w->chain.node[0].addr, PROTO_CS_WRITE,
                               iov, n, r);
     for (size_t i = 0; i < n; i++)
         wire_writer_release(&p[i]);
     if (rc < 0) {
-        *failed = f->w.chain.node[0].id;   /* the head itself is gone */
+        *failed = w->chain.node[0].id;   /* the head itself is gone */
         return rc;
     }
-    rc = first_failure(f, r, n, failed);
+    rc = first_failure(f, w, r, n, failed);
     for (size_t i = 0; i < n; i++)
         rpc_reply_release(&r[i]);
     if (rc == 0)
-        f->w.base_version = f->w.version;
+        w->base_version = w->version;
     return rc;
 }
 
@@ -532,14 +557,14 @@ static int chain_write(struct dfs_inode *f, uint64_t off_in_chunk,
  * A chunkserver of the chain failed: the master gives a new version and a
  * chain without it (down to the minimum of replicas).
  */
-static int replace_replica(struct dfs_inode *f, uint32_t failed)
+static int replace_replica(struct dfs_inode *f, struct dfsfile_ws *w, uint32_t failed)
 {
     struct wire_writer b;
     wire_writer_init(&b);
     wire_put_u64(&b, f->ino);
-    wire_put_u32(&b, f->w.index);
-    wire_put_u64(&b, f->w.chunk);
-    wire_put_u32(&b, f->w.version);
+    wire_put_u32(&b, w->index);
+    wire_put_u64(&b, w->chunk);
+    wire_put_u32(&b, w->version);
     wire_put_u32(&b, failed);
     struct rpc_reply r;
     int rc = dfs_call_ok(f->d, PROTO_REPLACE_REPLICA, true, &b, &r);
@@ -547,44 +572,44 @@ static int replace_replica(struct dfs_inode *f, uint32_t failed)
         return rc;
     struct wire_reader rd;
     wire_reader_init(&rd, r.payload, r.len);
-    f->w.chunk = wire_get_u64(&rd);
-    f->w.version = wire_get_u32(&rd);
+    w->chunk = wire_get_u64(&rd);
+    w->version = wire_get_u32(&rd);
     wire_get_u32(&rd);              /* prev_version: ours is what replicas hold */
     wire_get_u32(&rd);              /* length */
     wire_get_u32(&rd);              /* lease_ms */
-    get_chain(&rd, &f->w.chain);
+    get_chain(&rd, &w->chain);
     rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
     rpc_reply_release(&r);
     /* The survivors hold every acknowledged byte at base_version or
      * later (a survivor the failed write never reached is still there);
      * a new chunk nothing was acknowledged of yet (base 0) may be
      * created afresh on every server of the new chain. */
-    f->w.prev_version = f->w.base_version;
+    w->prev_version = w->base_version;
     return rc;
 }
 
 /* A truncate moved the chunk to a new version under our lease: a new
  * write session at the current version. */
-static int rebegin(struct dfs_inode *f)
+static int rebegin(struct dfs_inode *f, struct dfsfile_ws *w)
 {
-    uint32_t base = f->w.base_version;
-    f->w.leased = false;
-    int rc = write_begin(f, f->w.index);
-    if (rc == 0 && base > f->w.base_version)
-        f->w.base_version = base;
+    uint32_t base = w->base_version;
+    w->leased = false;
+    int rc = write_begin(f, w, w->index);
+    if (rc == 0 && base > w->base_version)
+        w->base_version = base;
     return rc;
 }
 
-static int pending_retire(struct dfs_inode *f);
-static void unsynced_drop(struct dfs_inode *f, uint64_t covers);
+static int pending_retire(struct dfsfile_ws *w);
+static void unsynced_drop(struct dfsfile_ws *w, uint64_t covers);
 
-static int resend_one(struct dfs_inode *f, const struct dfsfile_pending *p,
+static int resend_one(struct dfs_inode *f, struct dfsfile_ws *w, const struct dfsfile_pending *p,
                       uint32_t *failed)
 {
-    int rc = chain_write(f, p->off, p->data, p->len, 0, failed);
+    int rc = chain_write(f, w, p->off, p->data, p->len, 0, failed);
     /* A new write session starts from the committed length. */
-    if (rc == 0 && p->off + p->len > f->w.length)
-        f->w.length = (uint32_t)(p->off + p->len);
+    if (rc == 0 && p->off + p->len > w->length)
+        w->length = (uint32_t)(p->off + p->len);
     return rc;
 }
 
@@ -593,22 +618,22 @@ static int resend_one(struct dfs_inode *f, const struct dfsfile_pending *p,
  * acknowledged ones a sync does not cover yet, then the window.  The
  * window's are acknowledged now, and join the others.
  */
-static int resend_held(struct dfs_inode *f, uint32_t *failed)
+static int resend_held(struct dfs_inode *f, struct dfsfile_ws *w, uint32_t *failed)
 {
     *failed = 0;
-    for (size_t i = 0; i < f->w.nunsynced; i++) {
-        int rc = resend_one(f, &f->w.unsynced[i], failed);
+    for (size_t i = 0; i < w->nunsynced; i++) {
+        int rc = resend_one(f, w, &w->unsynced[i], failed);
         if (rc < 0)
             return rc;
     }
-    for (size_t i = 0; i < f->w.npend; i++) {
-        int rc = resend_one(f, &f->w.pend[i], failed);
+    for (size_t i = 0; i < w->npend; i++) {
+        int rc = resend_one(f, w, &w->pend[i], failed);
         if (rc < 0)
             return rc;
-        f->w.pend[i].acked = true;
-        f->w.pend[i].sync = false;  /* sent again plain */
+        w->pend[i].acked = true;
+        w->pend[i].sync = false;  /* sent again plain */
     }
-    return pending_retire(f);
+    return pending_retire(w);
 }
 
 /*
@@ -619,7 +644,7 @@ static int resend_held(struct dfs_inode *f, uint32_t *failed)
  * refused, never applied over the resent ones) — and everything held sent
  * again, as often as the master can repair.
  */
-static int chain_repair(struct dfs_inode *f, int rc, uint32_t failed)
+static int chain_repair(struct dfs_inode *f, struct dfsfile_ws *w, int rc, uint32_t failed)
 {
     for (int i = 0; rc < 0 && i < DFSFILE_REPLACE_TRIES; i++) {
         if (rc == -ENOMEM)
@@ -629,28 +654,28 @@ static int chain_repair(struct dfs_inode *f, int rc, uint32_t failed)
             /* A truncate cut the chunk under the lease, and its commit
              * synced what it kept on every replica: what was
              * acknowledged before it must not come back past the cut. */
-            unsynced_drop(f, UINT64_MAX);
-            next = rebegin(f);
+            unsynced_drop(w, UINT64_MAX);
+            next = rebegin(f, w);
         } else {
-            next = replace_replica(f, failed);
+            next = replace_replica(f, w, failed);
         }
         if (next < 0)
             return next;
-        rc = resend_held(f, &failed);
+        rc = resend_held(f, w, &failed);
     }
     return rc;
 }
 
 /* chain_write, on a repaired chain when it fails. */
-static int chain_write_retry(struct dfs_inode *f, uint64_t off_in_chunk,
+static int chain_write_retry(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off_in_chunk,
                              const uint8_t *data, size_t len, uint8_t flags)
 {
     uint32_t failed;
-    int rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
+    int rc = chain_write(f, w, off_in_chunk, data, len, flags, &failed);
     for (int i = 0; rc < 0 && i < DFSFILE_REPLACE_TRIES; i++) {
-        rc = chain_repair(f, rc, failed);
+        rc = chain_repair(f, w, rc, failed);
         if (rc == 0)
-            rc = chain_write(f, off_in_chunk, data, len, flags, &failed);
+            rc = chain_write(f, w, off_in_chunk, data, len, flags, &failed);
     }
     return rc;
 }
@@ -670,72 +695,72 @@ static int chain_write_retry(struct dfs_inode *f, uint64_t off_in_chunk,
  */
 
 /* Drops the held writes with ids <= covers: a sync made them durable. */
-static void unsynced_drop(struct dfs_inode *f, uint64_t covers)
+static void unsynced_drop(struct dfsfile_ws *w, uint64_t covers)
 {
     size_t k = 0;
-    while (k < f->w.nunsynced && f->w.unsynced[k].id <= covers) {
-        f->w.unsynced_bytes -= f->w.unsynced[k].len;
-        free(f->w.unsynced[k++].data);
+    while (k < w->nunsynced && w->unsynced[k].id <= covers) {
+        w->unsynced_bytes -= w->unsynced[k].len;
+        free(w->unsynced[k++].data);
     }
-    f->w.nunsynced -= k;
+    w->nunsynced -= k;
     if (k)
-        memmove(f->w.unsynced, f->w.unsynced + k, f->w.nunsynced * sizeof(f->w.unsynced[0]));
+        memmove(w->unsynced, w->unsynced + k, w->nunsynced * sizeof(w->unsynced[0]));
 }
 
 /* Everything held is durable (a SYNC of the chain), or lost for good. */
-static void pending_clear(struct dfs_inode *f)
+static void pending_clear(struct dfsfile_ws *w)
 {
-    for (size_t i = 0; i < f->w.npend; i++)
-        free(f->w.pend[i].data);
-    f->w.npend = 0;
-    unsynced_drop(f, UINT64_MAX);
+    for (size_t i = 0; i < w->npend; i++)
+        free(w->pend[i].data);
+    w->npend = 0;
+    unsynced_drop(w, UINT64_MAX);
 }
 
 /* Keeps acknowledged write p until a sync covers it (its data moves). */
-static int unsynced_add(struct dfs_inode *f, struct dfsfile_pending *p)
+static int unsynced_add(struct dfsfile_ws *w, struct dfsfile_pending *p)
 {
-    if (f->w.nunsynced == f->w.unsynced_cap) {
-        size_t cap = f->w.unsynced_cap ? 2 * f->w.unsynced_cap : 16;
-        struct dfsfile_pending *v = realloc(f->w.unsynced, cap * sizeof(*v));
+    if (w->nunsynced == w->unsynced_cap) {
+        size_t cap = w->unsynced_cap ? 2 * w->unsynced_cap : 16;
+        struct dfsfile_pending *v = realloc(w->unsynced, cap * sizeof(*v));
         if (!v)
             return -ENOMEM;
-        f->w.unsynced = v;
-        f->w.unsynced_cap = cap;
+        w->unsynced = v;
+        w->unsynced_cap = cap;
     }
-    f->w.unsynced[f->w.nunsynced++] = *p;
-    f->w.unsynced_bytes += p->len;
+    w->unsynced[w->nunsynced++] = *p;
+    w->unsynced_bytes += p->len;
     p->data = NULL;
     return 0;
 }
 
 /* Retires the acknowledged writes at the front of the window into the
  * held list; a SYNC write's own bytes are durable and go. */
-static int pending_retire(struct dfs_inode *f)
+static int pending_retire(struct dfsfile_ws *w)
 {
     size_t k = 0;
     int rc = 0;
-    for (; k < f->w.npend && f->w.pend[k].acked; k++) {
-        struct dfsfile_pending *p = &f->w.pend[k];
+    for (; k < w->npend && w->pend[k].acked; k++) {
+        struct dfsfile_pending *p = &w->pend[k];
         if (p->sync) {
-            unsynced_drop(f, p->covers);
-        } else if ((rc = unsynced_add(f, p)) < 0) {
+            unsynced_drop(w, p->covers);
+        } else if ((rc = unsynced_add(w, p)) < 0) {
             break;                  /* the rest stays in the window */
         }
         free(p->data);
     }
-    f->w.npend -= k;
-    memmove(f->w.pend, f->w.pend + k, f->w.npend * sizeof(f->w.pend[0]));
+    w->npend -= k;
+    memmove(w->pend, w->pend + k, w->npend * sizeof(w->pend[0]));
     return rc;
 }
 
 /* Ends the stream: its connection back to the pool when the exchange
  * ended cleanly, closed otherwise. */
-static void stream_close(struct dfs_inode *f, bool clean)
+static void stream_close(struct dfs_inode *f, struct dfsfile_ws *w, bool clean)
 {
-    struct dfs_csconn *c = f->w.stream;
+    struct dfs_csconn *c = w->stream;
     if (!c)
         return;
-    f->w.stream = NULL;
+    w->stream = NULL;
     if (clean && c->fd >= 0) {
         dfs_cs_put(f->d, c);
         return;
@@ -750,14 +775,14 @@ static void stream_close(struct dfs_inode *f, bool clean)
  * so no later flush commits a length over bytes no replica has, and the
  * handles hear of it at their next fsync or close.
  */
-static void write_failed(struct dfs_inode *f, int rc)
+static void write_failed(struct dfs_inode *f, struct dfsfile_ws *w, int rc)
 {
-    stream_close(f, false);
-    pending_clear(f);
-    f->w.err = rc;
-    f->w.err_seq++;
-    f->w.leased = false;
-    f->w.dirty = false;
+    stream_close(f, w, false);
+    pending_clear(w);
+    f->err = rc;
+    f->err_seq++;
+    w->leased = false;
+    w->dirty = false;
     read_cache_drop(f);
     publish(f);
 }
@@ -767,68 +792,68 @@ static void write_failed(struct dfs_inode *f, int rc)
  * or a transport error with failed 0): chain_repair sends everything held
  * again on a repaired chain, or the write session is lost.
  */
-static int stream_recover(struct dfs_inode *f, int rc, uint32_t failed)
+static int stream_recover(struct dfs_inode *f, struct dfsfile_ws *w, int rc, uint32_t failed)
 {
-    stream_close(f, false);
-    rc = chain_repair(f, rc, failed);
+    stream_close(f, w, false);
+    rc = chain_repair(f, w, rc, failed);
     if (rc < 0)
-        write_failed(f, rc);
+        write_failed(f, w, rc);
     return rc;
 }
 
 /* Waits for one answer on the stream and retires what it allows. */
-static int stream_collect(struct dfs_inode *f)
+static int stream_collect(struct dfs_inode *f, struct dfsfile_ws *w)
 {
     struct rpc_reply r;
-    int rc = rpc_recv_reply_fd(f->w.stream->fd, 0, dfs_op_timeout_ms(f->d), &r);
+    int rc = rpc_recv_reply_fd(w->stream->fd, 0, dfs_op_timeout_ms(f->d), &r);
     if (rc < 0) {
         dfs_set_error(f->d, "write of chunk %016" PRIx64 ": chunkserver %u (%s): %s",
-                      f->w.chunk, f->w.chain.node[0].id, f->w.chain.node[0].addr,
+                      w->chunk, w->chain.node[0].id, w->chain.node[0].addr,
                       dfs_strerror(rc));
-        return stream_recover(f, rc, 0);
+        return stream_recover(f, w, rc, 0);
     }
     uint32_t failed = 0;
-    rc = first_failure(f, &r, 1, &failed);
+    rc = first_failure(f, w, &r, 1, &failed);
     uint64_t id = r.hdr.req_id;
     rpc_reply_release(&r);
     if (rc < 0)
-        return stream_recover(f, rc, failed);
-    for (size_t i = 0; i < f->w.npend; i++) {
-        if (f->w.pend[i].id == id) {
-            f->w.pend[i].acked = true;
-            f->w.base_version = f->w.version;
+        return stream_recover(f, w, rc, failed);
+    for (size_t i = 0; i < w->npend; i++) {
+        if (w->pend[i].id == id) {
+            w->pend[i].acked = true;
+            w->base_version = w->version;
         }
     }
-    rc = pending_retire(f);
+    rc = pending_retire(w);
     if (rc < 0)
-        write_failed(f, rc);
+        write_failed(f, w, rc);
     return rc;
 }
 
 /* Whether a SYNC write is in the window (one at a time is enough). */
-static bool sync_in_window(const struct dfs_inode *f)
+static bool sync_in_window(const struct dfsfile_ws *w)
 {
-    for (size_t i = 0; i < f->w.npend; i++)
-        if (f->w.pend[i].sync)
+    for (size_t i = 0; i < w->npend; i++)
+        if (w->pend[i].sync)
             return true;
     return false;
 }
 
 /* Sends one CS_WRITE of at most PROTO_DATA_MAX bytes on the stream. */
-static int stream_send(struct dfs_inode *f, uint64_t off, const uint8_t *data,
+static int stream_send(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off, const uint8_t *data,
                        size_t len)
 {
     int rc = 0;
-    while (rc == 0 && f->w.npend == DFSFILE_WINDOW)
-        rc = stream_collect(f);
+    while (rc == 0 && w->npend == DFSFILE_WINDOW)
+        rc = stream_collect(f, w);
     if (rc < 0)
         return rc;
-    if (!f->w.stream) {
-        f->w.stream = dfs_cs_take(f->d, f->w.chain.node[0].addr, &f->w.stream_reused);
-        if (!f->w.stream)
+    if (!w->stream) {
+        w->stream = dfs_cs_take(f->d, w->chain.node[0].addr, &w->stream_reused);
+        if (!w->stream)
             return -ENOMEM;
     }
-    struct dfsfile_pending *p = &f->w.pend[f->w.npend];
+    struct dfsfile_pending *p = &w->pend[w->npend];
     p->data = malloc(len ? len : 1);
     if (!p->data)
         return -ENOMEM;
@@ -836,59 +861,59 @@ static int stream_send(struct dfs_inode *f, uint64_t off, const uint8_t *data,
     p->off = off;
     p->len = len;
     p->acked = false;
-    p->id = ++f->w.next_id;
+    p->id = ++w->next_id;
     /* Enough acknowledged bytes held: this write asks the chain to sync.
      * Each server takes a connection's writes in order (chunkserver/csio),
      * so when it syncs it has written every request sent before: all of
      * them are durable once this one is acknowledged. */
-    p->sync = !sync_in_window(f) && f->w.unsynced_bytes >= DFSFILE_SYNC_BYTES;
+    p->sync = !sync_in_window(w) && w->unsynced_bytes >= DFSFILE_SYNC_BYTES;
     p->covers = p->id - 1;
-    f->w.npend++;
-    struct wire_writer w;
-    write_payload(f, off, data, len, p->sync ? PROTO_WRITE_SYNC : 0, &w);
-    rc = w.err ? w.err : f->w.stream->fd;
+    w->npend++;
+    struct wire_writer b;
+    write_payload(w, off, data, len, p->sync ? PROTO_WRITE_SYNC : 0, &b);
+    rc = b.err ? b.err : w->stream->fd;
     if (rc >= 0) {
-        struct iovec one = { w.buf, w.len };
-        rc = rpc_send_fd_many(f->w.stream->fd, PROTO_CS_WRITE, &one, 1, p->id,
+        struct iovec one = { b.buf, b.len };
+        rc = rpc_send_fd_many(w->stream->fd, PROTO_CS_WRITE, &one, 1, p->id,
                               dfs_op_timeout_ms(f->d));
     }
-    wire_writer_release(&w);
-    return rc < 0 ? stream_recover(f, rc, 0) : 0;
+    wire_writer_release(&b);
+    return rc < 0 ? stream_recover(f, w, rc, 0) : 0;
 }
 
 /* Queues data for [off, off + len) of the leased chunk on the stream. */
-static int stream_write(struct dfs_inode *f, uint64_t off, const uint8_t *data,
+static int stream_write(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off, const uint8_t *data,
                         size_t len)
 {
     int rc = 0;
     for (size_t done = 0; rc == 0 && done < len;) {
         size_t piece = len - done < PROTO_DATA_MAX ? len - done : PROTO_DATA_MAX;
-        rc = stream_send(f, off + done, data + done, piece);
+        rc = stream_send(f, w, off + done, data + done, piece);
         done += piece;
     }
     return rc;
 }
 
 /* Waits until the chain acknowledged everything sent on the stream. */
-static int stream_drain(struct dfs_inode *f)
+static int stream_drain(struct dfs_inode *f, struct dfsfile_ws *w)
 {
     int rc = 0;
-    while (rc == 0 && f->w.npend)
-        rc = stream_collect(f);
-    stream_close(f, rc == 0);
+    while (rc == 0 && w->npend)
+        rc = stream_collect(f, w);
+    stream_close(f, w, rc == 0);
     return rc;
 }
 
 /* WRITE_END: commits the chunk length and the file size. */
-static int write_end(struct dfs_inode *f, bool keep_lease)
+static int write_end(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_lease)
 {
     struct wire_writer b;
     wire_writer_init(&b);
     wire_put_u64(&b, f->ino);
-    wire_put_u32(&b, f->w.index);
-    wire_put_u64(&b, f->w.chunk);
-    wire_put_u32(&b, f->w.version);
-    wire_put_u32(&b, f->w.length);
+    wire_put_u32(&b, w->index);
+    wire_put_u64(&b, w->chunk);
+    wire_put_u32(&b, w->version);
+    wire_put_u32(&b, w->length);
     wire_put_u64(&b, f->size);
     wire_put_i64(&b, now_ns());
     wire_put_u8(&b, keep_lease);
@@ -896,28 +921,73 @@ static int write_end(struct dfs_inode *f, bool keep_lease)
 }
 
 /* Makes the leased chunk durable on its chain and commits it. */
-static int flush_chunk(struct dfs_inode *f, bool keep_lease)
+static int flush_chunk(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_lease)
 {
-    if (!f->w.leased)
+    if (!w->leased)
         return 0;
     int rc = 0;
-    bool held = f->w.dirty || f->w.npend || f->w.nunsynced;
+    bool held = w->dirty || w->npend || w->nunsynced;
     if (held)
-        rc = stream_drain(f);
+        rc = stream_drain(f, w);
     if (rc == 0 && held)
-        rc = chain_write_retry(f, f->w.length, NULL, 0, PROTO_WRITE_SYNC);
+        rc = chain_write_retry(f, w, w->length, NULL, 0, PROTO_WRITE_SYNC);
     if (rc == 0)
-        pending_clear(f);           /* every replica synced all of it */
+        pending_clear(w);           /* every replica synced all of it */
     if (rc == 0)
-        rc = write_end(f, keep_lease);
-    if (rc < 0 && f->w.leased)
-        write_failed(f, rc);
+        rc = write_end(f, w, keep_lease);
+    if (rc < 0 && w->leased)
+        write_failed(f, w, rc);
     if (rc == 0) {
-        f->w.dirty = false;
-        f->w.leased = keep_lease;
-        f->w.prev_version = f->w.base_version = f->w.version;
+        w->dirty = false;
+        w->leased = keep_lease;
+        w->prev_version = w->base_version = w->version;
     }
     return rc;
+}
+
+/* flush_chunk of every chunk being written; the first failure, once all
+ * were tried. */
+static int flush_all(struct dfs_inode *f, bool keep_lease)
+{
+    int rc = 0;
+    for (size_t i = 0; i < DFSFILE_SESSIONS; i++) {
+        int r = flush_chunk(f, &f->ws[i], keep_lease);
+        rc = rc < 0 ? rc : r;
+    }
+    return rc;
+}
+
+/* The write session of chunk index, begun if need be: a free one, else
+ * the least recently written one, committed first.  A full chunk just
+ * before index is committed at once: a sequential writer is done with it,
+ * and what it held need not wait in memory. */
+static int ws_for(struct dfs_inode *f, uint32_t index, struct dfsfile_ws **out)
+{
+    struct dfsfile_ws *w = NULL, *lru = NULL;
+    for (size_t i = 0; i < DFSFILE_SESSIONS; i++) {
+        struct dfsfile_ws *c = &f->ws[i];
+        if (c->leased && c->index == index) {
+            w = c;
+            goto found;
+        }
+        if (c->leased && c->index + 1 == index && c->length == PROTO_CHUNK_SIZE) {
+            int rc = flush_chunk(f, c, false);
+            if (rc < 0)
+                return rc;
+        }
+        if (!lru || (lru->leased && (!c->leased || c->used < lru->used)))
+            lru = c;
+    }
+    w = lru;
+    int rc = w->leased ? flush_chunk(f, w, false) : 0;
+    if (rc == 0)
+        rc = write_begin(f, w, index);
+    if (rc < 0)
+        return rc;
+found:
+    w->used = ++f->ws_clock;
+    *out = w;
+    return 0;
 }
 
 static ssize_t inode_pwrite(struct dfs_inode *f, const void *buf, size_t len,
@@ -937,17 +1007,15 @@ static ssize_t inode_pwrite(struct dfs_inode *f, const void *buf, size_t len,
             n = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
         if (n > (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX)
             n = (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX;
-        if (f->w.leased && f->w.index != index)
-            rc = flush_chunk(f, false);
-        if (rc == 0 && !f->w.leased)
-            rc = write_begin(f, index);
+        struct dfsfile_ws *w;
+        rc = ws_for(f, index, &w);
         if (rc == 0)
-            rc = stream_write(f, in_chunk, p + done, n);
+            rc = stream_write(f, w, in_chunk, p + done, n);
         if (rc < 0)
             break;
-        f->w.dirty = true;
-        if (in_chunk + n > f->w.length)
-            f->w.length = (uint32_t)(in_chunk + n);
+        w->dirty = true;
+        if (in_chunk + n > w->length)
+            w->length = (uint32_t)(in_chunk + n);
         done += n;
         if (pos + n > f->size)
             f->size = pos + n;
@@ -976,7 +1044,7 @@ static int inode_set_size(struct dfs_inode *f, const struct dfs_setattr *set,
         return 0;
     }
     read_cache_drop(f);
-    int rc = flush_chunk(f, false);
+    int rc = flush_all(f, false);
     /* Committed now: the attributes of the reply must not show the old
      * uncommitted size. */
     publish(f);
@@ -1018,17 +1086,17 @@ int dfs_file_extend(struct dfs_file *h, uint64_t size)
 static int handle_error(struct dfs_file *h)
 {
     struct dfs_inode *f = h->in;
-    if (h->err_seen == f->w.err_seq)
+    if (h->err_seen == f->err_seq)
         return 0;
-    h->err_seen = f->w.err_seq;
-    return f->w.err ? f->w.err : -EIO;
+    h->err_seen = f->err_seq;
+    return f->err ? f->err : -EIO;
 }
 
 int dfs_file_fsync(struct dfs_file *h)
 {
     struct dfs_inode *f = h->in;
     pthread_mutex_lock(&f->mu);
-    int rc = flush_chunk(f, true);
+    int rc = flush_all(f, true);
     int err = handle_error(h);
     publish(f);
     pthread_mutex_unlock(&f->mu);
@@ -1042,7 +1110,7 @@ int dfs_file_close(struct dfs_file *h)
     if (h->flags & DFS_O_WRITE) {
         /* close(2) is a durability point (DESIGN §2). */
         pthread_mutex_lock(&f->mu);
-        rc = flush_chunk(f, false);
+        rc = flush_all(f, false);
         int err = handle_error(h);
         rc = rc < 0 ? rc : err;
         publish(f);
@@ -1218,10 +1286,13 @@ static int loc_get(struct dfs_inode *f, uint32_t index)
 {
     if (f->r.loc_valid && f->r.loc_index == index)
         return 0;
-    if (f->w.leased && f->w.index == index) {
+    for (size_t i = 0; i < DFSFILE_SESSIONS; i++) {
+        const struct dfsfile_ws *w = &f->ws[i];
+        if (!w->leased || w->index != index)
+            continue;
         f->r.loc = (struct dfsfile_loc){
-            .present = true, .chunk = f->w.chunk, .version = f->w.version,
-            .length = f->w.length, .where = f->w.chain,
+            .present = true, .chunk = w->chunk, .version = w->version,
+            .length = w->length, .where = w->chain,
         };
         f->r.loc_valid = true;
         f->r.loc_index = index;
@@ -1451,8 +1522,9 @@ ssize_t dfs_file_pread(struct dfs_file *h, void *buf, size_t len, uint64_t off)
     struct dfs_inode *f = h->in;
     pthread_mutex_lock(&f->mu);
     /* What this handle wrote is readable once the chain has it. */
-    if (f->w.npend)
-        stream_drain(f);
+    for (size_t i = 0; i < DFSFILE_SESSIONS; i++)
+        if (f->ws[i].npend)
+            stream_drain(f, &f->ws[i]);
     uint8_t *p = buf;
     size_t done = 0;
     int rc = 0;
@@ -1460,7 +1532,7 @@ ssize_t dfs_file_pread(struct dfs_file *h, void *buf, size_t len, uint64_t off)
     while (done < len) {
         uint64_t pos = off + done;
         rc = loc_get(f, (uint32_t)(pos / PROTO_CHUNK_SIZE));
-        if (rc == 0 && pos >= f->size && !asked && !f->w.dirty) {
+        if (rc == 0 && pos >= f->size && !asked && !any_dirty(f)) {
             /* The end as this session last saw it: ask the master once
              * whether the file grew since (locate raises f->size). */
             asked = true;
