@@ -618,11 +618,41 @@ static int array_crc(struct store *s, const struct store_chunk *ch, int fd,
 }
 
 /*
+ * The CRC of block b (its CRC old) once its stored bytes [ps, ps + n) are
+ * replaced by data, from the bytes replaced alone.  CRC-32C is affine: for
+ * X = old bytes ^ new bytes over the piece and t stored bytes after it,
+ * crc(new block) = old ^ shift_t(crc(X) ^ crc(0^n)).  So a 4 KiB overwrite
+ * reads and checksums 4 KiB, not the 64 KiB block twice.  The rest of the
+ * block is not verified here, and need not be: a damaged byte outside the
+ * piece keeps failing the block's check, and one inside it makes the
+ * block fail from now on (a false alarm, never a laundered block).
+ */
+static int plan_overwrite(struct store *s, struct store_chunk *ch, int fd,
+                          uint32_t b, uint32_t old, uint64_t ps, uint64_t t,
+                          const uint8_t *data, size_t n, uint32_t *out)
+{
+    uint8_t *x = malloc(n);
+    if (!x)
+        return -ENOMEM;
+    int rc = read_at(s, ch, fd, x, n,
+                     chunkfile_data_off(ch->hdr.capacity) + (uint64_t)b * B + ps);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++)
+            x[i] ^= data[i];
+        uint32_t delta = crc32c(0, x, n) ^ zero_crc(s, n);
+        *out = old ^ crc32c_combine(delta, 0, (size_t)t);
+    }
+    free(x);
+    return rc;
+}
+
+/*
  * The new CRC of block b when [off, off + len) of data is written (len may
  * be 0: a block only extended with zeros) and the length becomes
- * new_len.  in_crc is the CRC of the data's part of the block.  Only a
- * piece that overlaps bytes already stored reads the block back (and
- * verifies it); appends combine CRCs, relying on invariant 3 for the gap.
+ * new_len.  in_crc is the CRC of the data's part of the block.  A piece
+ * inside the stored bytes reads only what it replaces (plan_overwrite);
+ * one that also runs past them reads the block back and verifies it;
+ * appends combine CRCs, relying on invariant 3 for the gap.
  */
 static int plan_block(struct store *s, struct store_chunk *ch, int fd,
                       uint32_t b, uint64_t new_len, uint64_t off,
@@ -658,6 +688,9 @@ static int plan_block(struct store *s, struct store_chunk *ch, int fd,
         *out = crc32c_combine(crc, in_crc, (size_t)(pe - ps));
         return 0;
     }
+    if (pe <= v)                    /* in place, inside the stored bytes */
+        return plan_overwrite(s, ch, fd, b, old, ps, v - pe,
+                              data + (bs + ps - off), (size_t)(pe - ps), out);
     uint8_t *buf = malloc(B);
     if (!buf)
         return -ENOMEM;

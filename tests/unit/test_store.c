@@ -698,8 +698,16 @@ static void test_corrupt_data(void **state)
     struct list_acc a = { 0 };
     assert_int_equal(store_list(s, list_cb, &a), 0);
     assert_true(list_find(&a, 42)->corrupt);
-    /* A partial write into the bad block must not launder it. */
-    assert_int_equal(put(s, 42, 1, 2 * B + 10, buf, 5, 0), -DFS_ECORRUPT);
+    /* A partial write into the bad block must not launder it, whether it
+     * misses the damaged byte or covers it (store.c, plan_overwrite). */
+    memset(buf, 7, 16);
+    assert_int_equal(put(s, 42, 1, 2 * B + 10, buf, 5, 0), 0);
+    assert_int_equal(store_read(s, 42, 0, 2 * B + 10, 5, buf, NULL),
+                     -DFS_ECORRUPT);
+    memset(buf, 7, 16);
+    assert_int_equal(put(s, 42, 1, 2 * B + 1230, buf, 10, 0), 0);
+    assert_int_equal(store_read(s, 42, 0, 2 * B, 10, buf, NULL),
+                     -DFS_ECORRUPT);
     /* Corrupt last (partial) block: its CRC lives in the header. */
     flip_file_byte(fs, 42, doff + 4 * B + 3);
     assert_int_equal(store_read(s, 42, 0, 4 * B, 10, buf, NULL),

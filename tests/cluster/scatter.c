@@ -1,0 +1,161 @@
+/*
+ * scatter: small writes at random offsets over several chunks of one file,
+ * through one libdfs handle, then the file read back against a model.
+ *
+ *   scatter PATH SEED SPAN_MIB PIECES [PAUSE_AT]
+ *
+ * Writes PIECES pieces of 1..16 KiB at random offsets below SPAN_MIB MiB
+ * (the same bytes for the same SEED), with an fsync every 1000, then
+ * closes; reads the whole file back and compares every byte with the
+ * model (the last piece written over a byte wins; holes are zeros).  At
+ * piece PAUSE_AT it prints "paused" and waits 3 s, so that a test can
+ * break the cluster while four chunks hold unsynced writes.  Masters and
+ * key from DFS_MASTERS / DFS_KEY_FILE.  Exit 0 when the file reads back
+ * exactly, 1 otherwise (the first differing offset is printed).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/dfs_error.h"
+#include "common/libdfs/dfs.h"
+#include "common/log.h"
+
+#define SCATTER_PIECE_MAX 16384
+#define SCATTER_SYNC_EVERY 1000
+
+static uint64_t next_rand(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1Dull;
+}
+
+static int fail(const char *what, struct dfs *d, int rc)
+{
+    fprintf(stderr, "scatter: %s: %s (%s)\n", what, dfs_strerror(rc),
+            d ? dfs_last_error(d) : "");
+    return 1;
+}
+
+/* Writes the pieces into f and model; *end is the file's size after. */
+static int write_pieces(struct dfs *d, struct dfs_file *f, uint8_t *model,
+                        uint64_t span, uint64_t seed, long pieces, long pause_at,
+                        uint64_t *end)
+{
+    uint8_t piece[SCATTER_PIECE_MAX];
+    uint64_t s = seed * 2 + 1;
+    for (long i = 0; i < pieces; i++) {
+        size_t len = 1 + (size_t)(next_rand(&s) % SCATTER_PIECE_MAX);
+        uint64_t off = next_rand(&s) % (span - len);
+        for (size_t k = 0; k < len; k++)
+            piece[k] = (uint8_t)next_rand(&s);
+        if (i == pause_at) {
+            printf("paused\n");
+            fflush(stdout);
+            sleep(3);
+        }
+        ssize_t n = dfs_file_pwrite(f, piece, len, off);
+        if (n != (ssize_t)len)
+            return fail("write", d, n < 0 ? (int)n : -EIO);
+        memcpy(model + off, piece, len);
+        if (off + len > *end)
+            *end = off + len;
+        int rc = (i + 1) % SCATTER_SYNC_EVERY ? 0 : dfs_file_fsync(f);
+        if (rc < 0)
+            return fail("fsync", d, rc);
+    }
+    return 0;
+}
+
+/* Reads path's first end bytes and compares them with model. */
+static int check(struct dfs *d, uint64_t ino, const uint8_t *model, uint64_t end)
+{
+    struct dfs_file *f;
+    int rc = dfs_file_open(d, ino, DFS_O_READ, &f, NULL);
+    if (rc < 0)
+        return fail("open for reading", d, rc);
+    if (dfs_file_size(f) != end) {
+        fprintf(stderr, "scatter: size %" PRIu64 ", written up to %" PRIu64 "\n",
+                dfs_file_size(f), end);
+        dfs_file_close(f);
+        return 1;
+    }
+    size_t bufsz = 8u << 20;
+    uint8_t *buf = malloc(bufsz);
+    int bad = buf ? 0 : fail("read buffer", NULL, -ENOMEM);
+    for (uint64_t off = 0; !bad && off < end;) {
+        size_t want = end - off < bufsz ? (size_t)(end - off) : bufsz;
+        ssize_t n = dfs_file_pread(f, buf, want, off);
+        if (n <= 0) {
+            bad = fail("read", d, n < 0 ? (int)n : -EIO);
+            break;
+        }
+        for (ssize_t k = 0; k < n; k++) {
+            if (buf[k] != model[off + (uint64_t)k]) {
+                fprintf(stderr, "scatter: byte %" PRIu64 " is %u, written %u\n",
+                        off + (uint64_t)k, buf[k], model[off + (uint64_t)k]);
+                bad = 1;
+                break;
+            }
+        }
+        off += (uint64_t)n;
+    }
+    free(buf);
+    dfs_file_close(f);
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5 || argv[1][0] != '/' || strchr(argv[1] + 1, '/')) {
+        fprintf(stderr, "usage: scatter /NAME SEED SPAN_MIB PIECES [PAUSE_AT]\n");
+        return 2;
+    }
+    uint64_t seed = strtoull(argv[2], NULL, 10);
+    uint64_t span = strtoull(argv[3], NULL, 10) << 20;
+    long pieces = strtol(argv[4], NULL, 10);
+    long pause_at = argc > 5 ? strtol(argv[5], NULL, 10) : -1;
+    const char *masters = getenv("DFS_MASTERS"), *key = getenv("DFS_KEY_FILE");
+    if (!masters || !key || span <= SCATTER_PIECE_MAX) {
+        fprintf(stderr, "scatter: set DFS_MASTERS and DFS_KEY_FILE; SPAN_MIB >= 1\n");
+        return 2;
+    }
+    log_init("scatter", LOG_ERROR, NULL);
+    struct dfs_opts o = { .masters = masters, .key_file = key,
+                          .client_name = "scatter", .op_timeout_ms = 30000 };
+    struct dfs *d;
+    char err[512];
+    if (dfs_open(&o, &d, err, sizeof(err)) < 0) {
+        fprintf(stderr, "scatter: cannot reach the cluster: %s\n", err);
+        return 1;
+    }
+    uint8_t *model = calloc(1, span);
+    struct dfs_attr a;
+    struct dfs_file *f = NULL;
+    int rc = model ? dfs_create(d, DFS_ROOT_INO, argv[1] + 1, 0644,
+                                DFS_O_WRITE | DFS_O_EXCL, &a) : -ENOMEM;
+    if (rc == 0)
+        rc = dfs_file_adopt(d, &a, DFS_O_WRITE, &f);
+    int status = rc < 0 ? fail("create", d, rc) : 0;
+    uint64_t end = 0;
+    if (status == 0)
+        status = write_pieces(d, f, model, span, seed, pieces, pause_at, &end);
+    if (f) {
+        rc = dfs_file_close(f);
+        if (status == 0 && rc < 0)
+            status = fail("close", d, rc);
+    }
+    if (status == 0)
+        status = check(d, a.ino, model, end);
+    if (status == 0)
+        printf("scatter: %ld pieces over %" PRIu64 " MiB read back exactly\n",
+               pieces, span >> 20);
+    free(model);
+    dfs_close(d);
+    return status;
+}
