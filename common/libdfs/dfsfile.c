@@ -115,6 +115,7 @@ struct dfsfile_ws {
     size_t nunsynced, unsynced_cap;
     size_t unsynced_bytes;
     uint64_t used;              /* when last written: the LRU's clock */
+    uint64_t last_end;          /* where the last write ended, in the chunk */
 };
 
 /*
@@ -423,9 +424,12 @@ uint64_t dfs_file_size(struct dfs_file *h)
 /* ---- writing ------------------------------------------------------------ */
 
 /* WRITE_BEGIN for chunk index: lease, version and chain. */
+static int flush_all(struct dfs_inode *f, bool keep_lease);
+
 static int write_begin(struct dfs_inode *f, struct dfsfile_ws *w, uint32_t index)
 {
     int waited = 0, backoff = DFSFILE_RETRY_MS;
+    bool released = false;
     for (;;) {
         struct wire_writer b;
         wire_writer_init(&b);
@@ -433,6 +437,15 @@ static int write_begin(struct dfs_inode *f, struct dfsfile_ws *w, uint32_t index
         wire_put_u32(&b, index);
         struct rpc_reply r;
         int rc = dfs_call_ok(f->d, PROTO_WRITE_BEGIN, true, &b, &r);
+        if (rc == -EAGAIN && !released) {
+            /* Another session holds the chunk's write lease, and may be
+             * waiting for one this file holds (two clients writing two
+             * chunks in opposite orders): commit and release ours first.
+             * w is not leased yet, so it is not among them. */
+            released = true;
+            flush_all(f, false);
+            continue;
+        }
         if (rc == -EAGAIN && waited < dfs_op_timeout_ms(f->d)) {
             /* Another session holds the chunk's write lease. */
             sleep_ms(backoff);
@@ -464,6 +477,7 @@ static int write_begin(struct dfs_inode *f, struct dfsfile_ws *w, uint32_t index
         w->leased = true;
         w->base_version = w->prev_version;
         w->index = index;
+        w->last_end = 0;
         return 0;
     }
 }
@@ -923,10 +937,10 @@ static int write_end(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_lease)
 /* Makes the leased chunk durable on its chain and commits it. */
 static int flush_chunk(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_lease)
 {
-    if (!w->leased)
-        return 0;
-    int rc = 0;
     bool held = w->dirty || w->npend || w->nunsynced;
+    if (!w->leased || (!held && keep_lease))
+        return 0;                   /* nothing to commit, the lease stays */
+    int rc = 0;
     if (held)
         rc = stream_drain(f, w);
     if (rc == 0 && held)
@@ -958,9 +972,10 @@ static int flush_all(struct dfs_inode *f, bool keep_lease)
 }
 
 /* The write session of chunk index, begun if need be: a free one, else
- * the least recently written one, committed first.  A full chunk just
- * before index is committed at once: a sequential writer is done with it,
- * and what it held need not wait in memory. */
+ * the least recently written one, committed first.  The chunk just before
+ * index is committed at once when its last write ended at its end: a
+ * sequential writer is done with it, and what it held need not wait in
+ * memory. */
 static int ws_for(struct dfs_inode *f, uint32_t index, struct dfsfile_ws **out)
 {
     struct dfsfile_ws *w = NULL, *lru = NULL;
@@ -970,7 +985,7 @@ static int ws_for(struct dfs_inode *f, uint32_t index, struct dfsfile_ws **out)
             w = c;
             goto found;
         }
-        if (c->leased && c->index + 1 == index && c->length == PROTO_CHUNK_SIZE) {
+        if (c->leased && c->index + 1 == index && c->last_end == PROTO_CHUNK_SIZE) {
             int rc = flush_chunk(f, c, false);
             if (rc < 0)
                 return rc;
@@ -1014,6 +1029,7 @@ static ssize_t inode_pwrite(struct dfs_inode *f, const void *buf, size_t len,
         if (rc < 0)
             break;
         w->dirty = true;
+        w->last_end = in_chunk + n;
         if (in_chunk + n > w->length)
             w->length = (uint32_t)(in_chunk + n);
         done += n;

@@ -184,6 +184,11 @@ wait $sc || fail "scattered writes across a chunkserver loss (seed $seed): $(cat
 "$CLUSTER" start chunkserver 1 -d "$DIR" >/dev/null
 wait_fsck_clean 90 || fail "fsck not clean after the scattered writes"
 
+step "two clients write two chunks of one file in opposite orders"
+# Each asks for the lease the other holds: the one refused releases what it
+# holds, or both would wait out their timeout (tests/cluster/leasecross.c).
+"$TOOLS/leasecross" /crossed || fail "two writers crossing over two chunks"
+
 step "bad input gets a clear message and exit code"
 out=$("$BIN/dfsput" "$W/nonexistent" /x 2>&1); rc=$?
 [ $rc = 1 ] && echo "$out" | grep -q "No such file" || fail "missing local file: rc=$rc: $out"
