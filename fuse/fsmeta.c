@@ -48,6 +48,7 @@
 #include "common/protocol.h"
 
 #define FSMETA_CAPS_SLOTS 256           /* direct-mapped by inode */
+#define FSMETA_FLOCK_RETRIES 3          /* of a flock refused near a release */
 #define FSMETA_CAP_NAME "security.capability"
 
 struct owner_key {
@@ -68,6 +69,7 @@ struct fsmeta {
     struct cap_slot caps[FSMETA_CAPS_SLOTS];
     uint64_t *releasing;                /* inodes of flock releases in flight */
     size_t nreleasing, releasing_cap;
+    uint64_t releases_done;             /* flock releases ended so far */
     pthread_cond_t released;            /* signalled when one ends */
 };
 
@@ -296,15 +298,28 @@ static void releasing_done(struct fsmeta *m, uint64_t ino)
             break;
         }
     }
+    m->releases_done++;
     pthread_cond_broadcast(&m->released);
     pthread_mutex_unlock(&m->mu);
 }
 
-/* Waits until no flock release of ino is in flight; true if it waited. */
-static bool releasing_wait(struct fsmeta *m, uint64_t ino)
+static uint64_t releases_done(struct fsmeta *m)
 {
-    bool waited = false;
     pthread_mutex_lock(&m->mu);
+    uint64_t n = m->releases_done;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+/*
+ * Waits until no flock release of ino is in flight.  True if one was, or
+ * if any release ended since *seen (it may have ended between the
+ * refusal and this call): a refused flock is worth another try then.
+ */
+static bool releasing_wait(struct fsmeta *m, uint64_t ino, uint64_t *seen)
+{
+    pthread_mutex_lock(&m->mu);
+    bool waited = m->releases_done != *seen;
     for (;;) {
         bool busy = false;
         for (size_t i = 0; i < m->nreleasing && !busy; i++)
@@ -314,6 +329,7 @@ static bool releasing_wait(struct fsmeta *m, uint64_t ino)
         waited = true;
         pthread_cond_wait(&m->released, &m->mu);
     }
+    *seen = m->releases_done;
     pthread_mutex_unlock(&m->mu);
     return waited;
 }
@@ -442,8 +458,11 @@ void fsmeta_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int
     case LOCK_SH:
     case LOCK_EX:
         l.type = (op & ~LOCK_NB) == LOCK_EX ? DFS_LOCK_WRITE : DFS_LOCK_READ;
+        uint64_t seen = releases_done(m);
         rc = take_lock(req, m, ino, &l, !(op & LOCK_NB));
-        while (rc == -EAGAIN && releasing_wait(m, ino))
+        /* bounded: on a busy mount some release always just ended */
+        for (int i = 0; i < FSMETA_FLOCK_RETRIES && rc == -EAGAIN &&
+                        releasing_wait(m, ino, &seen); i++)
             rc = take_lock(req, m, ino, &l, false);
         break;
     default:

@@ -58,6 +58,8 @@ struct fsfile {
     uint64_t ino;
     bool writable;
     bool counted;                 /* a writer in fsops.inodes */
+    bool stamp_pending;           /* stamp: what the cache holds from the release on */
+    struct inodes_stamp stamp;
     struct fsfile *prev, *next;   /* protected by fsops.files_mu */
 };
 
@@ -501,9 +503,14 @@ static void files_remove(struct fsops *fs, struct fsfile *h)
 /*
  * Whether the open of h, which found a at the masters, may keep the
  * kernel's page cache of the file (fuse/inodes.h); counts h as a writer.
- * A changed file's cache is emptied here, before the new stamp is
- * recorded, so that no open that finds the stamp can reach a page of the
- * old file.  The kernel does not know a created inode yet: nothing to keep.
+ * A changed file's open lets the kernel empty the cache (in the opening
+ * process, after this reply) and drops its cached attributes now, so the
+ * open sees the new size; the new stamp is recorded only at h's release,
+ * when that emptying is surely done, so that no open that finds it can
+ * reach a page of the old file.  Emptying the pages here instead
+ * (notify_inval_inode with an offset) would wait on pages locked by reads
+ * in flight, which need a worker thread to answer them.  The kernel does
+ * not know a created inode yet: nothing to keep.
  */
 static bool cache_open(struct fsops *fs, struct fsfile *h, const struct dfs_attr *a,
                        bool created)
@@ -512,15 +519,15 @@ static bool cache_open(struct fsops *fs, struct fsfile *h, const struct dfs_attr
         return false;
     struct inodes_stamp s = { .size = a->size, .mtime = a->mtime, .ctime = a->ctime };
     enum inodes_cache c = inodes_open(fs->inodes, h->ino, &s, h->writable, &h->counted);
-    if (created || c == INODES_CACHE_DROP)
-        return false;
-    if (c == INODES_CACHE_KEEP)
+    if (c == INODES_CACHE_KEEP && !created)
         return true;
-    /* Never blocks: without writeback caching no page is dirty. */
-    if (!fs->se || fuse_lowlevel_notify_inval_inode(fs->se, h->ino, 0, 0) != 0)
-        return false;
-    inodes_stamp(fs->inodes, h->ino, &s);
-    return true;
+    if (c == INODES_CACHE_STALE && !created) {
+        if (fs->se)
+            fuse_lowlevel_notify_inval_inode(fs->se, h->ino, -1, 0);
+        h->stamp = s;
+        h->stamp_pending = true;
+    }
+    return false;
 }
 
 /* Opens ino into a handle on fs->files, or takes over the open that the
@@ -556,6 +563,8 @@ static int file_close(struct fsops *fs, struct fsfile *h)
     int rc = dfs_file_close(h->f);
     if (h->counted)
         inodes_close(fs->inodes, h->ino);
+    if (h->stamp_pending)
+        inodes_stamp(fs->inodes, h->ino, &h->stamp);
     free(h);
     return rc;
 }

@@ -13,9 +13,10 @@
  * The page cache: an open may keep what the kernel cached of a file
  * (FOPEN_KEEP_CACHE) only if the file is the one the cache was filled
  * from.  The table remembers the file's stamp (size, mtime, ctime) as the
- * masters gave it at the open that last emptied the cache; a later open
- * that finds the same stamp keeps the cache.  An open for writing through
- * this mount forgets the stamp, so the next open after it starts afresh.
+ * masters gave it to the open that last emptied the cache (recorded when
+ * that open is released, by then surely emptied); a later open that finds
+ * the same stamp keeps the cache.  An open for writing through this mount
+ * forgets the stamp, so the next open after it starts afresh.
  *
  * Thread-safe: every call takes the table's own mutex.
  */
@@ -58,7 +59,7 @@ struct inodes_stamp {
 /* What an open does with the kernel's page cache of the file. */
 enum inodes_cache {
     INODES_CACHE_KEEP,      /* filled from this very file: keep it */
-    INODES_CACHE_STALE,     /* empty it, then inodes_stamp() */
+    INODES_CACHE_STALE,     /* empty it; inodes_stamp() once surely empty */
     INODES_CACHE_DROP,      /* written here meanwhile: the open empties it */
 };
 
@@ -71,8 +72,8 @@ enum inodes_cache {
 enum inodes_cache inodes_open(struct inodes *t, uint64_t ino,
                               const struct inodes_stamp *s, bool writing,
                               bool *counted);
-/* The cache of ino was emptied after a STALE answer: s is what fills it
- * from now on (ignored if a writer opened meanwhile). */
+/* The cache of ino was emptied after a STALE answer that found s: s is
+ * what fills it from now on (ignored if a writer opened meanwhile). */
 void inodes_stamp(struct inodes *t, uint64_t ino, const struct inodes_stamp *s);
 /* The end of a writing open that inodes_open counted. */
 void inodes_close(struct inodes *t, uint64_t ino);

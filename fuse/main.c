@@ -29,6 +29,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Worker threads: at most, and kept idle after a burst (each holds a
+ * max_write buffer). */
+#define MOUNT_MAX_THREADS 1024
+#define MOUNT_IDLE_THREADS 32
+
 #define MOUNT_USAGE \
     "usage: dfs-mount MNT [-M host:port,...] [-k KEYFILE] [-o OPT[,OPT...]] [-f] [-d]\n" \
     "mounts dfs at MNT through FUSE.\n" \
@@ -309,6 +314,11 @@ static int serve(const struct mount_opts *o, struct fsops *fs, int *report)
         log_error("out of memory");
         goto out_mount;
     }
+    /* libfuse stops at 10 workers by default, and every blocking lock
+     * waiter (F_SETLKW, flock) holds one while it waits: ten waiters would
+     * leave no thread to serve the unlock they wait for. */
+    fuse_loop_cfg_set_max_threads(cfg, MOUNT_MAX_THREADS);
+    fuse_loop_cfg_set_idle_threads(cfg, MOUNT_IDLE_THREADS);
     int rc = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
     status = rc < 0 ? 1 : 0;
