@@ -144,7 +144,7 @@ deps:
 ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 unit: $(UNIT_BINS)
-	@tests/run-unit.sh "plain" $(UNIT_BINS)
+	@tests/run-unit.sh "$(if $(SAN),ASan+UBSan,plain)" $(UNIT_BINS)
 
 # The sanitizer build lives in its own folder and never touches bin/.
 asan:
