@@ -502,8 +502,8 @@ static void write_payload(const struct dfsfile_ws *w, uint64_t off_in_chunk,
 }
 
 /* The first failed answer of a batch: its status, *failed the node. */
-static int first_failure(struct dfs_inode *f, struct dfsfile_ws *w, const struct rpc_reply *r,
-                         size_t n, uint32_t *failed)
+static int first_failure(struct dfs_inode *f, struct dfsfile_ws *w,
+                         const struct rpc_reply *r, size_t n, uint32_t *failed)
 {
     for (size_t i = 0; i < n; i++) {
         int rc = r[i].hdr.status;
@@ -617,8 +617,8 @@ static int rebegin(struct dfs_inode *f, struct dfsfile_ws *w)
 static int pending_retire(struct dfsfile_ws *w);
 static void unsynced_drop(struct dfsfile_ws *w, uint64_t covers);
 
-static int resend_one(struct dfs_inode *f, struct dfsfile_ws *w, const struct dfsfile_pending *p,
-                      uint32_t *failed)
+static int resend_one(struct dfs_inode *f, struct dfsfile_ws *w,
+                      const struct dfsfile_pending *p, uint32_t *failed)
 {
     int rc = chain_write(f, w, p->off, p->data, p->len, 0, failed);
     /* A new write session starts from the committed length. */
@@ -658,7 +658,8 @@ static int resend_held(struct dfs_inode *f, struct dfsfile_ws *w, uint32_t *fail
  * refused, never applied over the resent ones) — and everything held sent
  * again, as often as the master can repair.
  */
-static int chain_repair(struct dfs_inode *f, struct dfsfile_ws *w, int rc, uint32_t failed)
+static int chain_repair(struct dfs_inode *f, struct dfsfile_ws *w, int rc,
+                        uint32_t failed)
 {
     for (int i = 0; rc < 0 && i < DFSFILE_REPLACE_TRIES; i++) {
         if (rc == -ENOMEM)
@@ -681,8 +682,9 @@ static int chain_repair(struct dfs_inode *f, struct dfsfile_ws *w, int rc, uint3
 }
 
 /* chain_write, on a repaired chain when it fails. */
-static int chain_write_retry(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off_in_chunk,
-                             const uint8_t *data, size_t len, uint8_t flags)
+static int chain_write_retry(struct dfs_inode *f, struct dfsfile_ws *w,
+                             uint64_t off_in_chunk, const uint8_t *data, size_t len,
+                             uint8_t flags)
 {
     uint32_t failed;
     int rc = chain_write(f, w, off_in_chunk, data, len, flags, &failed);
@@ -806,7 +808,8 @@ static void write_failed(struct dfs_inode *f, struct dfsfile_ws *w, int rc)
  * or a transport error with failed 0): chain_repair sends everything held
  * again on a repaired chain, or the write session is lost.
  */
-static int stream_recover(struct dfs_inode *f, struct dfsfile_ws *w, int rc, uint32_t failed)
+static int stream_recover(struct dfs_inode *f, struct dfsfile_ws *w, int rc,
+                          uint32_t failed)
 {
     stream_close(f, w, false);
     rc = chain_repair(f, w, rc, failed);
@@ -854,8 +857,8 @@ static bool sync_in_window(const struct dfsfile_ws *w)
 }
 
 /* Sends one CS_WRITE of at most PROTO_DATA_MAX bytes on the stream. */
-static int stream_send(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off, const uint8_t *data,
-                       size_t len)
+static int stream_send(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off,
+                       const uint8_t *data, size_t len)
 {
     int rc = 0;
     while (rc == 0 && w->npend == DFSFILE_WINDOW)
@@ -896,8 +899,8 @@ static int stream_send(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off, 
 }
 
 /* Queues data for [off, off + len) of the leased chunk on the stream. */
-static int stream_write(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off, const uint8_t *data,
-                        size_t len)
+static int stream_write(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off,
+                        const uint8_t *data, size_t len)
 {
     int rc = 0;
     for (size_t done = 0; rc == 0 && done < len;) {
