@@ -48,6 +48,7 @@ TOOLS_SHARED_OBJS = $(call objs_of,$(filter-out $(TOOLS:%=tools/%.c),$(wildcard 
 UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 CLUSTER_BINS = $(patsubst tests/cluster/%.c,$(BUILD)/tests/cluster/%,$(wildcard tests/cluster/*.c))
+CLUSTER_COMMON_OBJS = $(call objs_of,$(wildcard tests/cluster/common/*.c))
 POSIX_BINS  = $(patsubst tests/posix/%.c,$(BUILD)/tests/posix/%,$(wildcard tests/posix/*.c))
 MICRO_BINS  = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 SIM_OBJS    = $(call objs_of,$(wildcard tests/sim/*.c))
@@ -122,8 +123,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
 # The mount's lookup-count table is tested alone (it needs no libfuse).
 $(BUILD)/tests/test_inodes: $(BUILD)/fuse/inodes.o
 
-# Helper programs of the multi-process suites: clients built on libdfs.
-$(BUILD)/tests/cluster/%: $(BUILD)/tests/cluster/%.o $(LIB_DFS) $(LIB_COMMON)
+# Helper programs of the multi-process suites: clients built on libdfs,
+# sharing what tests/cluster/common holds.
+$(BUILD)/tests/cluster/%: $(BUILD)/tests/cluster/%.o $(CLUSTER_COMMON_OBJS) $(LIB_DFS) $(LIB_COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
 

@@ -53,6 +53,7 @@
 #include "common/dfs_error.h"
 #include "common/libdfs/dfs.h"
 #include "common/log.h"
+#include "tests/cluster/common/tsession.h"
 
 #define FL_PATH_MAX 512
 #define FL_SHA_HEX 65
@@ -489,20 +490,9 @@ static int io_open(struct io *io, const char *dir)
     io->d = NULL;
     if (dir)
         return 0;
-    const char *masters = getenv("DFS_MASTERS"), *key = getenv("DFS_KEY_FILE");
-    if (!masters || !key) {
-        fprintf(stderr, "faultload: set DFS_MASTERS and DFS_KEY_FILE, or give --dir\n");
-        return -EINVAL;
-    }
     log_init("faultload", LOG_ERROR, NULL);
-    struct dfs_opts o = { .masters = masters, .key_file = key,
-                          .client_name = "faultload", .op_timeout_ms = 20000,
-                          .uid = (uint32_t)getuid(), .gid = (uint32_t)getgid() };
-    char err[512];
-    int rc = dfs_open(&o, &io->d, err, sizeof(err));
-    if (rc < 0)
-        fprintf(stderr, "faultload: cannot reach the cluster: %s\n", err);
-    return rc;
+    io->d = tsession_open("faultload", 20000);
+    return io->d ? 0 : -ENOTCONN;
 }
 
 static void io_close(struct io *io)

@@ -24,25 +24,10 @@
 #include "common/libdfs/dfs.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "tests/cluster/common/tsession.h"
 
 #define CROSS_LEN 4096
 #define CROSS_TIMEOUT_MS 5000
-
-static int open_session(struct dfs **d, const char *who)
-{
-    struct dfs_opts o = { .masters = getenv("DFS_MASTERS"),
-                          .key_file = getenv("DFS_KEY_FILE"),
-                          .client_name = who, .op_timeout_ms = CROSS_TIMEOUT_MS };
-    char err[512];
-    if (!o.masters || !o.key_file) {
-        fprintf(stderr, "leasecross: set DFS_MASTERS and DFS_KEY_FILE\n");
-        return -EINVAL;
-    }
-    int rc = dfs_open(&o, d, err, sizeof(err));
-    if (rc < 0)
-        fprintf(stderr, "leasecross %s: cannot reach the cluster: %s\n", who, err);
-    return rc;
-}
 
 static int fail(const char *who, const char *what, struct dfs *d, int rc)
 {
@@ -56,8 +41,9 @@ static int fail(const char *who, const char *what, struct dfs *d, int rc)
 static int client(uint64_t ino, uint32_t first, int ready, int go)
 {
     const char *who = first == 0 ? "A" : "B";
-    struct dfs *d;
-    if (open_session(&d, who) < 0)
+    struct dfs *d = tsession_open(first == 0 ? "leasecross A" : "leasecross B",
+                                  CROSS_TIMEOUT_MS);
+    if (!d)
         return 1;
     uint8_t buf[CROSS_LEN];
     memset(buf, first == 0 ? 'a' : 'b', sizeof(buf));
@@ -103,7 +89,8 @@ static int check(struct dfs *d, uint64_t ino)
     uint8_t buf[2 * CROSS_LEN];
     int bad = 0;
     for (uint32_t index = 0; index < 2 && !bad; index++) {
-        ssize_t n = dfs_file_pread(f, buf, sizeof(buf), (uint64_t)index * PROTO_CHUNK_SIZE);
+        ssize_t n = dfs_file_pread(f, buf, sizeof(buf),
+                                   (uint64_t)index * PROTO_CHUNK_SIZE);
         bad = n != (ssize_t)sizeof(buf) || buf[0] != 'a' || buf[CROSS_LEN - 1] != 'a' ||
               buf[CROSS_LEN] != 'b' || buf[2 * CROSS_LEN - 1] != 'b';
         if (bad)
@@ -120,8 +107,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("leasecross", LOG_ERROR, NULL);
-    struct dfs *d;
-    if (open_session(&d, "setup") < 0)
+    struct dfs *d = tsession_open("leasecross", CROSS_TIMEOUT_MS);
+    if (!d)
         return 1;
     struct dfs_attr a;
     int rc = dfs_create(d, DFS_ROOT_INO, argv[1] + 1, 0644, DFS_O_WRITE | DFS_O_EXCL, &a);

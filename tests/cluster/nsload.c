@@ -22,32 +22,21 @@
 #include "common/dfs_error.h"
 #include "common/libdfs/dfs.h"
 #include "common/log.h"
+#include "tests/cluster/common/tsession.h"
+
+#define NSLOAD_TIMEOUT_MS 60000
 
 struct job {
-    const char *masters, *key;
     uint64_t dir;
     long first, step, n;
     int err;
     long failed_at;
 };
 
-static struct dfs *open_session(const char *masters, const char *key)
-{
-    struct dfs_opts o = { .masters = masters, .key_file = key,
-                          .client_name = "nsload", .op_timeout_ms = 60000 };
-    struct dfs *d = NULL;
-    char err[512];
-    if (dfs_open(&o, &d, err, sizeof(err)) < 0) {
-        fprintf(stderr, "nsload: %s\n", err);
-        return NULL;
-    }
-    return d;
-}
-
 static void *create_worker(void *arg)
 {
     struct job *j = arg;
-    struct dfs *d = open_session(j->masters, j->key);
+    struct dfs *d = tsession_open("nsload", NSLOAD_TIMEOUT_MS);
     if (!d) {
         j->err = -ECONNREFUSED;
         return NULL;
@@ -74,8 +63,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int do_create(struct dfs *d, const char *masters, const char *key,
-                     const char *dir, long n, int threads)
+static int do_create(struct dfs *d, const char *dir, long n, int threads)
 {
     struct dfs_attr at;
     int rc = dfs_mkdir(d, DFS_ROOT_INO, dir, 0755, &at);
@@ -87,7 +75,7 @@ static int do_create(struct dfs *d, const char *masters, const char *key,
     pthread_t th[64];
     double t0 = now_s();
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (struct job){ masters, key, at.ino, t, threads, n, 0, -1 };
+        jobs[t] = (struct job){ at.ino, t, threads, n, 0, -1 };
         pthread_create(&th[t], NULL, create_worker, &jobs[t]);
     }
     int status = 0;
@@ -192,16 +180,15 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("nsload", LOG_ERROR, NULL);
-    const char *masters = getenv("DFS_MASTERS"), *key = getenv("DFS_KEY_FILE");
     long n = atol(argv[3]);
     int threads = argc > 4 ? atoi(argv[4]) : 1;
     if (threads < 1 || threads > 64 || n < 0)
         return 2;
-    struct dfs *d = open_session(masters, key);
+    struct dfs *d = tsession_open("nsload", NSLOAD_TIMEOUT_MS);
     if (!d)
         return 1;
     int rc = trunc ? do_truncate(d, argv[2], strtoull(argv[3], NULL, 10))
-           : !strcmp(argv[1], "create") ? do_create(d, masters, key, argv[2], n, threads)
+           : !strcmp(argv[1], "create") ? do_create(d, argv[2], n, threads)
                                         : do_check(d, argv[2], n);
     dfs_close(d);
     return rc;

@@ -23,6 +23,7 @@
 #include "common/dfs_error.h"
 #include "common/libdfs/dfs.h"
 #include "common/log.h"
+#include "tests/cluster/common/tsession.h"
 
 #define SCATTER_PIECE_MAX 16384
 #define SCATTER_SYNC_EVERY 1000
@@ -120,20 +121,14 @@ int main(int argc, char **argv)
     uint64_t span = strtoull(argv[3], NULL, 10) << 20;
     long pieces = strtol(argv[4], NULL, 10);
     long pause_at = argc > 5 ? strtol(argv[5], NULL, 10) : -1;
-    const char *masters = getenv("DFS_MASTERS"), *key = getenv("DFS_KEY_FILE");
-    if (!masters || !key || span <= SCATTER_PIECE_MAX) {
-        fprintf(stderr, "scatter: set DFS_MASTERS and DFS_KEY_FILE; SPAN_MIB >= 1\n");
+    if (span <= SCATTER_PIECE_MAX) {
+        fprintf(stderr, "scatter: SPAN_MIB must be at least 1\n");
         return 2;
     }
     log_init("scatter", LOG_ERROR, NULL);
-    struct dfs_opts o = { .masters = masters, .key_file = key,
-                          .client_name = "scatter", .op_timeout_ms = 30000 };
-    struct dfs *d;
-    char err[512];
-    if (dfs_open(&o, &d, err, sizeof(err)) < 0) {
-        fprintf(stderr, "scatter: cannot reach the cluster: %s\n", err);
+    struct dfs *d = tsession_open("scatter", 30000);
+    if (!d)
         return 1;
-    }
     uint8_t *model = calloc(1, span);
     struct dfs_attr a;
     struct dfs_file *f = NULL;
