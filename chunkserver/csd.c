@@ -57,8 +57,8 @@ const struct conf_key csd_conf_keys[] = {
         "rack label; replicas of a chunk go to distinct racks"),
     KEY("reserved_space", CONF_SIZE, reserved_space, "1G", NULL, NULL,
         "free disk space never used for chunks"),
-    KEY("chunk_size", CONF_SIZE, chunk_size, "64M", "64K", "2G",
-        "capacity of new chunks, a multiple of 64K"),
+    KEY("chunk_size", CONF_SIZE, legacy_chunk_size, "0", NULL, NULL,
+        "ignored: new chunks take the cluster's chunk size, which the masters give"),
     KEY("log_level", CONF_STRING, log_level, "info", NULL, NULL,
         "debug, info, warn or error"),
     KEY("log_file", CONF_STRING, log_file, NULL, NULL, NULL,
@@ -170,16 +170,13 @@ static int csd_split_dirs(char *buf, struct vols_dir *dirs, struct fsio *fs,
 static int csd_open_store(struct csd *d, char *errbuf, size_t errlen)
 {
     const struct csd_conf *conf = d->conf;
-    if (conf->chunk_size % PROTO_BLOCK_SIZE) {
-        snprintf(errbuf, errlen, "chunk_size: %llu is not a multiple of 64K",
-                 (unsigned long long)conf->chunk_size);
-        return -DFS_ECONF;
-    }
     d->fs = fsio_from_env();
     if (!d->fs)
         return -ENOMEM;
     struct vols_params params = {
-        .store = { .chunk_size = conf->chunk_size,
+        /* With masters, new chunks wait for the cluster's chunk size,
+         * which registration gives. */
+        .store = { .chunk_size = conf->masters ? 0 : PROTO_CHUNK_SIZE,
                    .reserved_bytes = conf->reserved_space },
         .on_fail = csd_on_dir_failed,
         .fail_arg = d,
@@ -206,6 +203,9 @@ int csd_open(const struct csd_conf *conf, struct csd **out, char *errbuf,
     if (!d)
         return -ENOMEM;
     d->conf = conf;
+    if (conf->legacy_chunk_size)
+        log_warn("chunk_size in the configuration is ignored: new chunks take the "
+                 "cluster's chunk size, which the masters give");
     int rc = auth_key_load(conf->key_file, &d->key, errbuf, errlen);
     if (rc < 0)
         goto err_free_csd;

@@ -45,7 +45,7 @@ struct csd_conf {
     char *key_file;
     char *rack;
     uint64_t reserved_space;    /* bytes of the disk left free */
-    uint64_t chunk_size;        /* capacity of new chunks */
+    uint64_t legacy_chunk_size; /* a key older configs set; ignored */
     char *log_level;
     char *log_file;             /* NULL: stderr */
     int disk_threads;

@@ -380,7 +380,12 @@ static void csm_registered(struct csmaster *m, const uint8_t *p, size_t len)
     uint32_t cs_id = wire_get_u32(&r);
     uint64_t cluster_id = wire_get_u64(&r);
     uint32_t hb = wire_get_u32(&r);
+    /* A master from before the setting says nothing: it counts in the
+     * default. */
+    uint64_t chunk_size = r.left ? wire_get_u64(&r) : PROTO_CHUNK_SIZE;
     int rc = wire_reader_finish(&r);
+    if (rc == 0)
+        rc = vols_set_chunk_size(d->vols, chunk_size);
     if (rc < 0) {
         csm_drop(m, "CS_REGISTER reply", rc);
         return;
@@ -411,6 +416,14 @@ static void csm_register_reply(void *arg, int status, const uint8_t *payload,
         log_error("csmaster: %s refuses data directory %s: it belongs to "
                   "another cluster", m->cur, m->d->conf->data_dir);
         csd_stop(m->d);
+        return;
+    }
+    if (status == -DFS_ENOTREADY) {
+        /* A new leader not serving yet is no reason to avoid it. */
+        m->redirected = true;
+        log_info("csmaster: %s is not ready yet", m->cur);
+        if (m->rc)
+            net_conn_abort(rpc_net(m->rc));
         return;
     }
     if (csm_check_reply(m, "CS_REGISTER", status, payload, len) == 0)

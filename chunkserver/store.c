@@ -98,7 +98,7 @@ struct store_chunk {
 struct store {
     struct fsio *fs;                /* borrowed */
     char dir[DIR_MAX];
-    uint64_t chunk_size;
+    uint64_t chunk_size;            /* atomic: store_set_chunk_size */
     uint64_t reserved;
     uint32_t zero_block_crc;        /* crc32c of B zero bytes */
     pthread_mutex_t ident_mu;
@@ -1132,7 +1132,8 @@ static int create_file(struct store *s, struct store_chunk *ch,
     chunk_path(s, ch->node.id, true, tmp);
     chunk_path(s, ch->node.id, false, path);
     sub_path(s, (unsigned)(ch->node.id & 0xff), sub);
-    uint64_t data_off = chunkfile_data_off(s->chunk_size);
+    uint64_t capacity = __atomic_load_n(&s->chunk_size, __ATOMIC_RELAXED);
+    uint64_t data_off = chunkfile_data_off(capacity);
     int rc = space_check(s, ch->node.id, data_off);
     if (rc < 0)
         return rc;
@@ -1140,7 +1141,7 @@ static int create_file(struct store *s, struct store_chunk *ch,
     if (!head)
         return -ENOMEM;
     ch->hdr = (struct chunkfile_hdr){ .id = ch->node.id, .seq = 1,
-                                      .capacity = s->chunk_size,
+                                      .capacity = capacity,
                                       .version = version };
     chunkfile_encode(&ch->hdr, head);
 
@@ -1681,6 +1682,14 @@ static struct store *store_alloc(struct fsio *fs, const char *dir,
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->ident_mu, NULL);
     return s;
+}
+
+int store_set_chunk_size(struct store *s, uint64_t size)
+{
+    if (!chunkfile_capacity_ok(size))
+        return -EINVAL;
+    __atomic_store_n(&s->chunk_size, size, __ATOMIC_RELAXED);
+    return 0;
 }
 
 int store_open(struct fsio *fs, const char *dir,

@@ -54,9 +54,9 @@
 struct store;
 
 struct store_params {
-    /* Capacity of new chunks in bytes: a multiple of STORE_BLOCK_SIZE up
-     * to 2 GiB; 0 means PROTO_CHUNK_SIZE.  Chunks already on disk keep
-     * the capacity they were created with. */
+    /* Capacity of new chunks in bytes (until store_set_chunk_size): a
+     * multiple of STORE_BLOCK_SIZE up to 2 GiB; 0 means PROTO_CHUNK_SIZE.
+     * Chunks already on disk keep the capacity they were created with. */
     uint64_t chunk_size;
     /* Free bytes left alone: a create or write that would leave less
      * free space on the file system is -ENOSPC. */
@@ -190,6 +190,11 @@ int store_list(struct store *s, store_list_fn fn, void *arg);
  * answer should memory have run short for this list).  *ids is malloc'ed
  * for the caller to free (NULL when *n is 0). */
 void store_take_bad(struct store *s, uint64_t **ids, size_t *n);
+
+/* The capacity of chunks created from now on (the cluster's chunk size,
+ * which the master gives at registration); -EINVAL unless a multiple of
+ * STORE_BLOCK_SIZE up to 2 GiB.  Any thread. */
+int store_set_chunk_size(struct store *s, uint64_t size);
 
 /* Space of the data directory: total and avail from the file system
  * (avail net of the reserved bytes), used by chunk files. */

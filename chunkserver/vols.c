@@ -358,7 +358,8 @@ static size_t candidates(struct vols *v, struct cand *out)
             continue;
         /* A directory whose space cannot be read goes last: its store
          * checks the space itself and refuses when it cannot. */
-        out[n++] = (struct cand){ i, rc < 0 ? 0 : avail / v->chunk_size,
+        uint64_t cs = __atomic_load_n(&v->chunk_size, __ATOMIC_RELAXED);
+        out[n++] = (struct cand){ i, rc < 0 ? 0 : avail / (cs ? cs : PROTO_CHUNK_SIZE),
                                   used };
     }
     qsort(out, n, sizeof(*out), cand_cmp);
@@ -431,6 +432,10 @@ static int create_in(struct vols *v, uint64_t id, uint32_t version, bool copy)
 {
     if (version == 0)
         return -EINVAL;
+    /* A chunk made before the master named the cluster's size could be
+     * too small for it: the writer takes another server meanwhile. */
+    if (!__atomic_load_n(&v->chunk_size, __ATOMIC_RELAXED))
+        return -EAGAIN;
     struct vols_route *r;
     int rc = route_reserve(v, id, copy, &r);
     if (rc < 0)
@@ -662,6 +667,17 @@ uint32_t vols_server_id(struct vols *v)
     return id;
 }
 
+int vols_set_chunk_size(struct vols *v, uint64_t size)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        int rc = store_set_chunk_size(v->dirs[i].s, size);
+        if (rc < 0)
+            return rc;
+    }
+    __atomic_store_n(&v->chunk_size, size, __ATOMIC_RELAXED);
+    return 0;
+}
+
 int vols_set_identity(struct vols *v, uint64_t cluster_id,
                       uint32_t server_id)
 {
@@ -882,8 +898,7 @@ static struct vols *vols_alloc(const struct vols_dir *dirs, size_t n,
         if (!v->dirs[i].path)
             goto err_free;
     }
-    v->chunk_size = p->store.chunk_size ? p->store.chunk_size
-                                        : PROTO_CHUNK_SIZE;
+    v->chunk_size = p->store.chunk_size;
     v->on_fail = p->on_fail;
     v->fail_arg = p->fail_arg;
     return v;

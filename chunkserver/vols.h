@@ -69,7 +69,8 @@ typedef void (*vols_fail_fn)(void *arg, const char *dir, size_t left);
 
 struct vols_params {
     /* For every store; store.cluster_id is the cluster expected (0: not
-     * known; then the directories' own identity decides). */
+     * known; then the directories' own identity decides); store.chunk_size
+     * 0: not known, creates are -EAGAIN until vols_set_chunk_size. */
     struct store_params store;
     vols_fail_fn on_fail;           /* may be NULL */
     void *fail_arg;
@@ -105,6 +106,10 @@ int vols_locate(struct vols *v, uint64_t id);
 /* The identity shared by the directories (0 when not assigned yet). */
 uint64_t vols_cluster_id(struct vols *v);
 uint32_t vols_server_id(struct vols *v);
+
+/* store_set_chunk_size on every directory, and the unit of free space
+ * when choosing one; -EINVAL for a size no store takes. */
+int vols_set_chunk_size(struct vols *v, uint64_t size);
 
 /* store_set_identity on every healthy directory.  -DFS_ECLUSTER when one
  * knows another cluster; -EIO when none is left. */

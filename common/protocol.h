@@ -73,8 +73,11 @@
 
 /* ---- sizes and limits ------------------------------------------------- */
 
-#define PROTO_CHUNK_SIZE      (64u << 20)   /* bytes per chunk */
+#define PROTO_CHUNK_SIZE      (64u << 20)   /* bytes per chunk by default: the
+                                               cluster's comes in SESSION_OPEN
+                                               and CS_REGISTER replies */
 #define PROTO_BLOCK_SIZE      (64u << 10)   /* bytes per CRC32C block */
+#define PROTO_CHUNKS_MAX      (1u << 24)    /* chunks per file */
 #define PROTO_DATA_MAX        (1u << 20)    /* data bytes in one DATA */
 #define PROTO_NAME_MAX        255           /* a directory entry name */
 #define PROTO_PATH_MAX        4096          /* a symlink target */
@@ -93,7 +96,8 @@ enum proto_msg {
     /* ---- client <-> master: sessions (0x010x) ---- */
 
     /* -> client_name str, lease_ms u32 (wanted)
-     * <- session u64, lease_ms u32 (granted)
+     * <- session u64, lease_ms u32 (granted), chunk_size u64 (the
+     *    cluster's bytes per chunk: chunk i holds [i, i+1) * chunk_size)
      * Not deduplicated: a retry may open a second session, which expires. */
     PROTO_SESSION_OPEN = 0x0101,
     /* -> HEAD                 <- lease_ms u32
@@ -342,7 +346,7 @@ enum proto_msg {
      * -> cluster_id u64 (0: fresh data directory), cs_id u32 (0: new),
      *    addr str, rack str, bytes_total u64, bytes_used u64, more u8,
      *    count u32, REPLICA[count]
-     * <- cs_id u32, cluster_id u64, heartbeat_ms u32
+     * <- cs_id u32, cluster_id u64, heartbeat_ms u32, chunk_size u64
      * The first part of the full chunk report; with more, CHUNK_REPORT
      * frames of kind FULL follow until one has more = 0.  A cluster_id of
      * another cluster is refused with -DFS_ECLUSTER. */

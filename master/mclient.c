@@ -19,7 +19,10 @@
  *  3. Leader-chosen ids (inodes, sessions, chunks) come from counters that
  *     only grow while this master leads, set once every entry of earlier
  *     leaders is applied (the barrier), so two proposals never pick the
- *     same id.
+ *     same id.  Before the first request is served, a new leader
+ *     brings the replicated options (root squash, and a chunk size if
+ *     the cluster has none) to its configuration: proposed once per
+ *     leadership, they move the barrier.
  *  4. A waiting request never outlives its connection's pointer: on close
  *     its conn is set to NULL and its answer dropped.
  */
@@ -93,6 +96,8 @@ struct mclient {
     uint64_t barrier;               /* last index when leadership began */
     int64_t leader_since_ns;        /* when this master became leader */
     bool ids_ready;                 /* counters set past the barrier */
+    bool config_checked;            /* the options, this leadership */
+    uint64_t ready_timer;           /* runs leader_ready off the apply path */
     struct mlock *locks;            /* parked lock waiters */
     uint64_t lock_timer;            /* re-proposes woken waiters; 0: idle */
 };
@@ -417,6 +422,59 @@ static int decode_mutation(struct mclient *mc, const struct ns *ns,
 
 /* ---- proposals -------------------------------------------------------------- */
 
+/* The options this master's configuration asks of the namespace; false
+ * when it holds them already.  The chunk size is asked only while the
+ * cluster has none: it is fixed once. */
+static bool config_wanted(const struct mserver *s, struct ns_op_config *want)
+{
+    const struct mserver_conf *c = s->conf;
+    struct ns_op_config have;
+    ns_options(s->ns, &have);
+    *want = have;
+    want->flags = c->root_squash ? NS_CONFIG_ROOT_SQUASH : 0;
+    if (c->root_squash) {
+        want->squash_uid = (uint32_t)c->squash_uid;
+        want->squash_gid = (uint32_t)c->squash_gid;
+    }
+    want->chunk_size = ns_chunk_size_fixed(s->ns) ? 0 : c->chunk_size;
+    return want->chunk_size || want->flags != have.flags ||
+           want->squash_uid != have.squash_uid || want->squash_gid != have.squash_gid;
+}
+
+/* Proposes *want; on success the barrier waits for it. */
+static int propose_config(struct mserver *s, const struct ns_op_config *want)
+{
+    struct ns_op op = { .type = NS_OP_CONFIG, .now = now_ns() };
+    op.u.config = *want;
+    struct wire_writer enc;
+    wire_writer_init(&enc);
+    ns_op_encode(&op, &enc);
+    uint64_t index, term;
+    int rc = enc.err ? enc.err : rnode_propose(s->rnode, enc.buf, enc.len, &index, &term);
+    wire_writer_release(&enc);
+    if (rc < 0)
+        return rc;
+    s->mc->barrier = index;
+    if (want->chunk_size)
+        log_info("proposing the cluster's chunk size: %" PRIu64 " bytes", want->chunk_size);
+    log_info("proposing root squash %s", want->flags & NS_CONFIG_ROOT_SQUASH ? "on" : "off");
+    return 0;
+}
+
+/* Once per leadership: the configured options, or why one cannot be. */
+static int check_config(struct mserver *s)
+{
+    uint64_t cs = ns_chunk_size(s->ns);
+    if (ns_chunk_size_fixed(s->ns) && s->conf->chunk_size != cs)
+        log_warn("chunk_size = %" PRIu64 " in the configuration, but the cluster's is %"
+                 PRIu64 ", fixed when it was made: the cluster's stays", s->conf->chunk_size, cs);
+    struct ns_op_config want;
+    if (!config_wanted(s, &want))
+        return 0;
+    int rc = propose_config(s, &want);
+    return rc < 0 ? rc : -DFS_ENOTREADY;
+}
+
 /*
  * Mutations wait until this leader has applied everything earlier leaders
  * appended: only then do the id counters see every id already chosen.
@@ -430,6 +488,13 @@ static int leader_ready(struct mserver *s)
     rnode_status(s->rnode, &st);
     if (st.applied < mc->barrier)
         return -DFS_ENOTREADY;
+    if (!mc->config_checked) {
+        int rc = check_config(s);
+        /* A failed proposal (a transfer holding them back) is tried again. */
+        mc->config_checked = rc == 0 || rc == -DFS_ENOTREADY;
+        if (rc < 0)
+            return -DFS_ENOTREADY;
+    }
     mc->next_ino = ns_next_free_ino(s->ns, NS_ROOT_INO);
     mc->next_session = ns_max_session_id(s->ns);
     mc->next_chunk = ns_max_chunk_id(s->ns);
@@ -547,12 +612,13 @@ static int trim_possible(struct mserver *s, const struct ns_op *op)
 {
     const struct ns_op_setattr *a = &op->u.setattr;
     struct ns_attr at;
-    if (!(a->valid & NS_SET_SIZE) || a->size % NS_CHUNK_SIZE == 0 ||
+    uint64_t cs = ns_chunk_size(s->ns);
+    if (!(a->valid & NS_SET_SIZE) || a->size % cs == 0 ||
         ns_getattr(s->ns, a->ino, &at) < 0 || a->size >= at.size)
         return 0;
     struct ns_chunk_info ci;
     uint32_t where[CSREG_MAX_REPLICAS];
-    int have = chunk_replicas(s, a->ino, (uint32_t)(a->size / NS_CHUNK_SIZE), &ci, where);
+    int have = chunk_replicas(s, a->ino, (uint32_t)(a->size / cs), &ci, where);
     if (have != 0)
         return 0;   /* a hole (-ENOENT) has nothing to trim */
     if (ci.trim_from && csreg_locations(s->csreg, ci.id, ci.trim_from, ci.version, where,
@@ -623,6 +689,7 @@ static int encode_mutation_reply(struct mserver *s,
     case PROTO_SESSION_OPEN:
         wire_put_u64(out, op->u.session.session);
         wire_put_u32(out, w->lease_ms);
+        wire_put_u64(out, ns_chunk_size(s->ns));
         break;
     case PROTO_SESSION_KEEPALIVE:
         wire_put_u32(out, w->lease_ms);
@@ -820,6 +887,16 @@ static void locks_fail_all(struct mserver *s)
         reply_not_leader(s, lw.conn, PROTO_LOCK, lw.req_id);
 }
 
+static int64_t ready_kick(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct mserver *s = arg;
+    s->mc->ready_timer = 0;
+    if (s->mc->leader && !s->mc->ids_ready)
+        leader_ready(s);
+    return EV_TIMER_STOP;
+}
+
 void mclient_applied(struct mserver *s, const struct raft_entry *e,
                      const struct ns_op *op, const struct ns_result *res)
 {
@@ -849,6 +926,12 @@ void mclient_applied(struct mserver *s, const struct raft_entry *e,
         queue_pop(q);
     }
     locks_applied(s, op, res);
+    /* A new leader fixes the options as soon as it may, not at the first
+     * client request: chunkservers wait for the chunk size.  Not from
+     * here: an apply runs inside the core's Ready, where nothing may be
+     * proposed. */
+    if (s->mc->leader && !s->mc->ids_ready && !s->mc->ready_timer)
+        s->mc->ready_timer = ev_timer_add(s->loop, 0, ready_kick, s);
 }
 
 /* ---- reads ------------------------------------------------------------------ */
@@ -1264,6 +1347,8 @@ static int64_t expiry_scan(struct ev_loop *loop, void *arg)
     (void)loop;
     struct mserver *s = arg;
     int64_t now = now_ns();
+    if (s->mc->leader && !s->mc->ids_ready)
+        leader_ready(s);   /* in case no entry applied since leading began */
     /* A new leader gives every session one full lease to find it: their
      * keepalives may have been lost with the old leader. */
     if (!s->mc->leader ||
@@ -1320,6 +1405,8 @@ void mclient_shutdown(struct mserver *s)
     ev_timer_cancel(s->loop, s->mc->expiry_timer);
     if (s->mc->lock_timer)
         ev_timer_cancel(s->loop, s->mc->lock_timer);
+    if (s->mc->ready_timer)
+        ev_timer_cancel(s->loop, s->mc->ready_timer);
     free(s->mc->props.v);
     free(s->mc->reads.v);
     free(s->mc);
@@ -1339,6 +1426,7 @@ void mclient_role_changed(struct mserver *s, bool leader)
         rnode_status(s->rnode, &st);
         mc->barrier = st.last_index;
         mc->ids_ready = false;
+        mc->config_checked = false;
         mc->leader_since_ns = now_ns();
     }
     mc->leader = leader;

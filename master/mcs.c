@@ -87,6 +87,10 @@ static void handle_register(struct mserver *s, struct rpc_conn *c,
                  addr, rpc_peer(c), cluster, s->cluster_id);
         rc = -DFS_ECLUSTER;
     }
+    /* Its new chunks take the cluster's chunk size, which a new cluster's
+     * first leader may still be fixing. */
+    if (rc == 0 && !ns_chunk_size_fixed(s->ns))
+        rc = -DFS_ENOTREADY;
     if (rc == 0)
         rc = csreg_register(s->csreg, id, addr, rack, total, used, c,
                             (int64_t)ev_now_ms(s->loop));
@@ -109,6 +113,7 @@ static void handle_register(struct mserver *s, struct rpc_conn *c,
         wire_put_u32(&w, id);
         wire_put_u64(&w, ours);
         wire_put_u32(&w, MCS_HEARTBEAT_MS);
+        wire_put_u64(&w, ns_chunk_size(s->ns));
         rpc_reply(c, f, w.err, w.buf, w.len);
         wire_writer_release(&w);
     }

@@ -3,7 +3,9 @@
  *
  * States: off (not leader) -> safe mode (leader, waiting MREPL_SAFE_MS for
  * chunkservers to register and report) -> active (scans every
- * MREPL_SCAN_MS).
+ * MREPL_SCAN_MS, and MREPL_RESCAN_MS after a copy ends while the last
+ * scan left chunks to copy: with small chunks a copy takes milliseconds,
+ * and the scan period, not the copies, would set the pace).
  *
  * Invariants:
  *  1. Nothing is copied or deleted in safe mode: replica locations are
@@ -48,6 +50,7 @@
 #include "master/ns.h"
 
 #define MREPL_SCAN_MS 2000
+#define MREPL_RESCAN_MS 100
 #define MREPL_SAFE_MS 10000
 #define MREPL_MAX_INFLIGHT 8
 #define MREPL_PER_TARGET 2
@@ -72,6 +75,8 @@ struct mrepl_trim {
 
 struct mrepl {
     uint64_t timer;
+    uint64_t rescan;                /* one-shot timer; 0: none armed */
+    bool backlog;                   /* the last scan left chunks uncopied */
     bool leader;
     int64_t active_after_ms;
     struct mrepl_copy *inflight[MREPL_MAX_INFLIGHT];
@@ -90,6 +95,24 @@ static bool copying(const struct mrepl *m, uint64_t chunk, uint32_t target,
         *to_target += m->inflight[i]->target == target;
     }
     return same;
+}
+
+static void scan(struct mserver *s);
+
+static bool active(const struct mserver *s)
+{
+    const struct mrepl *m = s->repl;
+    return m->leader && (int64_t)ev_now_ms(s->loop) >= m->active_after_ms;
+}
+
+static int64_t rescan(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct mserver *s = arg;
+    s->repl->rescan = 0;
+    if (active(s))
+        scan(s);
+    return EV_TIMER_STOP;
 }
 
 static void copy_done(void *arg, int status, const uint8_t *payload, size_t len)
@@ -116,6 +139,8 @@ static void copy_done(void *arg, int status, const uint8_t *payload, size_t len)
                       cp->chunk, cp->target);
         s->rereplications++;
         mcs_recount(s);
+        if (m && m->backlog && !m->rescan)
+            m->rescan = ev_timer_add(s->loop, MREPL_RESCAN_MS, rescan, s);
     } else if (status < 0) {
         log_warn("re-replication of chunk %016" PRIx64 " to chunkserver %u failed: %s",
                  cp->chunk, cp->target, dfs_strerror(status));
@@ -419,11 +444,13 @@ static void scan(struct mserver *s)
     for (size_t i = 0; i < drain.n; i++)
         csreg_set_drain_left(s->csreg, drain.id[i], drain.left[i]);
     qsort(need, n, sizeof(*need), by_danger);
+    size_t started = 0;
     for (size_t i = 0; i < n && m->n_inflight < MREPL_MAX_INFLIGHT; i++) {
         size_t k = csreg_locations(s->csreg, need[i].ci.id, need[i].ci.committed,
                                    need[i].ci.version, where, CSREG_MAX_REPLICAS);
-        start_copy(s, &need[i].ci, where, k);
+        started += start_copy(s, &need[i].ci, where, k);
     }
+    m->backlog = started < n;
     free(need);
     drop_orphans(s);
 }
@@ -432,8 +459,7 @@ static int64_t tick(struct ev_loop *loop, void *arg)
 {
     (void)loop;
     struct mserver *s = arg;
-    struct mrepl *m = s->repl;
-    if (m->leader && (int64_t)ev_now_ms(s->loop) >= m->active_after_ms)
+    if (active(s))
         scan(s);
     return MREPL_SCAN_MS;
 }
@@ -443,6 +469,12 @@ void mrepl_leader(struct mserver *s, bool leader)
     struct mrepl *m = s->repl;
     if (!m)
         return;
+    if (leader != m->leader) {
+        m->backlog = false;
+        if (m->rescan)
+            ev_timer_cancel(s->loop, m->rescan);
+        m->rescan = 0;
+    }
     if (leader && !m->leader) {
         m->active_after_ms = (int64_t)ev_now_ms(s->loop) + MREPL_SAFE_MS;
         /* What a server reported to an earlier leadership of ours may
@@ -479,6 +511,8 @@ void mrepl_shutdown(struct mserver *s)
     if (!m)
         return;
     ev_timer_cancel(s->loop, m->timer);
+    if (m->rescan)
+        ev_timer_cancel(s->loop, m->rescan);
     /* Copies still in flight end with their connections: copy_done frees
      * them and finds s->repl gone. */
     free(m);

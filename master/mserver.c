@@ -64,6 +64,14 @@ const struct conf_key mserver_conf_keys[] = {
     KEY("key_file", CONF_STRING, key_file, NULL, NULL, NULL, "cluster key file, required"),
     KEY("cluster_id", CONF_STRING, cluster_id, "", NULL, NULL,
         "16 hex digits naming the cluster (required with --init)"),
+    KEY("chunk_size", CONF_SIZE, chunk_size, "64M", "64K", "2G",
+        "bytes per chunk, a multiple of 64K; fixed by the first leader of a new cluster"),
+    KEY("root_squash", CONF_BOOL, root_squash, "false", NULL, NULL,
+        "act for uid 0 as squash_uid/squash_gid (set by the leader for the whole cluster)"),
+    KEY("squash_uid", CONF_UINT64, squash_uid, "65534", "0", "4294967294",
+        "the uid root becomes under root_squash"),
+    KEY("squash_gid", CONF_UINT64, squash_gid, "65534", "0", "4294967294",
+        "the gid root becomes under root_squash"),
     KEY("tick", CONF_DURATION, tick_ms, "50ms", "1ms", "10s", "Raft tick"),
     KEY("election_ticks", CONF_INT, election_ticks, "10", "2", "1000",
         "election timeout in ticks (randomised up to twice that)"),
@@ -89,6 +97,11 @@ int mserver_conf_load(struct mserver_conf *c, const char *path,
     if (missing) {
         snprintf(errbuf, errlen, "%s: required key \"%s\" is not set",
                  path ? path : "configuration", missing);
+        return -DFS_ECONF;
+    }
+    if (c->chunk_size % NS_CHUNK_SIZE_MIN) {
+        snprintf(errbuf, errlen, "chunk_size: %" PRIu64 " is not a multiple of 64K",
+                 c->chunk_size);
         return -DFS_ECONF;
     }
     if (2 * (unsigned)c->heartbeat_ticks > (unsigned)c->election_ticks) {

@@ -40,6 +40,10 @@ struct mserver_conf {
     char *masters_http;     /* same shape, their status pages (optional) */
     char *key_file;
     char *cluster_id;       /* 16 hex digits, fixed at --init */
+    uint64_t chunk_size;    /* proposed while the cluster has none */
+    bool root_squash;       /* replicated options this master's leadership */
+    uint64_t squash_uid;    /* brings the namespace to (docs/MASTER.md) */
+    uint64_t squash_gid;
     uint64_t tick_ms;
     int election_ticks;
     int heartbeat_ticks;

@@ -144,6 +144,7 @@ struct status_snap *mstatus_snapshot(struct mserver *s)
     ns_statfs(s->ns, &fs);
     snprintf(snap->cluster, sizeof(snap->cluster), "%s", s->cluster_id);
     snprintf(snap->version, sizeof(snap->version), "%s", DFS_VERSION);
+    snap->chunk_size = ns_chunk_size(s->ns);
     snap->now_ms = wall_ms();
     snap->start_ms = ms->start_ms;
     snap->self_id = rs.id;

@@ -288,14 +288,15 @@ void ns_reap(struct ns *ns, uint64_t ino, struct ns_result *res)
 void ns_truncate(struct ns *ns, struct ns_inode *in, uint64_t size,
                  struct ns_result *res)
 {
-    uint64_t keep = (size + NS_CHUNK_SIZE - 1) / NS_CHUNK_SIZE;
+    uint64_t cs = ns_chunk_size(ns);
+    uint64_t keep = (size + cs - 1) / cs;
     for (uint64_t i = keep; i < in->aux; i++) {
         uint32_t h = ns_inode_chunk(in, (uint32_t)i);
         if (h)
             drop_chunk(ns, h, res);
     }
     ns_inode_cut_chunks(in, (uint32_t)keep);
-    uint64_t tail = size % NS_CHUNK_SIZE;
+    uint64_t tail = size % cs;
     uint32_t h = keep > 0 && tail ? ns_inode_chunk(in, (uint32_t)keep - 1) : 0;
     if (h) {
         struct ns_chunk *c = ns_chunk_get(&ns->chunks, h);
@@ -324,6 +325,15 @@ static int apply_config(struct ns *ns, struct ns_call *c)
         return -EPERM;
     if (o->flags & ~(uint32_t)NS_CONFIG_ROOT_SQUASH)
         return -EINVAL;
+    if (o->chunk_size && (o->chunk_size % NS_CHUNK_SIZE_MIN ||
+                          o->chunk_size > NS_CHUNK_SIZE_MAX))
+        return -EINVAL;
+    /* Chunk indexes, lengths and truncation all hang on the chunk size:
+     * it is fixed once, before the first chunk. */
+    if (o->chunk_size && o->chunk_size != ns_chunk_size(ns) && ns_chunk_size_fixed(ns))
+        return -EBUSY;
+    if (o->chunk_size)
+        ns->cfg.chunk_size = o->chunk_size;
     ns->cfg.flags = o->flags;
     ns->cfg.squash_uid = o->squash_uid;
     ns->cfg.squash_gid = o->squash_gid;
@@ -635,6 +645,23 @@ uint64_t ns_lease_holder(const struct ns *ns, uint64_t chunk_id)
 uint64_t ns_next_free_ino(const struct ns *ns, uint64_t after)
 {
     return ns_inode_next_free(&ns->inodes, after);
+}
+
+uint64_t ns_chunk_size(const struct ns *ns)
+{
+    return ns->cfg.chunk_size ? ns->cfg.chunk_size : NS_CHUNK_SIZE_DEFAULT;
+}
+
+bool ns_chunk_size_fixed(const struct ns *ns)
+{
+    return ns->cfg.chunk_size != 0 || ns->chunks.count != 0;
+}
+
+void ns_options(const struct ns *ns, struct ns_op_config *out)
+{
+    *out = (struct ns_op_config){ .flags = ns->cfg.flags,
+                                  .squash_uid = ns->cfg.squash_uid,
+                                  .squash_gid = ns->cfg.squash_gid };
 }
 
 uint64_t ns_max_chunk_id(const struct ns *ns)

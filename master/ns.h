@@ -128,6 +128,15 @@ int ns_getlk(const struct ns *ns, uint64_t client, const struct ns_op_lock *req,
 /* The session holding chunk id's write lease, or 0. */
 uint64_t ns_lease_holder(const struct ns *ns, uint64_t chunk_id);
 
+/* Bytes per chunk of this cluster, and whether it is fixed: by a CONFIG,
+ * or by a chunk counted in it (a namespace from before the setting keeps
+ * the default).  A leader proposes its configured size while it is not,
+ * before serving. */
+uint64_t ns_chunk_size(const struct ns *ns);
+bool ns_chunk_size_fixed(const struct ns *ns);
+/* The replicated options, as an NS_OP_CONFIG that keeps them (chunk size 0). */
+void ns_options(const struct ns *ns, struct ns_op_config *out);
+
 /* ---- for the leader: choosing ids and proposing expiries ------------- */
 
 /* The smallest free inode number > after (0 when the table is full). */

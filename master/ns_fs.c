@@ -526,21 +526,23 @@ static int check_owner_change(const struct ns_inode *in, const struct ns_cred *c
     return 0;
 }
 
-static int check_size(const struct ns_call *c, const struct ns_inode *in)
+static int check_size(const struct ns *ns, const struct ns_call *c,
+                      const struct ns_inode *in)
 {
     const struct ns_op_setattr *o = &c->op->u.setattr;
     if (S_ISDIR(in->mode))
         return -EISDIR;
     if (!S_ISREG(in->mode))
         return -EINVAL;
-    if (o->size > (uint64_t)NS_CHUNKS_MAX * NS_CHUNK_SIZE)
+    if (o->size > NS_CHUNKS_MAX * ns_chunk_size(ns))
         return -EFBIG;
     if ((o->valid & NS_SET_OPEN_FH) && ns_lease_writable(c, o->ino))
         return 0;
     return ns_perm_check(in, &c->cred, NS_PERM_W);
 }
 
-static int setattr_checks(const struct ns_call *c, const struct ns_inode *in)
+static int setattr_checks(const struct ns *ns, const struct ns_call *c,
+                          const struct ns_inode *in)
 {
     const struct ns_op_setattr *o = &c->op->u.setattr;
     if (o->valid & ~(uint32_t)SET_ALL)
@@ -549,7 +551,7 @@ static int setattr_checks(const struct ns_call *c, const struct ns_inode *in)
     if (rc < 0)
         return rc;
     if (o->valid & NS_SET_SIZE) {
-        rc = check_size(c, in);
+        rc = check_size(ns, c, in);
         if (rc < 0)
             return rc;
     }
@@ -594,7 +596,7 @@ int ns_fs_setattr(struct ns *ns, struct ns_call *c)
     struct ns_inode *in = ns_inode_get(&ns->inodes, o->ino);
     if (!in)
         return -ENOENT;
-    int rc = setattr_checks(c, in);
+    int rc = setattr_checks(ns, c, in);
     if (rc < 0)
         return rc;
     int64_t now = c->op->now;

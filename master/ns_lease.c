@@ -336,7 +336,7 @@ int ns_lease_write_end(struct ns *ns, struct ns_call *c)
     int rc = writable_file(ns, c, o->ino, &in);
     if (rc < 0)
         return rc;
-    if (o->length > NS_CHUNK_SIZE || (o->flags & ~(uint32_t)NS_WRITE_KEEP_LEASE))
+    if (o->length > ns_chunk_size(ns) || (o->flags & ~(uint32_t)NS_WRITE_KEEP_LEASE))
         return -EINVAL;
     uint32_t h = ns_inode_chunk(in, o->index);
     if (h == 0)
@@ -350,7 +350,7 @@ int ns_lease_write_end(struct ns *ns, struct ns_call *c)
     /* What the session wrote is committed now: a replica from before an
      * earlier cut lacks it, and trimming would not give it back. */
     ch->trim_from = 0;
-    uint64_t end = (uint64_t)o->index * NS_CHUNK_SIZE + o->length;
+    uint64_t end = o->index * ns_chunk_size(ns) + o->length;
     if (end > in->size)
         in->size = end;
     in->mtime = o->mtime;

@@ -7,11 +7,12 @@
  *   u8 format (NS_OP_FORMAT), u8 type, u64 client, u64 seq, i64 now,
  *   u32 uid, u32 gid, u32 ngroups, u32 groups[ngroups],
  *   then the type's fields in the order of its struct in ns_op.h.
- * Format 2 added the lock's pid; format 1 entries (no pid) still decode,
- * with pid 0, so a log written before it replays.  The encoder writes
- * format 1 unless the op needs 2 (a LOCK with a pid): a follower still
- * running the version before decodes every other entry a new leader
- * writes, which keeps a rolling upgrade possible.
+ * Format 2 added the lock's pid, format 3 the chunk size of a CONFIG;
+ * entries of the formats before still decode (pid 0, chunk size 0), so a
+ * log written before replays.  The encoder writes the lowest format the
+ * op needs (1 unless a LOCK has a pid or a CONFIG a chunk size): a
+ * follower still running the version before decodes every other entry a
+ * new leader writes, which keeps a rolling upgrade possible.
  * Invariant: ns_op_decode(ns_op_encode(op)) == op for every op, and the
  * decoder accepts no trailing bytes.
  */
@@ -23,8 +24,10 @@
 #include "common/dfs_error.h"
 #include "common/wire.h"
 
-#define NS_OP_FORMAT 2
+#define NS_OP_FORMAT_CHUNK_SIZE 3      /* CONFIG carries a chunk size */
+#define NS_OP_FORMAT_PID 2             /* LOCK carries a pid */
 #define NS_OP_FORMAT_NO_PID 1
+#define NS_OP_FORMAT NS_OP_FORMAT_CHUNK_SIZE   /* the newest */
 
 static void put_str(struct wire_writer *w, struct ns_str s)
 {
@@ -220,18 +223,22 @@ static void lock_dec(struct ns_op_lock *o, struct wire_reader *r, uint8_t format
     o->pid = format == NS_OP_FORMAT_NO_PID ? 0 : wire_get_u32(r);
 }
 
-static void config_enc(const struct ns_op_config *o, struct wire_writer *w)
+static void config_enc(const struct ns_op_config *o, struct wire_writer *w,
+                       uint8_t format)
 {
     wire_put_u32(w, o->flags);
     wire_put_u32(w, o->squash_uid);
     wire_put_u32(w, o->squash_gid);
+    if (format >= NS_OP_FORMAT_CHUNK_SIZE)
+        wire_put_u64(w, o->chunk_size);
 }
 
-static void config_dec(struct ns_op_config *o, struct wire_reader *r)
+static void config_dec(struct ns_op_config *o, struct wire_reader *r, uint8_t format)
 {
     o->flags = wire_get_u32(r);
     o->squash_uid = wire_get_u32(r);
     o->squash_gid = wire_get_u32(r);
+    o->chunk_size = format >= NS_OP_FORMAT_CHUNK_SIZE ? wire_get_u64(r) : 0;
 }
 
 /* ---- the op ----------------------------------------------------------- */
@@ -271,7 +278,7 @@ static void body_enc(const struct ns_op *op, struct wire_writer *w, uint8_t form
         lock_enc(&op->u.lock, w, format);
         break;
     case NS_OP_CONFIG:
-        config_enc(&op->u.config, w);
+        config_enc(&op->u.config, w, format);
         break;
     case NS_OP_TYPE_END:
         break;
@@ -314,7 +321,7 @@ static int body_dec(struct ns_op *op, struct wire_reader *r, uint8_t format)
         lock_dec(&op->u.lock, r, format);
         return 0;
     case NS_OP_CONFIG:
-        config_dec(&op->u.config, r);
+        config_dec(&op->u.config, r, format);
         return 0;
     case NS_OP_TYPE_END:
         break;
@@ -325,8 +332,9 @@ static int body_dec(struct ns_op *op, struct wire_reader *r, uint8_t format)
 void ns_op_encode(const struct ns_op *op, struct wire_writer *w)
 {
     uint32_t ng = op->cred.ngroups < NS_GROUPS_MAX ? op->cred.ngroups : NS_GROUPS_MAX;
-    uint8_t format = op->type == NS_OP_LOCK && op->u.lock.pid ? NS_OP_FORMAT
-                                                              : NS_OP_FORMAT_NO_PID;
+    uint8_t format = op->type == NS_OP_CONFIG && op->u.config.chunk_size ? NS_OP_FORMAT_CHUNK_SIZE
+                     : op->type == NS_OP_LOCK && op->u.lock.pid     ? NS_OP_FORMAT_PID
+                                                                    : NS_OP_FORMAT_NO_PID;
     wire_put_u8(w, format);
     wire_put_u8(w, (uint8_t)op->type);
     wire_put_u64(w, op->client);
@@ -346,7 +354,7 @@ int ns_op_decode(const void *buf, size_t len, struct ns_op *op)
     memset(op, 0, sizeof(*op));
     wire_reader_init(&r, buf, len);
     uint8_t format = wire_get_u8(&r);
-    if (r.err == 0 && format != NS_OP_FORMAT && format != NS_OP_FORMAT_NO_PID)
+    if (r.err == 0 && (format < NS_OP_FORMAT_NO_PID || format > NS_OP_FORMAT))
         return -DFS_EVERSION;
     uint8_t type = wire_get_u8(&r);
     op->client = wire_get_u64(&r);

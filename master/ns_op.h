@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/protocol.h"
+
 struct wire_reader;
 struct wire_writer;
 
@@ -28,8 +30,13 @@ struct wire_writer;
 #define NS_XATTR_SIZE_MAX 65536u    /* bytes in one xattr value */
 #define NS_XATTR_TOTAL_MAX 262144u  /* names + values of one inode */
 #define NS_GROUPS_MAX 32u           /* supplementary groups carried */
-#define NS_CHUNK_SIZE (UINT64_C(64) << 20)
-#define NS_CHUNKS_MAX (UINT32_C(1) << 24)   /* chunks per file: 1 PiB */
+/* Bytes per chunk: a cluster setting (ns_chunk_size), fixed by the first
+ * NS_OP_CONFIG that names one while no chunk exists; a namespace without
+ * one uses the default. */
+#define NS_CHUNK_SIZE_DEFAULT (UINT64_C(64) << 20)
+#define NS_CHUNK_SIZE_MIN (UINT64_C(64) << 10)     /* one CRC block */
+#define NS_CHUNK_SIZE_MAX (UINT64_C(2) << 30)      /* chunk lengths are u32 */
+#define NS_CHUNKS_MAX PROTO_CHUNKS_MAX      /* chunks per file: 1 PiB at 64 MiB */
 #define NS_GOAL_DEFAULT 3u
 #define NS_GOAL_MAX 16u
 #define NS_DEDUP_WINDOW 32u         /* saved replies per session */
@@ -195,6 +202,7 @@ struct ns_op_lock {
 struct ns_op_config {
     uint32_t flags;         /* NS_CONFIG_* */
     uint32_t squash_uid, squash_gid;
+    uint64_t chunk_size;    /* 0: unchanged; else a multiple of NS_CHUNK_SIZE_MIN */
 };
 
 struct ns_op {

@@ -26,6 +26,7 @@
 struct ns_config {
     uint32_t flags;             /* NS_CONFIG_* */
     uint32_t squash_uid, squash_gid;
+    uint64_t chunk_size;        /* 0: not set (NS_CHUNK_SIZE_DEFAULT) */
 };
 
 struct ns {

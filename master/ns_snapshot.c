@@ -11,16 +11,18 @@
  * again in the format it was read in), so an input that is valid but not
  * canonical is refused too.
  *
- * Formats: 4 writes every chunk's trim_from; 3 (written before chunks had
- * one) and 2 (written before locks had a pid) are still read, their chunks
- * taking trim_from 0 and format 2's locks pid 0, so that a master upgraded
- * in place restarts from its own snapshot.  Either is written on request
- * only for a state it can hold.
+ * Formats: 5 writes the chunk size; 4 (written before the cluster had
+ * one: the default), 3 (before chunks had a trim_from) and 2 (before locks
+ * had a pid) are still read, with chunk size 0 (not fixed), trim_from 0
+ * and pid 0 where their layout has none, so that a master upgraded in
+ * place restarts from its own snapshot.  Each is written on request only
+ * for a state it can hold.
  *
  * File layout:
- *   "DFSNSNAP"  u32 format (4)  u64 body length  deflate(body)  u32 crc32c
+ *   "DFSNSNAP"  u32 format (5)  u64 body length  deflate(body)  u32 crc32c
  * Body layout (wire encoding, all counts before their items):
- *   u32 cfg flags, squash uid, squash gid; u64 max chunk id; u64 max
+ *   u32 cfg flags, squash uid, squash gid; u64 chunk size (not in formats
+ *   2 to 4); u64 max chunk id; u64 max
  *   session id; u32 inode generation counter
  *   u64 ninodes, then per inode ascending: u32 ino, mode, uid, gid, nlink,
  *     gen; u8 goal; u64 size; i64 atime, mtime, ctime; then by type:
@@ -51,7 +53,8 @@
 #include "master/ns_priv.h"
 
 #define SNAP_MAGIC "DFSNSNAP"
-#define SNAP_FORMAT 4u               /* 4: chunks carry their trim_from */
+#define SNAP_FORMAT 5u               /* 5: the chunk size */
+#define SNAP_FORMAT_NO_SIZE 4u       /* still read: chunks carry their trim_from */
 #define SNAP_FORMAT_NO_TRIM 3u       /* still read: locks carry their pid */
 #define SNAP_FORMAT_NO_PID 2u        /* still read */
 #define SNAP_HDR_SIZE 20u
@@ -103,8 +106,7 @@ static void put_dir(struct body *b, const struct ns_inode *in)
 
 static bool known_format(uint32_t format)
 {
-    return format == SNAP_FORMAT || format == SNAP_FORMAT_NO_TRIM ||
-           format == SNAP_FORMAT_NO_PID;
+    return format >= SNAP_FORMAT_NO_PID && format <= SNAP_FORMAT;
 }
 
 static void put_chunks(struct body *b, const struct ns *ns,
@@ -238,6 +240,10 @@ static void put_body(struct body *b, const struct ns *ns)
     wire_put_u32(w, ns->cfg.flags);
     wire_put_u32(w, ns->cfg.squash_uid);
     wire_put_u32(w, ns->cfg.squash_gid);
+    if (b->format > SNAP_FORMAT_NO_SIZE)
+        wire_put_u64(w, ns->cfg.chunk_size);
+    else if (ns->cfg.chunk_size)
+        b->err = -DFS_EVERSION;   /* formats 2 to 4 cannot hold it */
     wire_put_u64(w, ns->chunks.max_id);
     wire_put_u64(w, ns->sessions.max_id);
     wire_put_u32(w, ns->inodes.gen);
@@ -421,7 +427,7 @@ static int get_chunks(struct wire_reader *r, struct ns *ns, uint64_t ino,
         c.committed = wire_get_u32(r);
         c.length = wire_get_u32(r);
         c.trim_from = format > SNAP_FORMAT_NO_TRIM ? wire_get_u32(r) : 0;
-        if (r->err || c.length > NS_CHUNK_SIZE || c.committed > c.version)
+        if (r->err || c.length > ns_chunk_size(ns) || c.committed > c.version)
             return corrupt("bad chunk");
         uint32_t h;
         int rc = ns_chunk_add(&ns->chunks, &c, &h);
@@ -621,6 +627,9 @@ static int get_body(struct wire_reader *r, struct ns *ns, uint32_t format)
     ns->cfg.flags = wire_get_u32(r);
     ns->cfg.squash_uid = wire_get_u32(r);
     ns->cfg.squash_gid = wire_get_u32(r);
+    ns->cfg.chunk_size = format > SNAP_FORMAT_NO_SIZE ? wire_get_u64(r) : 0;
+    if (ns->cfg.chunk_size % NS_CHUNK_SIZE_MIN || ns->cfg.chunk_size > NS_CHUNK_SIZE_MAX)
+        return corrupt("bad chunk size");
     uint64_t max_chunk = wire_get_u64(r), max_sess = wire_get_u64(r);
     uint32_t gen = wire_get_u32(r);
     uint64_t n = wire_get_u64(r), last = 0;

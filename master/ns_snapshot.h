@@ -24,9 +24,10 @@ struct wire_writer;
  */
 int ns_snapshot_write(const struct ns *ns, struct wire_writer *w);
 /*
- * The same in a given format: 4 (the current one), 3 (the format before
- * chunks carried a trim_from) or 2 (before locks carried a pid), as a
- * master of that version reads it.  -DFS_EVERSION for another format, for
+ * The same in a given format: 5 (the current one), 4 (the format before
+ * the chunk size), 3 (before chunks carried a trim_from) or 2 (before locks
+ * carried a pid), as a master of that version reads it.  -DFS_EVERSION for
+ * another format, for formats 4 to 2 when the chunk size is fixed, for
  * format 3 or 2 when a chunk has a trim_from, or for format 2 when a lock
  * has a pid.
  */

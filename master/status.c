@@ -601,6 +601,7 @@ int status_render_json(const struct status_snap *snap, struct strbuf *out)
     jw_open(&w, NULL, '{');
     jw_str(&w, "cluster", snap->cluster);
     jw_str(&w, "version", snap->version);
+    jw_u64(&w, "chunk_size", snap->chunk_size);
     jw_i64(&w, "time_ms", snap->now_ms);
     jw_i64(&w, "start_time_ms", snap->start_ms);
     jw_u64(&w, "self", snap->self_id);
@@ -1141,6 +1142,7 @@ static void html_header(struct strbuf *sb, const struct status_snap *snap)
         strbuf_adds(sb, "none</b>");
     }
     strbuf_addf(sb, " &middot; term <b>%s</b>", fmt_count(snap->term).s);
+    strbuf_addf(sb, " &middot; chunks of %s", fmt_bytes(snap->chunk_size).s);
     strbuf_addf(sb, " &middot; up %s &middot; ",
                 fmt_uptime(snap->now_ms - snap->start_ms).s);
     html_esc(sb, snap->version);

@@ -138,6 +138,7 @@ struct status_ops {
 struct status_snap {
     char cluster[STATUS_NAME_MAX];
     char version[STATUS_NAME_MAX];
+    uint64_t chunk_size;             /* the cluster's bytes per chunk */
     int64_t now_ms;                  /* wall clock when taken */
     int64_t start_ms;                /* wall clock when this master started */
 

@@ -93,10 +93,13 @@ def write_master_conf(d, st, m):
         f.write("# written by dfs-cluster\n"
                 "id = %d\nlisten = 127.0.0.1:%d\nhttp = 127.0.0.1:%d\n"
                 "data_dir = %s\nmasters = %s\nmasters_http = %s\n"
-                "key_file = %s\ncluster_id = %s\nlog_file = %s\n"
+                "key_file = %s\ncluster_id = %s\nchunk_size = %s\nlog_file = %s\n"
                 % (m["id"], m["port"], m["http"], os.path.join(folder, "data"),
                    masters_spec(d, st, "port"), masters_spec(d, st, "http"),
-                   st["key"], st["cluster_id"], os.path.join(folder, "master.log")))
+                   st["key"], st["cluster_id"], st.get("chunk_size", "64M"),
+                   os.path.join(folder, "master.log")))
+        for kv in st.get("master_conf", []):
+            f.write("%s = %s\n" % tuple(kv.split("=", 1)))
     return folder, conf
 
 
@@ -275,10 +278,16 @@ def cmd_up(a):
                            check=True)
         cid = subprocess.run([os.path.join(BIN, "dfs-master"), "--new-cluster-id"],
                              check=True, capture_output=True, text=True).stdout.strip()
-        st = {"key": key, "cluster_id": cid, "chunkservers": [],
+        st = {"key": key, "cluster_id": cid, "chunk_size": a.chunk_size, "chunkservers": [],
               "masters": [{"id": i + 1, "port": free_port(), "http": free_port()}
                           for i in range(a.masters)]}
         fresh = True
+    for kv in a.master_conf or []:
+        if "=" not in kv:
+            die("--master-conf wants KEY=VALUE, not %s" % kv, 2)
+        key = kv.split("=", 1)[0]
+        st["master_conf"] = [o for o in st.get("master_conf", [])
+                             if o.split("=", 1)[0] != key] + [kv]
     for m in members(d, st):
         m["expect_running"] = True
         start_master(d, st, m, init=fresh)
@@ -461,6 +470,12 @@ def main():
     up.add_argument("-c", "--chunkservers", type=int, default=3)
     up.add_argument("--data-dirs", type=int, default=1, metavar="N",
                     help="data directories per chunkserver (data1..dataN; default 1: data)")
+    up.add_argument("--chunk-size", default="64M", metavar="SIZE",
+                    help="bytes per chunk of a new cluster (64K..2G, a multiple of 64K; "
+                         "default 64M), e.g. 1M for tests whose files span chunks")
+    up.add_argument("--master-conf", action="append", metavar="KEY=VALUE",
+                    help="one more line of every master's config (repeatable; kept for "
+                         "later starts), e.g. root_squash=true")
     up.add_argument("--timeout", type=int, default=30, help="seconds to wait for a leader")
     up.add_argument("--mount", metavar="MNT", help="also mount the cluster at MNT")
     up.set_defaults(fn=cmd_up)

@@ -129,8 +129,9 @@ static int cmd_status(struct admin *a)
     printf("cluster %s  leader master %s  term %s  commit %s\n",
            json_field(json, "cluster", b[0], 64), json_field(json, "leader", b[1], 64),
            json_field(json, "term", b[2], 64), json_field(json, "commit_index", b[3], 64));
-    printf("files %s  directories %s\n\n", json_field(json, "files", b[0], 64),
-           json_field(json, "directories", b[1], 64));
+    printf("files %s  directories %s  chunk size %s bytes\n\n",
+           json_field(json, "files", b[0], 64), json_field(json, "directories", b[1], 64),
+           json_field(json, "chunk_size", b[2], 64));
     printf("%-4s %-22s %-12s %-6s %-10s %-10s\n", "id", "address", "role", "term",
            "commit", "applied");
     /* Each master answers for itself; only the masters array is read. */
@@ -235,9 +236,13 @@ static int print_chunks(struct admin *a, const struct dfs_attr *at)
     struct dfs_chunk c[64];
     size_t n;
     bool first = true;
-    uint64_t nchunks = (at->size + DFS_CHUNK_SIZE - 1) / DFS_CHUNK_SIZE;
+    uint64_t cs;
+    int rc = dfs_chunk_size(a->d, &cs);
+    if (rc < 0)
+        return rc;
+    uint64_t nchunks = (at->size + cs - 1) / cs;
     for (uint64_t from = 0; from < nchunks; from += 64) {
-        int rc = dfs_chunks(a->d, at->ino, (uint32_t)from, c, 64, &n);
+        rc = dfs_chunks(a->d, at->ino, (uint32_t)from, c, 64, &n);
         if (rc < 0)
             return rc;
         for (size_t i = 0; i < n; i++) {

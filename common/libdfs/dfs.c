@@ -92,6 +92,7 @@ struct dfs {
     char client_name[PROTO_CLIENT_NAME_MAX];
     uint64_t session;
     uint32_t lease_ms;
+    uint64_t chunk_size;              /* the cluster's, from SESSION_OPEN */
     uint64_t seq;                     /* last sequence number taken */
     char errmsg[512];
     /* keepalive thread */
@@ -306,12 +307,28 @@ static int dfs_open_session_locked(struct dfs *d)
     if (rc == 0) {
         struct wire_reader rd;
         wire_reader_init(&rd, r.payload, r.len);
-        d->session = wire_get_u64(&rd);
-        d->lease_ms = wire_get_u32(&rd);
-        d->seq = 0;
-        rc = rd.err ? -EBADMSG : 0;
+        uint64_t session = wire_get_u64(&rd);
+        uint32_t lease_ms = wire_get_u32(&rd);
+        /* A master from before the setting says nothing: the default. */
+        uint64_t chunk_size = rd.left ? wire_get_u64(&rd) : PROTO_CHUNK_SIZE;
+        rc = rd.err || chunk_size == 0 ? -EBADMSG : 0;
+        if (rc == 0) {
+            d->session = session;
+            d->lease_ms = lease_ms;
+            d->chunk_size = chunk_size;
+            d->seq = 0;
+        }
     }
     rpc_reply_release(&r);
+    return rc;
+}
+
+int dfs_chunk_size(struct dfs *d, uint64_t *out)
+{
+    pthread_mutex_lock(&d->mu);
+    int rc = d->chunk_size ? 0 : dfs_open_session_locked(d);
+    *out = d->chunk_size;
+    pthread_mutex_unlock(&d->mu);
     return rc;
 }
 

@@ -177,12 +177,15 @@ struct dfs_chunk {
     uint32_t replicas[DFS_MAX_REPLICAS];   /* chunkserver numbers */
 };
 
+/* The cluster's bytes per chunk (fixed when the cluster was made; this
+ * opens the session if none is open yet). */
+int dfs_chunk_size(struct dfs *d, uint64_t *out);
+
 /*
  * The chunks of file ino with index in [first, first + max) (holes left
  * out; max at most 64) into out; *n receives how many.  A file of size S
- * has indexes below ceil(S / DFS_CHUNK_SIZE): step first by max up to it.
+ * has indexes below ceil(S / dfs_chunk_size): step first by max up to it.
  */
-#define DFS_CHUNK_SIZE (UINT64_C(64) << 20)
 int dfs_chunks(struct dfs *d, uint64_t ino, uint32_t first,
                struct dfs_chunk *out, size_t max, size_t *n);
 

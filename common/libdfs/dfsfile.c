@@ -132,6 +132,7 @@ struct dfs_inode {
     struct dfs *d;
     pthread_mutex_t mu;
     uint64_t ino;
+    uint64_t chunk_size;            /* the cluster's */
     uint64_t size;
     /* The chunks this session writes (leased), at most DFSFILE_SESSIONS:
      * writes that jump between chunks keep each one's lease and stream
@@ -254,7 +255,8 @@ static void read_cache_drop(struct dfs_inode *f)
  * this session has writes the master does not know of, and the caches are
  * dropped then (close-to-open: an open sees what others committed).
  */
-static struct dfs_inode *inode_attach(struct dfs *d, uint64_t ino, uint64_t size)
+static struct dfs_inode *inode_attach(struct dfs *d, uint64_t ino, uint64_t size,
+                                      uint64_t chunk_size)
 {
     struct dfs_inodes *t = dfs_inodes_of(d);
     pthread_mutex_lock(&t->mu);
@@ -276,6 +278,7 @@ static struct dfs_inode *inode_attach(struct dfs *d, uint64_t ino, uint64_t size
         pthread_mutex_init(&in->mu, NULL);
         in->d = d;
         in->ino = ino;
+        in->chunk_size = chunk_size;
         in->size = size;
         in->refs = 1;
         publish(in);
@@ -346,9 +349,13 @@ void dfsfile_attr_local(struct dfs *d, struct dfs_attr *a)
 static int handle_new(struct dfs *d, uint64_t ino, uint32_t flags, uint64_t size,
                       struct dfs_file **out)
 {
+    uint64_t chunk_size;
+    int rc = dfs_chunk_size(d, &chunk_size);
+    if (rc < 0)
+        return rc;
     struct dfs_file *h = calloc(1, sizeof(*h));
     if (h)
-        h->in = inode_attach(d, ino, size);
+        h->in = inode_attach(d, ino, size, chunk_size);
     if (!h || !h->in) {
         free(h);
         return -ENOMEM;
@@ -988,7 +995,7 @@ static int ws_for(struct dfs_inode *f, uint32_t index, struct dfsfile_ws **out)
             w = c;
             goto found;
         }
-        if (c->leased && c->index + 1 == index && c->last_end == PROTO_CHUNK_SIZE) {
+        if (c->leased && c->index + 1 == index && c->last_end == f->chunk_size) {
             int rc = flush_chunk(f, c, false);
             if (rc < 0)
                 return rc;
@@ -1018,11 +1025,11 @@ static ssize_t inode_pwrite(struct dfs_inode *f, const void *buf, size_t len,
     int rc = 0;
     while (rc == 0 && done < len) {
         uint64_t pos = off + done;
-        uint32_t index = (uint32_t)(pos / PROTO_CHUNK_SIZE);
-        uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
+        uint32_t index = (uint32_t)(pos / f->chunk_size);
+        uint64_t in_chunk = pos % f->chunk_size;
         size_t n = len - done;
-        if (n > PROTO_CHUNK_SIZE - in_chunk)
-            n = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
+        if (n > f->chunk_size - in_chunk)
+            n = (size_t)(f->chunk_size - in_chunk);
         if (n > (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX)
             n = (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX;
         struct dfsfile_ws *w;
@@ -1049,6 +1056,10 @@ ssize_t dfs_file_pwrite(struct dfs_file *h, const void *buf, size_t len,
 {
     if (!(h->flags & DFS_O_WRITE))
         return -EBADF;
+    /* Past the last chunk a file may have the index would wrap. */
+    uint64_t max = (uint64_t)PROTO_CHUNKS_MAX * h->in->chunk_size;
+    if (off > max || len > max - off)
+        return -EFBIG;
     return inode_pwrite(h->in, buf, len, off);
 }
 
@@ -1349,9 +1360,9 @@ static int readahead_fill(struct dfs_inode *f, uint64_t pos, size_t want)
     if (window > DFSFILE_READAHEAD_MAX)
         window = DFSFILE_READAHEAD_MAX;
     size_t n = want > window ? want : window;
-    uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
-    if (n > PROTO_CHUNK_SIZE - in_chunk)
-        n = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
+    uint64_t in_chunk = pos % f->chunk_size;
+    if (n > f->chunk_size - in_chunk)
+        n = (size_t)(f->chunk_size - in_chunk);
     if (n > f->size - pos)
         n = (size_t)(f->size - pos);
     if (!f->r.buf) {
@@ -1392,13 +1403,13 @@ static void prefetch_start(struct dfs_inode *f)
     uint64_t pos = f->r.off + f->r.len;
     if (f->r.pf.conn || f->r.window < DFSFILE_READAHEAD_MAX || pos >= f->size)
         return;
-    if (loc_get(f, (uint32_t)(pos / PROTO_CHUNK_SIZE)) < 0 ||
+    if (loc_get(f, (uint32_t)(pos / f->chunk_size)) < 0 ||
         !f->r.loc.present || f->r.loc.where.n == 0)
         return;
-    uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
+    uint64_t in_chunk = pos % f->chunk_size;
     size_t len = DFSFILE_READAHEAD_MAX;
-    if (len > PROTO_CHUNK_SIZE - in_chunk)
-        len = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
+    if (len > f->chunk_size - in_chunk)
+        len = (size_t)(f->chunk_size - in_chunk);
     if (len > f->size - pos)
         len = (size_t)(f->size - pos);
     if (!f->r.pf.buf && !(f->r.pf.buf = malloc(DFSFILE_READAHEAD_MAX)))
@@ -1463,7 +1474,7 @@ static int prefetch_take(struct dfs_inode *f, uint64_t pos)
             size_t piece = f->r.pf.len - at < PROTO_DATA_MAX ? f->r.pf.len - at
                                                               : PROTO_DATA_MAX;
             rc = read_answer(f, &f->r.pf.loc, &f->r.pf.loc.where.node[f->r.pf.node], &r,
-                             pos % PROTO_CHUNK_SIZE + at, f->r.pf.buf + at, piece);
+                             pos % f->chunk_size + at, f->r.pf.buf + at, piece);
             seen[id - 1] = true;
             got++;
         }
@@ -1522,14 +1533,14 @@ static ssize_t read_buffered(struct dfs_inode *f, uint64_t pos, uint8_t *buf,
 static ssize_t read_direct(struct dfs_inode *f, uint64_t pos, uint8_t *buf,
                            size_t n)
 {
-    uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
+    uint64_t in_chunk = pos % f->chunk_size;
     struct dfsfile_loc loc = f->r.loc;
     pthread_mutex_unlock(&f->mu);
     int rc = read_piece(f, &loc, in_chunk, buf, n);
     pthread_mutex_lock(&f->mu);
     if (rc < 0) {
         /* Another thread may have moved the cached location meanwhile. */
-        rc = loc_get(f, (uint32_t)(pos / PROTO_CHUNK_SIZE));
+        rc = loc_get(f, (uint32_t)(pos / f->chunk_size));
         if (rc == 0)
             rc = read_located(f, in_chunk, buf, n);
     }
@@ -1550,20 +1561,20 @@ ssize_t dfs_file_pread(struct dfs_file *h, void *buf, size_t len, uint64_t off)
     bool asked = false;
     while (done < len) {
         uint64_t pos = off + done;
-        rc = loc_get(f, (uint32_t)(pos / PROTO_CHUNK_SIZE));
+        rc = loc_get(f, (uint32_t)(pos / f->chunk_size));
         if (rc == 0 && pos >= f->size && !asked && !any_dirty(f)) {
             /* The end as this session last saw it: ask the master once
              * whether the file grew since (locate raises f->size). */
             asked = true;
             f->r.loc_valid = false;
-            rc = loc_get(f, (uint32_t)(pos / PROTO_CHUNK_SIZE));
+            rc = loc_get(f, (uint32_t)(pos / f->chunk_size));
         }
         if (rc < 0 || pos >= f->size)
             break;
-        uint64_t in_chunk = pos % PROTO_CHUNK_SIZE;
+        uint64_t in_chunk = pos % f->chunk_size;
         size_t n = len - done;
-        if (n > PROTO_CHUNK_SIZE - in_chunk)
-            n = (size_t)(PROTO_CHUNK_SIZE - in_chunk);
+        if (n > f->chunk_size - in_chunk)
+            n = (size_t)(f->chunk_size - in_chunk);
         if (n > f->size - pos)
             n = (size_t)(f->size - pos);
         ssize_t k = read_buffered(f, pos, p + done, n);

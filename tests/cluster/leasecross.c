@@ -48,13 +48,17 @@ static int client(uint64_t ino, uint32_t first, int ready, int go)
     uint8_t buf[CROSS_LEN];
     memset(buf, first == 0 ? 'a' : 'b', sizeof(buf));
     struct dfs_file *f;
-    int rc = dfs_file_open(d, ino, DFS_O_WRITE, &f, NULL);
+    uint64_t chunk;
+    int rc = dfs_chunk_size(d, &chunk);
+    if (rc < 0)
+        return fail(who, "chunk size", d, rc);
+    rc = dfs_file_open(d, ino, DFS_O_WRITE, &f, NULL);
     if (rc < 0)
         return fail(who, "open", d, rc);
     int status = 0;
     for (uint32_t k = 0; k < 2 && status == 0; k++) {
         uint32_t index = k == 0 ? first : 1 - first;
-        uint64_t off = (uint64_t)index * PROTO_CHUNK_SIZE + (first == 0 ? 0 : CROSS_LEN);
+        uint64_t off = index * chunk + (first == 0 ? 0 : CROSS_LEN);
         ssize_t n = dfs_file_pwrite(f, buf, sizeof(buf), off);
         if (n != (ssize_t)sizeof(buf)) {
             status = fail(who, "write", d, n < 0 ? (int)n : -EIO);
@@ -83,14 +87,18 @@ static pid_t spawn(uint64_t ino, uint32_t first, int ready, int go)
 static int check(struct dfs *d, uint64_t ino)
 {
     struct dfs_file *f;
-    int rc = dfs_file_open(d, ino, DFS_O_READ, &f, NULL);
+    uint64_t chunk;
+    int rc = dfs_chunk_size(d, &chunk);
+    if (rc < 0)
+        return fail("check", "chunk size", d, rc);
+    rc = dfs_file_open(d, ino, DFS_O_READ, &f, NULL);
     if (rc < 0)
         return fail("check", "open", d, rc);
     uint8_t buf[2 * CROSS_LEN];
     int bad = 0;
     for (uint32_t index = 0; index < 2 && !bad; index++) {
         ssize_t n = dfs_file_pread(f, buf, sizeof(buf),
-                                   (uint64_t)index * PROTO_CHUNK_SIZE);
+                                   index * chunk);
         bad = n != (ssize_t)sizeof(buf) || buf[0] != 'a' || buf[CROSS_LEN - 1] != 'a' ||
               buf[CROSS_LEN] != 'b' || buf[2 * CROSS_LEN - 1] != 'b';
         if (bad)

@@ -5,10 +5,12 @@
 # one handle across a chunkserver loss, and bad input with clear errors.
 set -u
 . "$(dirname "$0")/lib.sh"
-cluster_up -m 3 -c 3
+# Chunks of 1 MiB, so that every file of more than a MiB spans chunks.
+MiB=$((1 << 20)); CHUNK=$MiB
+cluster_up -m 3 -c 3 --chunk-size $CHUNK
 W=$DIR/work
 mkdir -p "$W"
-MiB=$((1 << 20)); CHUNK=$((64 * MiB))
+[ "$(master_field "${DFS_MASTERS%%,*}" chunk_size)" = $CHUNK ] || fail "the cluster does not say its chunk size"
 
 step "round trips at block and chunk edges"
 # The large one first: its first batch opens the chains' connections.
@@ -105,7 +107,7 @@ committed_copies_match() {  # committed_copies_match DFS_PATH LOCAL_FILE
     "$BIN/dfsadmin" stat --json "$1" | python3 -c '
 import glob, json, struct, sys
 st, want, top = json.load(sys.stdin), open(sys.argv[2], "rb").read(), sys.argv[1]
-CHUNK, DATA_OFF = 64 << 20, 12288
+CHUNK, DATA_OFF = int(sys.argv[3]), 12288
 for c in st["chunks"]:
     part = want[c["index"] * CHUNK:][:c["length"]]
     cid = int(c["id"], 16)
@@ -116,7 +118,7 @@ for c in st["chunks"]:
                             struct.unpack_from("<I", h, 40)[0]) for h in slots)
         if version == c["version"] and raw[DATA_OFF:DATA_OFF + len(part)] != part:
             sys.exit("%s: at the committed version %d, other bytes" % (f, version))
-' "$DIR" "$2"
+' "$DIR" "$2" "$CHUNK"
 }
 head -c $((MiB + 5)) /dev/urandom > "$W/part2"
 for victim in 1 2 3; do
@@ -172,7 +174,7 @@ step "scattered writes over five chunks, a chunkserver killed while four hold un
 # Killing a member of every chain then makes each repair on its own.
 seed=${SCATTER_SEED:-$RANDOM}
 echo "  test_data:   seed $seed (SCATTER_SEED=$seed replays it)"
-"$TOOLS/scatter" /scatter "$seed" 320 6000 3500 > "$W/scatter.out" 2>&1 & sc=$!
+"$TOOLS/scatter" /scatter "$seed" $((5 * CHUNK / MiB)) 6000 3500 > "$W/scatter.out" 2>&1 & sc=$!
 deadline=$((SECONDS + 120))
 until grep -q paused "$W/scatter.out"; do
     kill -0 $sc 2>/dev/null || break

@@ -70,8 +70,10 @@ static void node_set(struct node *n, const char *key, const char *value)
         fail_msg("%s", err);
 }
 
-/* A node with a fresh data directory; extra: "key=value" settings. */
-static void node_open(struct node *n, const char *const *extra)
+/* A node with a fresh data directory making chunks of chunk_size bytes
+ * (what a master would give at registration); extra: "key=value"
+ * settings. */
+static void node_open(struct node *n, uint64_t chunk_size, const char *const *extra)
 {
     char err[256], dir[128];
     memset(n, 0, sizeof(*n));
@@ -81,7 +83,6 @@ static void node_open(struct node *n, const char *const *extra)
     node_set(n, "listen", "127.0.0.1:0");
     node_set(n, "data_dir", dir);
     node_set(n, "key_file", g_keyfile);
-    node_set(n, "chunk_size", "1M");
     node_set(n, "reserved_space", "0");
     node_set(n, "scrub_rate", "0");
     node_set(n, "write_timeout", "5s");
@@ -92,6 +93,7 @@ static void node_open(struct node *n, const char *const *extra)
     int rc = csd_open(&n->conf, &n->d, err, sizeof(err));
     if (rc < 0)
         fail_msg("csd_open: %s", err);
+    assert_int_equal(vols_set_chunk_size(n->d->vols, chunk_size), 0);
     assert_int_equal(net_parse_addr(n->d->self_addr, n->host, sizeof(n->host),
                                     &n->port), 0);
     assert_int_equal(pthread_create(&n->th, NULL, node_main, n), 0);
@@ -280,7 +282,7 @@ static int trio_setup(void **state)
 {
     struct trio *t = calloc(1, sizeof(*t));
     for (int i = 0; i < 3; i++)
-        node_open(&t->n[i], NULL);
+        node_open(&t->n[i], 1u << 20, NULL);
     t->tail[0] = (struct chain_node){ 2, &t->n[1] };
     t->tail[1] = (struct chain_node){ 3, &t->n[2] };
     *state = t;
@@ -702,6 +704,7 @@ static void fm_register(int fd, const struct node *t)
     wire_put_u32(&w, 7);
     wire_put_u64(&w, 0xabcdef);
     wire_put_u32(&w, 20);
+    wire_put_u64(&w, 4u << 20);                  /* the cluster's chunk size */
     fm_send(fd, PROTO_CS_REGISTER, f.hdr.req_id, WIRE_F_REPLY, 0, &w);
     wire_writer_release(&w);
     rpc_reply_release(&f);
@@ -713,12 +716,11 @@ static void test_master_link_register_heartbeat_orders(void **state)
     uint16_t port;
     int lfd = fm_listen(&port);
     struct node src, t;
-    const char *big[] = { "chunk_size=4M", NULL };
-    node_open(&src, big);
+    node_open(&src, 4u << 20, NULL);
     char opt[64];
     snprintf(opt, sizeof(opt), "masters=127.0.0.1:%u", port);
-    const char *extra[] = { opt, "chunk_size=4M", "replicate_rate=64M", NULL };
-    node_open(&t, extra);
+    const char *extra[] = { opt, "replicate_rate=64M", NULL };
+    node_open(&t, 1u << 20, extra);
 
     /* A chunk of 2.5 pieces on the source. */
     uint32_t len = 2 * PROTO_DATA_MAX / 2 + 300000;
@@ -821,7 +823,7 @@ static void test_scrubber_finds_corrupt_chunk(void **state)
     (void)state;
     struct node n;
     const char *extra[] = { "scrub_rate=1G", "scrub_pause=10ms", NULL };
-    node_open(&n, extra);
+    node_open(&n, 1u << 20, extra);
     uint8_t data[100000];
     memset(data, 0x11, sizeof(data));
     int fd = node_dial(&n);

@@ -278,7 +278,7 @@ static void test_format1_lock_decodes(void **state)
     assert_int_equal(dec.u.lock.pid, 0);
     assert_int_equal(dec.u.lock.end, 8);
     assert_int_not_equal(ns_op_decode(w.buf, w.len, &dec), 0);  /* trailing bytes */
-    w.buf[0] = 3;
+    w.buf[0] = 4;
     assert_int_equal(ns_op_decode(w.buf, w.len, &dec), -DFS_EVERSION);
     wire_writer_release(&w);
 }

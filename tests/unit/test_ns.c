@@ -429,6 +429,76 @@ static void test_root_squash(void **state)
     t_fini(&t);
 }
 
+/* The chunk size is a cluster setting: fixed once, before the first chunk,
+ * and then what writes and truncation count in. */
+static void test_chunk_size_setting(void **state)
+{
+    (void)state;
+    struct tctx t;
+    t_init(&t);
+    assert_false(ns_chunk_size_fixed(t.ns));
+    assert_int_equal(ns_chunk_size(t.ns), NS_CHUNK_SIZE_DEFAULT);
+    struct ns_op op = t_op(&t, NS_OP_CONFIG, &T_ROOT);
+    op.u.config.chunk_size = 1000;                  /* not a block multiple */
+    assert_int_equal(t_apply(&t, &op), -EINVAL);
+    op.u.config.chunk_size = NS_CHUNK_SIZE_MAX + NS_CHUNK_SIZE_MIN;
+    assert_int_equal(t_apply(&t, &op), -EINVAL);
+    assert_false(ns_chunk_size_fixed(t.ns));
+    op.u.config.chunk_size = 1u << 20;
+    assert_int_equal(t_apply(&t, &op), 0);
+    assert_true(ns_chunk_size_fixed(t.ns));
+    assert_int_equal(ns_chunk_size(t.ns), 1u << 20);
+    /* the same size again changes nothing; another is refused */
+    assert_int_equal(t_apply(&t, &op), 0);
+    op.u.config.chunk_size = 2u << 20;
+    assert_int_equal(t_apply(&t, &op), -EBUSY);
+    assert_int_equal(ns_chunk_size(t.ns), 1u << 20);
+    /* other options change without touching it */
+    op.u.config = (struct ns_op_config){ .squash_uid = 7, .squash_gid = 7 };
+    assert_int_equal(t_apply(&t, &op), 0);
+    assert_int_equal(ns_chunk_size(t.ns), 1u << 20);
+
+    /* Writes and cuts count in 1 MiB chunks. */
+    t_session(&t, 5, 1, INT64_MAX);
+    uint64_t f;
+    assert_int_equal(t_create(&t, &T_ROOT, NS_ROOT_INO, "f", 0644, &f), 0);
+    assert_int_equal(t_open(&t, &T_ROOT, f, NS_OPEN_WRITE), 0);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(t_write_begin(&t, f, i), 0);
+        assert_int_equal(t_write_end(&t, f, i, i < 2 ? 1u << 20 : 5, 0), 0);
+    }
+    assert_int_equal(t_attr(&t, f).size, (2u << 20) + 5);
+    assert_int_equal(t_write_end(&t, f, 2, (1u << 20) + 1, 0), -EINVAL);
+    assert_int_equal(t_truncate(&t, &T_ROOT, f, (1u << 20) + 7), 0);
+    struct ns_chunk_info ci[4];
+    size_t n;
+    assert_int_equal(ns_chunk_range(t.ns, f, 0, ci, 4, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ci[1].length, 7);
+    assert_int_equal(t_truncate(&t, &T_ROOT, f, (uint64_t)NS_CHUNKS_MAX << 20), 0);
+    assert_int_equal(t_truncate(&t, &T_ROOT, f, ((uint64_t)NS_CHUNKS_MAX << 20) + 1),
+                     -EFBIG);
+
+    /* A namespace with chunks keeps the default it has been counting in. */
+    struct tctx u;
+    t_init(&u);
+    t_session(&u, 5, 1, INT64_MAX);
+    assert_int_equal(t_create(&u, &T_ROOT, NS_ROOT_INO, "g", 0644, &f), 0);
+    assert_int_equal(t_open(&u, &T_ROOT, f, NS_OPEN_WRITE), 0);
+    assert_false(ns_chunk_size_fixed(u.ns));
+    assert_int_equal(t_write_begin(&u, f, 0), 0);
+    assert_true(ns_chunk_size_fixed(u.ns));
+    u.client = 0;
+    op = t_op(&u, NS_OP_CONFIG, &T_ROOT);
+    op.u.config.chunk_size = 1u << 20;
+    assert_int_equal(t_apply(&u, &op), -EBUSY);
+    op.u.config.chunk_size = NS_CHUNK_SIZE_DEFAULT;
+    assert_int_equal(t_apply(&u, &op), 0);
+    assert_true(ns_chunk_size_fixed(u.ns));
+    t_fini(&u);
+    t_fini(&t);
+}
+
 static void test_setattr_times_goal_errors(void **state)
 {
     (void)state;
@@ -480,7 +550,7 @@ static void test_setattr_times_goal_errors(void **state)
     assert_int_equal(t_symlink(&t, &T_ROOT, d, "s", "x", &s), 0);
     assert_int_equal(t_truncate(&t, &T_ROOT, s, 0), -EINVAL);
     assert_int_equal(t_truncate(&t, &BOB, f, 10), -EACCES);
-    assert_int_equal(t_truncate(&t, &ALICE, f, (uint64_t)NS_CHUNKS_MAX * NS_CHUNK_SIZE + 1),
+    assert_int_equal(t_truncate(&t, &ALICE, f, (uint64_t)NS_CHUNKS_MAX * NS_CHUNK_SIZE_DEFAULT + 1),
                      -EFBIG);
     assert_int_equal(t_truncate(&t, &ALICE, f, 12345), 0);
     assert_int_equal(t_attr(&t, f).size, 12345);
@@ -656,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_sticky_and_setgid),
         cmocka_unit_test(test_rename_dir_needs_write_on_it),
         cmocka_unit_test(test_root_squash),
+        cmocka_unit_test(test_chunk_size_setting),
         cmocka_unit_test(test_setattr_times_goal_errors),
         cmocka_unit_test(test_xattrs),
         cmocka_unit_test(test_readdir_batches),

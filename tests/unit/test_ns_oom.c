@@ -343,7 +343,7 @@ static struct ns_op random_op(struct tctx *t, uint64_t *seed, char *n1, char *n2
     }
     case NS_OP_SETATTR:
         op.u.setattr = (struct ns_op_setattr){ .ino = ino, .valid = NS_SET_SIZE,
-                                               .size = t_rand(seed) % (3 * NS_CHUNK_SIZE) };
+                                               .size = t_rand(seed) % (3 * NS_CHUNK_SIZE_DEFAULT) };
         break;
     default:
         op.u.session = (struct ns_op_session){ .session = 100 + t->seq, .expiry = 9 };

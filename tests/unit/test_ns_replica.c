@@ -215,9 +215,9 @@ static uint64_t some_size(struct world *w, const struct handle *h)
     struct ns_chunk_info ci[4];
     size_t n;
     if (rnd(w, 2) || ns_chunk_range(w->a.ns, h->ino, 0, ci, 4, &n) < 0 || n == 0)
-        return rnd(w, 3 * NS_CHUNK_SIZE);
+        return rnd(w, 3 * NS_CHUNK_SIZE_DEFAULT);
     const struct ns_chunk_info *c = &ci[rnd(w, n)];
-    return (uint64_t)c->index * NS_CHUNK_SIZE + rnd(w, c->length ? c->length : NS_CHUNK_SIZE);
+    return (uint64_t)c->index * NS_CHUNK_SIZE_DEFAULT + rnd(w, c->length ? c->length : NS_CHUNK_SIZE_DEFAULT);
 }
 
 static void gen_handle_op(struct world *w, struct handle *h)
@@ -716,9 +716,9 @@ static void test_snapshot_refuses_inconsistent_body(void **state)
     uLongf blen = 4096;
     uint8_t body[4096];
     assert_int_equal(uncompress(body, &blen, wr.buf + 20, wr.len - 24), Z_OK);
-    /* the file's record follows the body header (40 bytes) and the root's
+    /* the file's record follows the body header (48 bytes) and the root's
      * (57 + a 33-byte directory with one entry "f" + 8 for no xattrs/locks) */
-    size_t pos = 40 + 57 + 33 + 8;
+    size_t pos = 48 + 57 + 33 + 8;
     assert_int_equal(body[pos], 2);                     /* ino 2 */
     assert_int_equal(body[pos + 16], 1);                /* its nlink */
     body[pos + 16] = 2;
@@ -792,8 +792,8 @@ static void any_op(uint64_t *seed, struct ns_op *op, int64_t now, char *longbuf)
 {
     static const uint64_t inos[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 4095,
                                      UINT32_MAX, UINT64_MAX };
-    static const uint64_t nums[] = { 0, 1, 2, 3, 5, 100, 4096, NS_CHUNK_SIZE,
-                                     NS_CHUNK_SIZE + 1, NS_CHUNKS_MAX, UINT32_MAX,
+    static const uint64_t nums[] = { 0, 1, 2, 3, 5, 100, 4096, NS_CHUNK_SIZE_DEFAULT,
+                                     NS_CHUNK_SIZE_DEFAULT + 1, NS_CHUNKS_MAX, UINT32_MAX,
                                      UINT64_MAX / 2, UINT64_MAX };
 #define INO pick(seed, inos, sizeof(inos) / sizeof(inos[0]))
 #define NUM pick(seed, nums, sizeof(nums) / sizeof(nums[0]))
@@ -849,7 +849,11 @@ static void any_op(uint64_t *seed, struct ns_op *op, int64_t now, char *longbuf)
                                           (uint32_t)NUM };
         break;
     case NS_OP_CONFIG:
-        op->u.config = (struct ns_op_config){ (uint32_t)(t_rand(seed) % 3), 7, 7 };
+        /* Chunk sizes: unchanged, valid (fixed once, before any chunk),
+         * and not a multiple of a block. */
+        op->u.config = (struct ns_op_config){
+            (uint32_t)(t_rand(seed) % 3), 7, 7,
+            (uint64_t[]){ 0, 0, 1u << 20, 64u << 20, 1000 }[t_rand(seed) % 5] };
         break;
     default:
         break;

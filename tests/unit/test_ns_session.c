@@ -10,7 +10,7 @@
 
 #include "test_ns.h"
 
-#define CS NS_CHUNK_SIZE
+#define CS NS_CHUNK_SIZE_DEFAULT
 
 /* A namespace with one file "f" (mode 0666) and a session for client 7. */
 static uint64_t setup_file(struct tctx *t)

@@ -70,26 +70,33 @@ static void test_loads_format2_snapshot(void **state)
     struct tctx t;
     uint64_t f;
     build(&t, &f);
-    struct wire_writer w2, w3, w4;
+    struct wire_writer w2, w3, w4, w5;
     wire_writer_init(&w2);
     wire_writer_init(&w3);
     wire_writer_init(&w4);
+    wire_writer_init(&w5);
     assert_int_equal(ns_snapshot_write_format(t.ns, 2, &w2), 0);
     assert_int_equal(ns_snapshot_write_format(t.ns, 3, &w3), 0);
-    assert_int_equal(ns_snapshot_write(t.ns, &w4), 0);
+    assert_int_equal(ns_snapshot_write_format(t.ns, 4, &w4), 0);
+    assert_int_equal(ns_snapshot_write(t.ns, &w5), 0);
     assert_int_equal(le32(w2.buf + 8), 2);
     assert_int_equal(le32(w3.buf + 8), 3);
     assert_int_equal(le32(w4.buf + 8), 4);
+    assert_int_equal(le32(w5.buf + 8), 5);
     /* The layouts differ only by the pid of each of the two locks, then
-     * by the trim_from of the one chunk. */
-    uLongf l2, l3, l4;
+     * by the trim_from of the one chunk, then by the chunk size. */
+    uLongf l2, l3, l4, l5;
     uint8_t *b2 = body_of(&w2, &l2), *b3 = body_of(&w3, &l3), *b4 = body_of(&w4, &l4);
+    uint8_t *b5 = body_of(&w5, &l5);
     assert_int_equal(l3 - l2, 2 * 4);
     assert_int_equal(l4 - l3, 4);
+    assert_int_equal(l5 - l4, 8);
     free(b2);
     free(b3);
     free(b4);
+    free(b5);
     wire_writer_release(&w4);
+    wire_writer_release(&w5);
 
     struct ns *old;
     assert_int_equal(ns_snapshot_load(w2.buf, w2.len, &old), 0);
@@ -200,7 +207,8 @@ static void test_loads_format3_snapshot(void **state)
 }
 
 /* A lock with a pid needs op format 2 and snapshot format 3 or later; a
- * chunk awaiting its trim needs snapshot format 4; nothing else does. */
+ * chunk awaiting its trim needs snapshot format 4; a fixed chunk size op
+ * format 3 and snapshot format 5; nothing else does. */
 static void test_new_formats_only_when_needed(void **state)
 {
     (void)state;
@@ -218,6 +226,19 @@ static void test_new_formats_only_when_needed(void **state)
     ns_op_encode(&op, &e);
     assert_int_equal(e.buf[0], 1);
     assert_int_equal(e.len, with_pid - 4);
+    /* a CONFIG needs op format 3 only when it carries a chunk size */
+    struct ns_op cfg = t_op(&t, NS_OP_CONFIG, &T_ROOT), dec;
+    e.len = 0;
+    ns_op_encode(&cfg, &e);
+    assert_int_equal(e.buf[0], 1);
+    size_t without = e.len;
+    cfg.u.config.chunk_size = 4u << 20;
+    e.len = 0;
+    ns_op_encode(&cfg, &e);
+    assert_int_equal(e.buf[0], 3);
+    assert_int_equal(e.len, without + 8);
+    assert_int_equal(ns_op_decode(e.buf, e.len, &dec), 0);
+    assert_int_equal(dec.u.config.chunk_size, 4u << 20);
     wire_writer_release(&e);
 
     op.u.lock.pid = 1234;
@@ -227,7 +248,7 @@ static void test_new_formats_only_when_needed(void **state)
     assert_int_equal(ns_snapshot_write_format(t.ns, 2, &w), -DFS_EVERSION);
     w.len = 0;
     w.err = 0;
-    assert_int_equal(ns_snapshot_write_format(t.ns, 5, &w), -DFS_EVERSION);
+    assert_int_equal(ns_snapshot_write_format(t.ns, 6, &w), -DFS_EVERSION);
     w.len = 0;
     w.err = 0;
     assert_int_equal(ns_snapshot_write_format(t.ns, 3, &w), 0);
@@ -244,11 +265,29 @@ static void test_new_formats_only_when_needed(void **state)
     assert_int_equal(ns_digest(copy), ns_digest(t.ns));
     ns_free(copy);
     /* An unknown format is refused, not misread. */
-    w.buf[8] = 5;
+    w.buf[8] = 6;
     uint32_t crc = crc32c(0, w.buf, w.len - 4);
     for (int i = 0; i < 4; i++)
         w.buf[w.len - 4 + i] = (uint8_t)(crc >> (8 * i));
     assert_int_equal(ns_snapshot_load(w.buf, w.len, &copy), -DFS_EVERSION);
+    wire_writer_release(&w);
+    t_fini(&t);
+
+    /* A fixed chunk size: format 5 keeps it, format 4 cannot hold it. */
+    t_init(&t);
+    struct ns_op set = t_op(&t, NS_OP_CONFIG, &T_ROOT);
+    set.u.config.chunk_size = 1u << 20;
+    assert_int_equal(t_apply(&t, &set), 0);
+    wire_writer_init(&w);
+    assert_int_equal(ns_snapshot_write_format(t.ns, 4, &w), -DFS_EVERSION);
+    w.len = 0;
+    w.err = 0;
+    assert_int_equal(ns_snapshot_write(t.ns, &w), 0);
+    assert_int_equal(ns_snapshot_load(w.buf, w.len, &copy), 0);
+    assert_true(ns_chunk_size_fixed(copy));
+    assert_int_equal(ns_chunk_size(copy), 1u << 20);
+    assert_int_equal(ns_digest(copy), ns_digest(t.ns));
+    ns_free(copy);
     wire_writer_release(&w);
     t_fini(&t);
 }
