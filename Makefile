@@ -120,8 +120,9 @@ $(BIN)/%: tools/%.py
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS_CMOCKA) $(LIBS_HTTP) $(LIBS_COMMON)
-# The mount's lookup-count table is tested alone (it needs no libfuse).
+# The mount's tables are tested alone (they need no libfuse).
 $(BUILD)/tests/test_inodes: $(BUILD)/fuse/inodes.o
+$(BUILD)/tests/test_dirattr: $(BUILD)/fuse/dirattr.o
 
 # Helper programs of the multi-process suites: clients built on libdfs,
 # sharing what tests/cluster/common holds.

@@ -41,11 +41,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/dfs_error.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "fuse/dirattr.h"
 #include "fuse/fsmeta.h"
 #include "fuse/inodes.h"
 
@@ -86,6 +88,7 @@ struct fsops {
     struct dfs *d;                /* borrowed */
     struct fsops_config cfg;
     struct inodes *inodes;
+    struct dirattr *dirs;         /* directories as our changes left them */
     struct fuse_session *se;      /* borrowed: for cache invalidations */
     struct fsmeta *meta;          /* xattrs and locks */
     uid_t uid;                    /* the mount's own (its session's) */
@@ -271,12 +274,33 @@ static void reply_attr(fuse_req_t req, const struct dfs_attr *a)
     fuse_reply_attr(req, &st, fs_of(req)->cfg.attr_timeout);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void dir_changed(void *arg, const struct dfs_attr *a)
+{
+    struct fsops *fs = arg;
+    dirattr_put(fs->dirs, a, mono_ms());
+}
+
 static void fsops_getattr(fuse_req_t req, fuse_ino_t ino,
                           struct fuse_file_info *fi)
 {
     (void)fi;
+    struct fsops *fs = fs_of(req);
     struct dfs_attr a;
-    int rc = dfs_getattr(fs_of(req)->d, ino, &a);
+    int64_t left_ms;
+    if (dirattr_take(fs->dirs, ino, mono_ms(), &a, &left_ms)) {
+        struct stat st;
+        to_stat(&a, &st);
+        fuse_reply_attr(req, &st, (double)left_ms / 1000);
+        return;
+    }
+    int rc = dfs_getattr(fs->d, ino, &a);
     if (rc < 0)
         reply_rc(req, rc);
     else
@@ -325,6 +349,7 @@ static void fsops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     to_setattr(attr, to_set, &set);
     struct dfs_attr a;
     int rc = 0;
+    dirattr_drop(fs->dirs, ino);
     /* ftruncate goes through the handle: its writes land first and its
      * write session ends with the chunk's old version. */
     struct fsfile *h = fi ? (struct fsfile *)(uintptr_t)fi->fh : NULL;
@@ -664,7 +689,7 @@ static void fsops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void fsops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fsfile *h = file_of(fi);
-    int rc = h->writable ? dfs_file_fsync(h->f) : 0;
+    int rc = h->writable ? dfs_file_flush(h->f) : 0;
     int rc2 = fsmeta_flush(fs_of(req)->meta, ino, fi->lock_owner);
     reply_rc(req, rc < 0 ? rc : rc2);
 }
@@ -925,6 +950,20 @@ static void fsops_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* ---- the mount ------------------------------------------------------------------ */
 
+/* An xattr change moves the directory's ctime, which no entry saw. */
+static void fsops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                           const char *value, size_t size, int flags)
+{
+    dirattr_drop(fs_of(req)->dirs, ino);
+    fsmeta_setxattr(req, ino, name, value, size, flags);
+}
+
+static void fsops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    dirattr_drop(fs_of(req)->dirs, ino);
+    fsmeta_removexattr(req, ino, name);
+}
+
 static const struct fuse_lowlevel_ops fsops_table = {
     .init = fsops_init,
     .lookup = fsops_lookup,
@@ -954,10 +993,10 @@ static const struct fuse_lowlevel_ops fsops_table = {
     .releasedir = fsops_releasedir,
     .fsyncdir = fsops_fsyncdir,
     .statfs = fsops_statfs,
-    .setxattr = fsmeta_setxattr,
+    .setxattr = fsops_setxattr,
     .getxattr = fsmeta_getxattr,
     .listxattr = fsmeta_listxattr,
-    .removexattr = fsmeta_removexattr,
+    .removexattr = fsops_removexattr,
     .getlk = fsmeta_getlk,
     .setlk = fsmeta_setlk,
     .flock = fsmeta_flock,
@@ -985,12 +1024,15 @@ struct fsops *fsops_new(struct dfs *d, const struct fsops_config *cfg)
         return NULL;
     fs->inodes = inodes_new(cfg->strict);
     fs->meta = fsmeta_new(d, cfg->attr_timeout);
-    if (!fs->inodes || !fs->meta) {
+    fs->dirs = dirattr_new((int64_t)(cfg->attr_timeout * 1000));
+    if (!fs->inodes || !fs->meta || !fs->dirs) {
         inodes_free(fs->inodes);
         fsmeta_free(fs->meta);
+        dirattr_free(fs->dirs);
         free(fs);
         return NULL;
     }
+    dfs_on_dir_attr(d, dir_changed, fs);
     fs->d = d;
     fs->cfg = *cfg;
     fs->uid = geteuid();
@@ -1012,6 +1054,7 @@ void fsops_free(struct fsops *fs)
         log_debug("unmounted with %zu inodes still looked up", held);
     inodes_free(fs->inodes);
     fsmeta_free(fs->meta);
+    dirattr_free(fs->dirs);
     pthread_mutex_destroy(&fs->files_mu);
     free(fs);
 }

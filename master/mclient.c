@@ -653,6 +653,61 @@ static void handle_mutation(struct mserver *s, struct rpc_conn *c,
         mclient_reply_error(s, c, f->hdr.type, f->hdr.req_id, rc);
 }
 
+/* The directory ino's attributes into the list (a directory only: the
+ * list is what a mount may answer the kernel's next GETATTR with). */
+static void dir_add(const struct ns *ns, uint64_t ino, struct ns_attr *dirs, uint32_t *n)
+{
+    for (uint32_t i = 0; i < *n; i++) {
+        if (dirs[i].ino == ino)
+            return;
+    }
+    if (ns_getattr(ns, ino, &dirs[*n]) == 0 && S_ISDIR(dirs[*n].mode))
+        (*n)++;
+}
+
+static void dir_add_named(const struct ns *ns, const struct ns_cred *cred, uint64_t parent,
+                          struct ns_str name, struct ns_attr *dirs, uint32_t *n)
+{
+    struct ns_attr a;
+    if (ns_lookup(ns, cred, parent, name, &a) == 0)
+        dir_add(ns, a.ino, dirs, n);
+}
+
+/*
+ * The directories a namespace change touched, as it left them: the
+ * parents, and a directory that a rename moved (its ".." and ctime).
+ * The mount answers the kernel's next GETATTR of each from this instead
+ * of asking (fuse/dirattr.h).
+ */
+static void put_dirs(const struct mserver *s, const struct ns_op *op, struct wire_writer *out)
+{
+    struct ns_attr dirs[4];
+    uint32_t n = 0;
+    switch (op->type) {
+    case NS_OP_MKDIR: case NS_OP_CREATE: case NS_OP_MKNOD: case NS_OP_SYMLINK:
+        dir_add(s->ns, op->u.make.parent, dirs, &n);
+        break;
+    case NS_OP_LINK:
+        dir_add(s->ns, op->u.link.newparent, dirs, &n);
+        break;
+    case NS_OP_UNLINK: case NS_OP_RMDIR:
+        dir_add(s->ns, op->u.remove.parent, dirs, &n);
+        break;
+    case NS_OP_RENAME:
+        dir_add(s->ns, op->u.rename.parent, dirs, &n);
+        dir_add(s->ns, op->u.rename.newparent, dirs, &n);
+        dir_add_named(s->ns, &op->cred, op->u.rename.newparent, op->u.rename.newname,
+                      dirs, &n);
+        dir_add_named(s->ns, &op->cred, op->u.rename.parent, op->u.rename.name, dirs, &n);
+        break;
+    default:
+        break;
+    }
+    wire_put_u32(out, n);
+    for (uint32_t i = 0; i < n; i++)
+        put_attr(out, &dirs[i]);
+}
+
 /* Encodes the reply to a mutation from its apply result. */
 static int encode_mutation_reply(struct mserver *s,
                                  const struct mclient_wait *w,
@@ -697,16 +752,25 @@ static int encode_mutation_reply(struct mserver *s,
     case PROTO_CREATE:
         wire_put_u64(out, res->reply.attr.ino);   /* fh: the inode */
         put_attr(out, &res->reply.attr);
+        put_dirs(s, op, out);
         break;
     case PROTO_MKDIR:
     case PROTO_MKNOD:
     case PROTO_SYMLINK:
     case PROTO_LINK:
+        put_attr(out, &res->reply.attr);
+        put_dirs(s, op, out);
+        break;
     case PROTO_SETATTR:
         put_attr(out, &res->reply.attr);
         break;
+    case PROTO_UNLINK:
+    case PROTO_RMDIR:
+    case PROTO_RENAME:
+        put_dirs(s, op, out);
+        break;
     default:
-        break;   /* UNLINK, RMDIR, RENAME, RELEASE, SESSION_CLOSE: empty */
+        break;   /* RELEASE, SESSION_CLOSE: empty */
     }
     return 0;
 }

@@ -99,6 +99,8 @@ struct dfs {
     pthread_t keepalive;
     bool keepalive_running;
     bool stopping;
+    dfs_dir_fn dir_hook;              /* set before use: dfs_on_dir_attr */
+    void *dir_hook_arg;
     pthread_cond_t stop_cv;
 };
 
@@ -768,6 +770,27 @@ void dfs_get_attr(struct wire_reader *r, struct dfs_attr *a)
  * Sends body as request type and decodes an ATTR reply into out (may be
  * NULL), after skip_u64 leading u64 fields (CREATE's fh).
  */
+void dfs_on_dir_attr(struct dfs *d, dfs_dir_fn fn, void *arg)
+{
+    d->dir_hook = fn;
+    d->dir_hook_arg = arg;
+}
+
+/* The directories a namespace change left (a reply's tail: count u32,
+ * ATTR[count]; a master from before them sends none) to the hook. */
+static void take_dirs(struct dfs *d, struct wire_reader *rd)
+{
+    if (!rd->left)
+        return;
+    uint32_t n = wire_get_u32(rd);
+    for (uint32_t i = 0; i < n && !rd->err; i++) {
+        struct dfs_attr a;
+        dfs_get_attr(rd, &a);
+        if (!rd->err && d->dir_hook)
+            d->dir_hook(d->dir_hook_arg, &a);
+    }
+}
+
 static int dfs_attr_call(struct dfs *d, uint16_t type, bool mutating,
                          struct wire_writer *body, unsigned skip_u64,
                          struct dfs_attr *out)
@@ -778,17 +801,37 @@ static int dfs_attr_call(struct dfs *d, uint16_t type, bool mutating,
     if (rc < 0)
         return rc;
     rc = r.hdr.status;
-    if (rc == 0 && out) {
+    struct dfs_attr a;
+    if (rc == 0) {
         struct wire_reader rd;
         wire_reader_init(&rd, r.payload, r.len);
         for (unsigned i = 0; i < skip_u64; i++)
             wire_get_u64(&rd);
-        dfs_get_attr(&rd, out);
+        dfs_get_attr(&rd, &a);
+        if (mutating)
+            take_dirs(d, &rd);
         rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
     }
     rpc_reply_release(&r);
-    if (rc == 0 && out)
+    if (rc == 0 && out) {
+        *out = a;
         dfsfile_attr_local(d, out);
+    }
+    return rc;
+}
+
+/* A change whose reply is the directories it left. */
+static int dfs_dirs_call(struct dfs *d, uint16_t type, struct wire_writer *body)
+{
+    struct rpc_reply r;
+    int rc = dfs_call_ok(d, type, true, body, &r);
+    if (rc < 0)
+        return rc;
+    struct wire_reader rd;
+    wire_reader_init(&rd, r.payload, r.len);
+    take_dirs(d, &rd);
+    rc = wire_reader_finish(&rd) < 0 ? -EBADMSG : 0;
+    rpc_reply_release(&r);
     return rc;
 }
 
@@ -903,7 +946,7 @@ int dfs_unlink(struct dfs *d, uint64_t parent, const char *name)
     struct wire_writer b;
     wire_writer_init(&b);
     put_name(&b, parent, name);
-    return dfs_call_void(d, PROTO_UNLINK, &b);
+    return dfs_dirs_call(d, PROTO_UNLINK, &b);
 }
 
 int dfs_rmdir(struct dfs *d, uint64_t parent, const char *name)
@@ -911,7 +954,7 @@ int dfs_rmdir(struct dfs *d, uint64_t parent, const char *name)
     struct wire_writer b;
     wire_writer_init(&b);
     put_name(&b, parent, name);
-    return dfs_call_void(d, PROTO_RMDIR, &b);
+    return dfs_dirs_call(d, PROTO_RMDIR, &b);
 }
 
 int dfs_rename(struct dfs *d, uint64_t parent, const char *name,
@@ -922,7 +965,7 @@ int dfs_rename(struct dfs *d, uint64_t parent, const char *name,
     put_name(&b, parent, name);
     put_name(&b, newparent, newname);
     wire_put_u32(&b, flags);
-    return dfs_call_void(d, PROTO_RENAME, &b);
+    return dfs_dirs_call(d, PROTO_RENAME, &b);
 }
 
 int dfs_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,

@@ -57,6 +57,15 @@ struct dfs_attr {
 
 #define DFS_ROOT_INO 1
 
+/*
+ * fn(arg, a) gets the attributes of each directory a namespace change of
+ * this session touched, as the change left them (the parents of a create,
+ * mkdir, mknod, symlink, link, unlink, rmdir or rename, and a directory a
+ * rename moved), from the thread that made it.  Set before use.
+ */
+typedef void (*dfs_dir_fn)(void *arg, const struct dfs_attr *a);
+void dfs_on_dir_attr(struct dfs *d, dfs_dir_fn fn, void *arg);
+
 int dfs_lookup(struct dfs *d, uint64_t parent, const char *name,
                struct dfs_attr *out);
 int dfs_getattr(struct dfs *d, uint64_t ino, struct dfs_attr *out);
@@ -158,6 +167,10 @@ int dfs_file_truncate(struct dfs_file *f, uint64_t size);
 int dfs_file_extend(struct dfs_file *f, uint64_t size);
 /* Makes every byte written so far durable and committed (DESIGN §2). */
 int dfs_file_fsync(struct dfs_file *f);
+/* The same at a close(2) of one of several descriptors: the write leases
+ * go too (a later write takes them again), so the last close need not
+ * tell the masters once more. */
+int dfs_file_flush(struct dfs_file *f);
 /* The file size as this handle sees it (its own writes included). */
 uint64_t dfs_file_size(struct dfs_file *f);
 /* fsync, then releases the open; frees f whatever it returns. */

@@ -1122,30 +1122,32 @@ static int handle_error(struct dfs_file *h)
     return f->err ? f->err : -EIO;
 }
 
-int dfs_file_fsync(struct dfs_file *h)
+static int inode_sync(struct dfs_file *h, bool keep_lease)
 {
     struct dfs_inode *f = h->in;
     pthread_mutex_lock(&f->mu);
-    int rc = flush_all(f, true);
+    int rc = flush_all(f, keep_lease);
     int err = handle_error(h);
     publish(f);
     pthread_mutex_unlock(&f->mu);
     return rc < 0 ? rc : err;
 }
 
+int dfs_file_fsync(struct dfs_file *h)
+{
+    return inode_sync(h, true);
+}
+
+int dfs_file_flush(struct dfs_file *h)
+{
+    return inode_sync(h, false);
+}
+
 int dfs_file_close(struct dfs_file *h)
 {
     struct dfs_inode *f = h->in;
-    int rc = 0;
-    if (h->flags & DFS_O_WRITE) {
-        /* close(2) is a durability point (DESIGN §2). */
-        pthread_mutex_lock(&f->mu);
-        rc = flush_all(f, false);
-        int err = handle_error(h);
-        rc = rc < 0 ? rc : err;
-        publish(f);
-        pthread_mutex_unlock(&f->mu);
-    }
+    /* close(2) is a durability point (DESIGN §2). */
+    int rc = h->flags & DFS_O_WRITE ? inode_sync(h, false) : 0;
     int rc2 = release_open(f->d, f->ino, h->flags);
     inode_detach(f);
     free(h);

@@ -1,0 +1,48 @@
+/*
+ * dirattr: the attributes of directories as this mount's own namespace
+ * changes left them (the masters return them with every create, mkdir,
+ * unlink, rename, ...; dfs_on_dir_attr).
+ *
+ * The kernel drops what it cached of a directory's attributes at every
+ * change made through it, and with default_permissions asks for them
+ * again at the next path walk: one GETATTR to the masters per create in a
+ * loop.  The reply to the change already said what that GETATTR would, so
+ * an entry answers one GETATTR of its directory within max_age_ms (the
+ * attribute timeout: the staleness the kernel's own cache is allowed;
+ * the kernel may keep the answer only for what is left of it), then is
+ * gone.
+ *
+ * A direct-mapped table (slot: ino mod DIRATTR_SLOTS): a collision forgets
+ * the older entry, which costs one GETATTR.  Of two entries for one
+ * directory the later change (ctime) stays, whatever order the replies
+ * came in.  Thread-safe: one mutex.
+ */
+#ifndef DFS_FUSE_DIRATTR_H
+#define DFS_FUSE_DIRATTR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/libdfs/dfs.h"
+
+#define DIRATTR_SLOTS 1024
+
+struct dirattr;
+
+/* max_age_ms 0: nothing is ever answered from the table.  NULL when out of
+ * memory. */
+struct dirattr *dirattr_new(int64_t max_age_ms);
+void dirattr_free(struct dirattr *t);
+
+void dirattr_put(struct dirattr *t, const struct dfs_attr *a, int64_t now_ms);
+
+/* ino's entry into *out, and the ms left of its max_age_ms into *left_ms,
+ * if it is younger; it answers no second time. */
+bool dirattr_take(struct dirattr *t, uint64_t ino, int64_t now_ms, struct dfs_attr *out,
+                  int64_t *left_ms);
+
+/* Forgets all of ino's entry: a change whose result the table did not see
+ * (a later put of any ctime is taken). */
+void dirattr_drop(struct dirattr *t, uint64_t ino);
+
+#endif
