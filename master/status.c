@@ -620,6 +620,7 @@ int status_render_json(const struct status_snap *snap, struct strbuf *out)
     char digest[17];
     snprintf(digest, sizeof(digest), "%016" PRIx64, snap->state_digest);
     jw_str(&w, "digest", digest);
+    jw_u64(&w, "digest_index", snap->digest_index);
     jw_u64(&w, "leader_changes", snap->leader_changes_total);
     jw_bool(&w, "safe_mode", snap->safe_mode);
     jw_u64(&w, "files", snap->files);

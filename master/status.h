@@ -150,8 +150,10 @@ struct status_snap {
     uint64_t commit_index;
     uint64_t applied_index;
     uint64_t snapshot_index;
-    uint64_t state_digest;           /* namespace digest: masters at the same
-                                      * applied_index must show the same */
+    uint64_t state_digest;           /* namespace digest at digest_index:
+                                      * masters at the same index must show
+                                      * the same */
+    uint64_t digest_index;           /* applied index the digest is of */
     uint64_t leader_changes_total;   /* leaders seen since start */
     bool safe_mode;                  /* waiting for chunk reports */
 

@@ -40,14 +40,18 @@ master_field() {
 }
 
 # Waits until every master listed in DFS_MASTERS reports the same applied
-# index and digest; prints the digest.
+# index and a digest of that state, the same on all; prints the digest.
 wait_converged() {
     local deadline=$((SECONDS + ${1:-30})) last=""
     while [ $SECONDS -lt $deadline ]; do
         local seen="" ok=1
         for m in ${DFS_MASTERS//,/ }; do
             local v
-            v=$(master_field "$m" digest 2>/dev/null)-$(master_field "$m" applied_index 2>/dev/null) || { ok=0; break; }
+            v=$("$BIN/dfsadmin" -M "$m" status --json --no-follow 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print("%s-%d" % (d["digest"], d["applied_index"]) if d["digest_index"] == d["applied_index"] else "")
+') && [ -n "$v" ] || { ok=0; break; }
             if [ -z "$seen" ]; then seen=$v; elif [ "$seen" != "$v" ]; then ok=0; fi
         done
         if [ $ok = 1 ] && [ -n "$seen" ]; then echo "${seen%-*}"; return 0; fi
