@@ -21,7 +21,8 @@
  * never get SB_NOSEC), and each ask would be a linearizable read at the
  * leader.  A missing attribute is remembered for the attribute cache time
  * (the same staleness the kernel's attribute cache allows), and forgotten
- * at once when this mount sets or removes it.
+ * at once when this mount sets or removes it; a file this mount has just
+ * created exclusively is known to have none.
  *
  * Invariants:
  *  1. Every handler replies exactly once; errors go through fsops_errno.
@@ -141,6 +142,11 @@ static void cap_note(struct fsmeta *m, uint64_t ino, bool absent)
     else if (c->ino == ino)
         c->ino = 0;
     pthread_mutex_unlock(&m->mu);
+}
+
+void fsmeta_created(struct fsmeta *m, uint64_t ino)
+{
+    cap_note(m, ino, true);
 }
 
 static bool is_cap(const char *name)

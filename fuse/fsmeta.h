@@ -23,6 +23,9 @@ void fsmeta_free(struct fsmeta *m);
 /* close(2) of a descriptor by lock owner: drops the owner's POSIX locks
  * on ino if this mount ever gave it one.  0 or a negative dfs error. */
 int fsmeta_flush(struct fsmeta *m, uint64_t ino, uint64_t owner);
+/* ino was just created through this mount: it has no attributes at all,
+ * so its first write need not ask for security.capability. */
+void fsmeta_created(struct fsmeta *m, uint64_t ino);
 /* The last close of an open file that took flock locks (flock_release). */
 int fsmeta_release(struct fsmeta *m, uint64_t ino, uint64_t owner);
 

@@ -648,6 +648,9 @@ static void fsops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         return;
     }
     cache_open(fs, file_of(fi), &a, true);
+    /* Without O_EXCL the create may have opened a file that was there. */
+    if (fi->flags & O_EXCL)
+        fsmeta_created(fs->meta, a.ino);
     struct fuse_entry_param e;
     to_entry(fs, &a, &e);
     if (fuse_reply_create(req, &e, fi) != 0) {
