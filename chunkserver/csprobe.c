@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "chunkserver/vols.h"
+#include "common/ev.h"
 #include "common/log.h"
 
 struct csprobe {
@@ -35,13 +36,6 @@ struct csprobe {
     unsigned refs;                  /* protected by mu */
     pthread_t thread;
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void probe_destroy(struct csprobe *p)
 {
@@ -71,7 +65,7 @@ static void *probe_main(void *arg)
             break;
         p->want = false;
         p->running = true;
-        p->since_ms = mono_ms();
+        p->since_ms = ev_clock_ms();
         pthread_mutex_unlock(&p->mu);
         vols_check(p->v);
         pthread_mutex_lock(&p->mu);
@@ -122,13 +116,13 @@ bool csprobe_free(struct csprobe *p, unsigned wait_ms)
     pthread_mutex_lock(&p->mu);
     p->stop = true;
     pthread_cond_broadcast(&p->cv);
-    uint64_t end = (p->running ? p->since_ms : mono_ms()) + wait_ms;
+    uint64_t end = (p->running ? p->since_ms : ev_clock_ms()) + wait_ms;
     struct timespec ts = { .tv_sec = (time_t)(end / 1000),
                            .tv_nsec = (long)(end % 1000) * 1000000L };
     while (!p->out && pthread_cond_timedwait(&p->cv, &p->mu, &ts) == 0)
         ;
     bool out = p->out;
-    uint64_t stuck_ms = p->running ? mono_ms() - p->since_ms : 0;
+    uint64_t stuck_ms = p->running ? ev_clock_ms() - p->since_ms : 0;
     if (out) {
         pthread_mutex_unlock(&p->mu);
         pthread_join(p->thread, NULL);

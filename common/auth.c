@@ -24,6 +24,7 @@
 #include "auth.h"
 
 #include "dfs_error.h"
+#include "ev.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -519,13 +520,6 @@ static const char *peer_address(int fd, char *buf, size_t len)
     return buf;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads at most the rest of the message st waits for (invariant 3). */
 static int recv_message_part(struct auth_state *st, int fd)
 {
@@ -553,7 +547,7 @@ static int send_part(int fd, const unsigned char **out, size_t *left)
 
 static int drive_fd(struct auth_state *st, int fd, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = (int64_t)ev_clock_ms() + timeout_ms;
     const unsigned char *out = NULL;
     size_t out_left = 0;
 
@@ -574,7 +568,7 @@ static int drive_fd(struct auth_state *st, int fd, int timeout_ms)
 
         int wait = -1;
         if (timeout_ms >= 0) {
-            int64_t left = deadline - now_ms();
+            int64_t left = deadline - (int64_t)ev_clock_ms();
             if (left <= 0)
                 return -ETIMEDOUT;
             wait = (int)left;

@@ -86,7 +86,7 @@ struct ev_loop {
     size_t post_len;             /* protected by post_mu */
 };
 
-static uint64_t ev_clock_ms(void)
+uint64_t ev_clock_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

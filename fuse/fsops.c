@@ -41,10 +41,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/dfs_error.h"
+#include "common/ev.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "fuse/dirattr.h"
@@ -267,24 +267,23 @@ static void fsops_forget_multi(fuse_req_t req, size_t count,
     fuse_reply_none(req);
 }
 
-static void reply_attr(fuse_req_t req, const struct dfs_attr *a)
+/* a, which the kernel may keep for timeout_s. */
+static void reply_attr_for(fuse_req_t req, const struct dfs_attr *a, double timeout_s)
 {
     struct stat st;
     to_stat(a, &st);
-    fuse_reply_attr(req, &st, fs_of(req)->cfg.attr_timeout);
+    fuse_reply_attr(req, &st, timeout_s);
 }
 
-static int64_t mono_ms(void)
+static void reply_attr(fuse_req_t req, const struct dfs_attr *a)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    reply_attr_for(req, a, fs_of(req)->cfg.attr_timeout);
 }
 
 static void dir_changed(void *arg, const struct dfs_attr *a)
 {
     struct fsops *fs = arg;
-    dirattr_put(fs->dirs, a, mono_ms());
+    dirattr_put(fs->dirs, a, (int64_t)ev_clock_ms());
 }
 
 static void fsops_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -294,10 +293,8 @@ static void fsops_getattr(fuse_req_t req, fuse_ino_t ino,
     struct fsops *fs = fs_of(req);
     struct dfs_attr a;
     int64_t left_ms;
-    if (dirattr_take(fs->dirs, ino, mono_ms(), &a, &left_ms)) {
-        struct stat st;
-        to_stat(&a, &st);
-        fuse_reply_attr(req, &st, (double)left_ms / 1000);
+    if (dirattr_take(fs->dirs, ino, (int64_t)ev_clock_ms(), &a, &left_ms)) {
+        reply_attr_for(req, &a, (double)left_ms / 1000);
         return;
     }
     int rc = dfs_getattr(fs->d, ino, &a);

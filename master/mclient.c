@@ -59,6 +59,7 @@
 #define MCLIENT_LEASE_MS_MIN 1000u
 #define MCLIENT_LEASE_MS_MAX 600000u
 #define MCLIENT_EXPIRY_SCAN_MS 1000
+#define MCLIENT_READY_RETRY_MS 20
 /* A chain that lost a replica mid-write keeps going down to this many. */
 #define MCLIENT_MIN_REPLICAS 2
 
@@ -97,7 +98,7 @@ struct mclient {
     int64_t leader_since_ns;        /* when this master became leader */
     bool ids_ready;                 /* counters set past the barrier */
     bool config_checked;            /* the options, this leadership */
-    uint64_t ready_timer;           /* runs leader_ready off the apply path */
+    uint64_t ready_timer;           /* a new leader's leader_ready, retried */
     struct mlock *locks;            /* parked lock waiters */
     uint64_t lock_timer;            /* re-proposes woken waiters; 0: idle */
 };
@@ -951,13 +952,19 @@ static void locks_fail_all(struct mserver *s)
         reply_not_leader(s, lw.conn, PROTO_LOCK, lw.req_id);
 }
 
+/*
+ * A new leader fixes the options as soon as it may, not at the first
+ * client request: chunkservers wait for the chunk size.  Armed when it
+ * starts leading (inside the core's Ready, where nothing may be
+ * proposed), the timer tries until the leader is ready or leads no more.
+ */
 static int64_t ready_kick(struct ev_loop *loop, void *arg)
 {
     (void)loop;
     struct mserver *s = arg;
+    if (s->mc->leader && leader_ready(s) < 0)
+        return MCLIENT_READY_RETRY_MS;
     s->mc->ready_timer = 0;
-    if (s->mc->leader && !s->mc->ids_ready)
-        leader_ready(s);
     return EV_TIMER_STOP;
 }
 
@@ -990,12 +997,6 @@ void mclient_applied(struct mserver *s, const struct raft_entry *e,
         queue_pop(q);
     }
     locks_applied(s, op, res);
-    /* A new leader fixes the options as soon as it may, not at the first
-     * client request: chunkservers wait for the chunk size.  Not from
-     * here: an apply runs inside the core's Ready, where nothing may be
-     * proposed. */
-    if (s->mc->leader && !s->mc->ids_ready && !s->mc->ready_timer)
-        s->mc->ready_timer = ev_timer_add(s->loop, 0, ready_kick, s);
 }
 
 /* ---- reads ------------------------------------------------------------------ */
@@ -1411,8 +1412,6 @@ static int64_t expiry_scan(struct ev_loop *loop, void *arg)
     (void)loop;
     struct mserver *s = arg;
     int64_t now = now_ns();
-    if (s->mc->leader && !s->mc->ids_ready)
-        leader_ready(s);   /* in case no entry applied since leading began */
     /* A new leader gives every session one full lease to find it: their
      * keepalives may have been lost with the old leader. */
     if (!s->mc->leader ||
@@ -1494,6 +1493,8 @@ void mclient_role_changed(struct mserver *s, bool leader)
         mc->leader_since_ns = now_ns();
     }
     mc->leader = leader;
+    if (leader && !mc->ready_timer)
+        mc->ready_timer = ev_timer_add(s->loop, 0, ready_kick, s);
     if (!leader) {
         fail_all(s, &mc->props);
         fail_all(s, &mc->reads);

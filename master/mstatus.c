@@ -57,25 +57,18 @@ struct mstatus {
     size_t corrupt_next;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The digest of the state at applied, computed again only when the state
  * moved and the last one's cost, MSTATUS_DIGEST_SHARE times over, has
  * passed: under load it lags the applied index (digest_index says which
  * state it is of), and an idle master's is always current. */
 static void refresh_digest(struct mstatus *ms, const struct ns *ns, uint64_t applied)
 {
-    int64_t t0 = mono_ms();
+    int64_t t0 = (int64_t)ev_clock_ms();
     if ((ms->digest_index == applied && ms->digest_index) || t0 < ms->digest_next_ms)
         return;
     ms->digest = ns_digest(ns);
     ms->digest_index = applied;
-    int64_t cost = mono_ms() - t0;
+    int64_t cost = (int64_t)ev_clock_ms() - t0;
     ms->digest_next_ms = t0 + cost * MSTATUS_DIGEST_SHARE;
 }
 

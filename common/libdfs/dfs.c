@@ -36,6 +36,7 @@
 
 #include "common/auth.h"
 #include "common/dfs_error.h"
+#include "common/ev.h"
 #include "common/net.h"
 #include "common/protocol.h"
 #include "common/rpc.h"
@@ -105,13 +106,6 @@ struct dfs {
 };
 
 /* ---- time ---------------------------------------------------------------- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -246,10 +240,10 @@ static int dfs_call_lane(struct dfs *d, struct dfs_lane *l, uint16_t type,
 {
     struct wire_writer p;
     int rc = dfs_payload(d, type, session, seq, seq_done, body, &p);
-    int64_t deadline = mono_ms() + d->op_timeout_ms;
+    int64_t deadline = (int64_t)ev_clock_ms() + d->op_timeout_ms;
     int backoff = DFS_BACKOFF_MIN_MS;
     while (rc == 0) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - (int64_t)ev_clock_ms();
         if (left <= 0) {
             rc = -ETIMEDOUT;
             break;
@@ -478,9 +472,9 @@ int dfs_call_wait(struct dfs *d, uint16_t type, const struct wire_writer *body,
  */
 static int dfs_reach(struct dfs *d)
 {
-    int64_t deadline = mono_ms() + d->op_timeout_ms;
+    int64_t deadline = (int64_t)ev_clock_ms() + d->op_timeout_ms;
     int rc = -ETIMEDOUT;
-    while (mono_ms() < deadline) {
+    while ((int64_t)ev_clock_ms() < deadline) {
         rc = dfs_connect(d, &d->lanes[0], d->connect_timeout_ms);
         if (rc == 0 || rc == -DFS_EAUTH || rc == -DFS_EMAGIC || rc == -DFS_EVERSION)
             break;
@@ -1158,7 +1152,7 @@ int dfs_fsck(struct dfs *d, uint64_t inode, struct dfs_fsck *out)
 
 static bool dfs_past(void *arg)
 {
-    return mono_ms() >= *(const int64_t *)arg;
+    return (int64_t)ev_clock_ms() >= *(const int64_t *)arg;
 }
 
 int dfs_fsck_verify(struct dfs *d, uint64_t inode, struct dfs_fsck *out)
@@ -1170,7 +1164,7 @@ int dfs_fsck_verify(struct dfs *d, uint64_t inode, struct dfs_fsck *out)
     wire_put_u8(&b, 1);
     /* One long try: the master answers once every chunkserver did (or
      * timed out); a new try would start the re-reads over. */
-    int64_t deadline = mono_ms() + DFS_VERIFY_MS;
+    int64_t deadline = (int64_t)ev_clock_ms() + DFS_VERIFY_MS;
     struct rpc_reply r;
     int rc = b.err ? b.err : dfs_call_wait(d, PROTO_ADMIN_FSCK, &b, DFS_VERIFY_MS,
                                            dfs_past, &deadline, &r);
