@@ -139,6 +139,11 @@ for victim in 1 2 3; do
     cat "$W/part1" "$W/part2" > "$W/whole"
     "$BIN/dfsget" -f "/restarted$victim" "$W/got" || fail "dfsget after the restart"
     cmp -s "$W/whole" "$W/got" || fail "other bytes after a restart of chunkserver $victim"
+    # A server left out of the repaired chain gets the chunk back by
+    # re-replication, which creates the file at the committed version and
+    # then fills it: only once no copy is due is every file on disk at
+    # that version a finished replica.
+    wait_fsck_clean 90 || fail "fsck not clean after the restart of chunkserver $victim"
     committed_copies_match "/restarted$victim" "$W/whole" ||
         fail "a replica at the committed version lacks bytes after a restart of chunkserver $victim"
 done
