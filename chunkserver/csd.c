@@ -27,6 +27,7 @@
 
 #include "chunkserver/csio.h"
 #include "chunkserver/csmaster.h"
+#include "chunkserver/cslocal.h"
 #include "chunkserver/csscrub.h"
 #include "chunkserver/vols.h"
 #include "common/dfs_error.h"
@@ -75,6 +76,8 @@ const struct conf_key csd_conf_keys[] = {
         "bytes per second the scrubber re-reads (0: no scrubbing)"),
     KEY("scrub_pause", CONF_DURATION, scrub_pause_ms, "10m", "0", "168h",
         "rest between two scrub passes over every chunk"),
+    KEY("local_reads", CONF_BOOL, local_reads, "true", NULL, NULL,
+        "hand clients on this host chunk files to read themselves"),
     { NULL, 0, 0, NULL, NULL, NULL, NULL },
 };
 
@@ -228,6 +231,9 @@ int csd_open(const struct csd_conf *conf, struct csd **out, char *errbuf,
     rc = csscrub_new(d, &d->scrub);
     if (rc < 0)
         goto err_free_csd;
+    /* Without it clients read through TCP: not a reason to refuse to run. */
+    if (conf->local_reads)
+        cslocal_start(d->vols, &d->local);
     ev_post_init(&d->stop_post, csd_on_stop, d);
     *out = d;
     return 0;
@@ -308,6 +314,7 @@ void csd_close(struct csd *d)
         return;
     tpool_free(d->disk);
     ev_loop_free(d->loop);
+    cslocal_stop(d->local);
     vols_close(d->vols);
     fsio_free(d->fs);
     auth_key_release(&d->key);

@@ -3,8 +3,8 @@
  *
  * struct csd is the one state struct of the process: the config, the event
  * loop, the data directories (vols), the disk thread pool, the listener,
- * the client and peer connections (csio), the master link (csmaster) and
- * the scrubber (csscrub).  Every field is touched on the loop thread only,
+ * the client and peer connections (csio), the master link (csmaster),
+ * the scrubber (csscrub) and the local-read socket (cslocal).  Every field is touched on the loop thread only,
  * except where a field says otherwise; vols is thread-safe and is also used
  * from the disk threads.
  *
@@ -28,6 +28,7 @@
 struct csio_client;
 struct csio_peer;
 struct csmaster;
+struct cslocal;
 struct csscrub;
 struct fsio;
 struct net_listener;
@@ -55,6 +56,7 @@ struct csd_conf {
     uint64_t replicate_rate;    /* bytes/s pulled per re-replication */
     uint64_t scrub_rate;        /* bytes/s the scrubber re-reads; 0: off */
     uint64_t scrub_pause_ms;    /* between two passes over every chunk */
+    bool local_reads;           /* serve cslocal */
 };
 
 /* The key table (NULL-terminated) for conf_load / conf_print_help. */
@@ -90,6 +92,7 @@ struct csd {
     unsigned ncopies;                     /* re-replications running */
     struct csmaster *master;              /* NULL without masters */
     struct csscrub *scrub;                /* NULL with scrub_rate 0 */
+    struct cslocal *local;                /* NULL with local reads off */
 
     struct ev_post stop_post;             /* csd_stop's, never fails */
     atomic_bool stopping;

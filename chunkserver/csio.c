@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "chunkserver/csd.h"
+#include "chunkserver/cslocal.h"
 #include "chunkserver/vols.h"
 #include "common/dfs_error.h"
 #include "common/log.h"
@@ -525,6 +526,26 @@ static void read_start(struct csio_client *cl, const struct wire_frame *f)
     }
 }
 
+/* ---- CS_LOCAL ---------------------------------------------------------- */
+
+static void local_info(struct csio_client *cl, const struct wire_frame *f)
+{
+    struct cslocal *l = cl->d->local;
+    if (!l) {
+        client_reply(cl, f, -ENOSYS, NULL, 0);
+        return;
+    }
+    struct wire_writer w;
+    wire_writer_init(&w);
+    wire_put_str(&w, cslocal_name(l));
+    wire_put_raw(&w, cslocal_token(l), PROTO_LOCAL_TOKEN);
+    if (w.err)
+        client_reply(cl, f, w.err, NULL, 0);
+    else
+        client_reply(cl, f, 0, w.buf, w.len);
+    wire_writer_release(&w);
+}
+
 /* ---- connections ------------------------------------------------------- */
 
 static void client_on_frame(struct rpc_conn *c, const struct wire_frame *f)
@@ -539,6 +560,9 @@ static void client_on_frame(struct rpc_conn *c, const struct wire_frame *f)
     case PROTO_CS_READ:
     case PROTO_CS_COPY:
         read_start(cl, f);
+        break;
+    case PROTO_CS_LOCAL:
+        local_info(cl, f);
         break;
     default:
         client_reply(cl, f, -ENOSYS, NULL, 0);

@@ -1081,6 +1081,35 @@ ssize_t store_read(struct store *s, uint64_t id, uint32_t version,
     return rc < 0 ? rc : (ssize_t)n;
 }
 
+int store_open_local(struct store *s, uint64_t id, uint32_t min_version,
+                     struct store_local *out)
+{
+    if (!fsio_is_real(s->fs))
+        return -ENOTSUP;
+    struct store_chunk *ch;
+    int rc = chunk_acquire(s, id, false, &ch);
+    if (rc < 0)
+        return rc;
+    rc = chunk_usable(ch, 0);
+    if (rc == 0 && ch->hdr.version < min_version)
+        rc = -DFS_ESTALE_VER;
+    if (rc == 0) {
+        char path[PATH_MAX];
+        chunk_path(s, id, false, path);
+        rc = fsio_open(s->fs, path, O_RDONLY, 0);
+    }
+    if (rc >= 0) {
+        *out = (struct store_local){
+            .fd = rc, .version = ch->hdr.version, .length = ch->length,
+            .data_off = chunkfile_data_off(ch->hdr.capacity),
+            .tail_crc = ch->tail_crc,
+        };
+        rc = 0;
+    }
+    chunk_release(s, ch);
+    return rc;
+}
+
 int store_verify(struct store *s, uint64_t id, uint32_t version)
 {
     struct store_chunk *ch;

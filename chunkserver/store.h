@@ -150,6 +150,27 @@ int store_sync(struct store *s, uint64_t id);
 ssize_t store_read(struct store *s, uint64_t id, uint32_t version,
                    uint64_t offset, size_t len, void *buf, uint32_t *crcs);
 
+/* A chunk file opened for a reader in another process on this host
+ * (local reads, chunkserver/cslocal.h), with the chunk's state as it was
+ * at the open. */
+struct store_local {
+    int fd;             /* read-only; the caller owns it: close(2) */
+    uint32_t version;
+    uint64_t length;
+    uint64_t data_off;  /* file offset of chunk byte 0 */
+    uint32_t tail_crc;  /* CRC of the last block's bytes when length is not
+                           a block multiple (the CRC array holds the
+                           others, at CHUNKFILE_CRC_OFF + 4 * block) */
+};
+
+/* Opens chunk id for such a reader when it is at version min_version or
+ * newer: -DFS_ESTALE_VER when older, -ENOENT, -DFS_ECORRUPT, and -ENOTSUP
+ * unless the store's fsio is the real file system (another process could
+ * not see the simulated or power-cut backends' files).  A failed open
+ * does not fail the store: the reader falls back to store_read. */
+int store_open_local(struct store *s, uint64_t id, uint32_t min_version,
+                     struct store_local *out);
+
 /* Sets the length (bytes past it are dropped; growing reads as zeros),
  * durably with every write before it.  Same version and capacity rules as
  * store_write. */

@@ -552,6 +552,13 @@ int vols_truncate(struct vols *v, uint64_t id, uint32_t version,
                      "truncate", id);
 }
 
+int vols_open_local(struct vols *v, uint64_t id, uint32_t min_version,
+                    struct store_local *out)
+{
+    int i = route_find(v, id);
+    return i < 0 ? i : store_open_local(store_at(v, i), id, min_version, out);
+}
+
 int vols_stat(struct vols *v, uint64_t id, uint32_t *version,
               uint64_t *length)
 {

@@ -135,6 +135,10 @@ int vols_create_new(struct vols *v, uint64_t id, uint32_t version);
 /* store_moved of chunk id's directory; false when it has none. */
 bool vols_moved(struct vols *v, uint64_t id);
 
+/* store_open_local on the directory holding the chunk. */
+int vols_open_local(struct vols *v, uint64_t id, uint32_t min_version,
+                    struct store_local *out);
+
 /* Whether chunk id was in a directory that failed since vols_open (it
  * stays so until vols_close, even once a copy is back: the failed
  * directories bound the set). */

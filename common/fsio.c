@@ -300,6 +300,11 @@ struct fsio *fsio_real_new(void)
     return fs;
 }
 
+bool fsio_is_real(const struct fsio *fs)
+{
+    return fs->be == &real_backend;
+}
+
 /* ======================================================================== */
 /* simulated backend: data structures                                       */
 /* ======================================================================== */

@@ -75,6 +75,10 @@ struct fsio *fsio_cut_new(void);
  */
 struct fsio *fsio_from_env(void);
 
+/* Whether fs is the real backend: its fds are the kernel's, and another
+ * process opening its files sees what fs wrote. */
+bool fsio_is_real(const struct fsio *fs);
+
 /* Frees the handle; for the simulator, every simulated file and fd too.
  * The real backend does not track fds: close them first.  NULL is a no-op. */
 void fsio_free(struct fsio *fs);

@@ -411,6 +411,14 @@ enum proto_msg {
      * DATA covers [offset, offset + length) clipped to the chunk length;
      * the server verifies before it sends. */
     PROTO_CS_READ = 0x0502,
+    /* -> (empty)
+     * <- name str, token PROTO_LOCAL_TOKEN bytes
+     * Local reads (docs/LOCAL_READS.md): the abstract unix socket (name,
+     * without the leading NUL) on which this server hands clients on its
+     * host read-only descriptors of its chunk files, and the token every
+     * request there carries.  -ENOSYS when the server has local reads off.
+     * Connecting works only from the same host and network namespace. */
+    PROTO_CS_LOCAL = 0x0503,
 
     /* ---- chunkserver <-> chunkserver (0x06xx) ---- */
 
@@ -421,6 +429,23 @@ enum proto_msg {
      * replica from a source in pieces of at most PROTO_DATA_MAX. */
     PROTO_CS_COPY = 0x0601,
 };
+
+/*
+ * The local-read socket (SOCK_SEQPACKET, little-endian), one packet each
+ * way per request:
+ *   -> magic u32, token[PROTO_LOCAL_TOKEN], chunk_id u64, min_version u32
+ *   <- status i32, version u32, length u64, data_off u64, tail_crc u32
+ *      and, when status is 0, the chunk file's descriptor (SCM_RIGHTS),
+ *      open read-only.  The file holds chunk byte i at data_off + i and
+ *      the CRC32C of each whole block b at PROTO_LOCAL_CRC_OFF + 4 * b;
+ *      tail_crc is that of the last block's bytes below length when
+ *      length is not a block multiple.  A wrong token is -EACCES.
+ */
+#define PROTO_LOCAL_MAGIC     0x4c534644u   /* "DFSL" little-endian */
+#define PROTO_LOCAL_TOKEN     16
+#define PROTO_LOCAL_REQ_LEN   (4 + PROTO_LOCAL_TOKEN + 8 + 4)
+#define PROTO_LOCAL_REPLY_LEN (4 + 4 + 8 + 8 + 4)
+#define PROTO_LOCAL_CRC_OFF   8192
 
 /*
  * NOT_LEADER: the payload of a reply with status -DFS_ENOTLEADER, which a

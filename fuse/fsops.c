@@ -52,6 +52,8 @@
 #include "fuse/inodes.h"
 
 #define FSOPS_MAX_WRITE (1u << 20)
+/* Idle read buffers kept: about one per thread serving reads. */
+#define FSOPS_READ_BUFS 16
 #define FSOPS_DIR_BATCH PROTO_READDIR_MAX
 #define FSOPS_STATFS_BSIZE PROTO_BLOCK_SIZE
 
@@ -94,6 +96,9 @@ struct fsops {
     uid_t uid;                    /* the mount's own (its session's) */
     pthread_mutex_t files_mu;
     struct fsfile *files;         /* protected by files_mu */
+    pthread_mutex_t bufs_mu;      /* a leaf, for bufs */
+    void *bufs[FSOPS_READ_BUFS];  /* idle read buffers (readbuf_get) */
+    size_t nbufs;
 };
 
 static struct fsops *fs_of(fuse_req_t req)
@@ -656,11 +661,40 @@ static void fsops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     }
 }
 
+/*
+ * A page-aligned buffer of FSOPS_MAX_WRITE bytes for a read's answer,
+ * reused: a fresh one of that size is an mmap, a page fault per page and
+ * a munmap whose TLB shootdown stalls every thread, and the kernel copies
+ * into an unaligned one (local reads pread straight into it) at half the
+ * speed.  NULL when out of memory.
+ */
+static void *readbuf_get(struct fsops *fs)
+{
+    void *b = NULL;
+    pthread_mutex_lock(&fs->bufs_mu);
+    if (fs->nbufs)
+        b = fs->bufs[--fs->nbufs];
+    pthread_mutex_unlock(&fs->bufs_mu);
+    return b ? b : aligned_alloc(4096, FSOPS_MAX_WRITE);
+}
+
+static void readbuf_put(struct fsops *fs, void *b)
+{
+    pthread_mutex_lock(&fs->bufs_mu);
+    if (fs->nbufs < FSOPS_READ_BUFS) {
+        fs->bufs[fs->nbufs++] = b;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&fs->bufs_mu);
+    free(b);
+}
+
 static void fsops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
     (void)ino;
-    char *buf = malloc(size ? size : 1);
+    struct fsops *fs = fs_of(req);
+    char *buf = size <= FSOPS_MAX_WRITE ? readbuf_get(fs) : malloc(size);
     if (!buf) {
         fuse_reply_err(req, ENOMEM);
         return;
@@ -670,7 +704,10 @@ static void fsops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         reply_rc(req, (int)n);
     else
         fuse_reply_buf(req, buf, (size_t)n);
-    free(buf);
+    if (size <= FSOPS_MAX_WRITE)
+        readbuf_put(fs, buf);
+    else
+        free(buf);
 }
 
 static void fsops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -1037,6 +1074,7 @@ struct fsops *fsops_new(struct dfs *d, const struct fsops_config *cfg)
     fs->cfg = *cfg;
     fs->uid = geteuid();
     pthread_mutex_init(&fs->files_mu, NULL);
+    pthread_mutex_init(&fs->bufs_mu, NULL);
     return fs;
 }
 
@@ -1056,5 +1094,8 @@ void fsops_free(struct fsops *fs)
     fsmeta_free(fs->meta);
     dirattr_free(fs->dirs);
     pthread_mutex_destroy(&fs->files_mu);
+    while (fs->nbufs)
+        free(fs->bufs[--fs->nbufs]);
+    pthread_mutex_destroy(&fs->bufs_mu);
     free(fs);
 }

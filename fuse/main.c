@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@
     "  -o masters=ADDRS,keyfile=FILE   as -M and -k\n" \
     "  -o attr_timeout=S,entry_timeout=S   kernel cache times (default 1 s)\n" \
     "  -o direct_io   bypass the page cache\n" \
+    "  -o no_local_reads   read replicas on this host through their chunkserver\n" \
     "  -o strict      abort on a kernel/daemon lookup-count mismatch (tests)\n" \
     "  -o log=FILE,loglevel=debug|info|warn|error   where the daemon logs\n" \
     "  other -o options (ro, noatime, nosuid, ...) go to FUSE; see mount.fuse3(8)\n" \
@@ -58,6 +60,7 @@ struct mount_opts {
     char *fuse_opts;              /* malloc'ed "-o" list passed to FUSE, or NULL */
     struct fsops_config fs;
     bool foreground, debug;
+    bool no_local_reads;
 };
 
 static void opts_release(struct mount_opts *o)
@@ -142,6 +145,10 @@ static int parse_item(struct mount_opts *o, const char *item, bool *in_masters)
     }
     if (KEY_IS("strict")) {
         o->fs.strict = true;
+        return 0;
+    }
+    if (KEY_IS("no_local_reads")) {
+        o->no_local_reads = true;
         return 0;
     }
 #undef KEY_IS
@@ -343,6 +350,7 @@ static int run(const struct mount_opts *o, int *report)
     struct dfs_opts dopts = {
         .masters = o->masters, .key_file = o->keyfile, .client_name = "dfs-mount",
         .uid = (uint32_t)geteuid(), .gid = (uint32_t)getegid(),
+        .no_local_reads = o->no_local_reads,
     };
     struct dfs *d = NULL;
     char err[512] = "";
@@ -364,6 +372,18 @@ out_dfs:
     return status;
 }
 
+/* Every file open through the mount may hold a descriptor of its replica
+ * (local reads) beside the chunkserver connections: the soft limit of
+ * 1024 would cap the open files well below what programs expect. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct mount_opts o = { 0 };
@@ -378,6 +398,7 @@ int main(int argc, char **argv)
         opts_release(&o);
         return 1;
     }
+    raise_nofile();
     int status = run(&o, &report);
     daemon_report(&report, (unsigned char)status);
     opts_release(&o);

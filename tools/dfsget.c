@@ -18,7 +18,7 @@
 #include "common/dfs_error.h"
 #include "tools/toolkit.h"
 
-#define GET_BUF (8u << 20)
+#define GET_BUF (1u << 20)
 
 struct get {
     struct dfs *d;
@@ -223,7 +223,7 @@ int main(int argc, char **argv)
         return TOOL_USAGE;
     }
     g.d = toolkit_open("dfsget", &o);
-    g.buf = malloc(GET_BUF);
+    g.buf = aligned_alloc(4096, GET_BUF);
     if (!g.d || !g.buf)
         return TOOL_FAILED;
     const char *local = args[n - 1];

@@ -80,6 +80,7 @@ struct dfs {
     struct dfs_inodes inodes;         /* files open in the session */
     pthread_mutex_t pool_mu;          /* pool */
     struct dfs_csconn *pool;          /* idle chunkserver connections */
+    struct dfs_locals *locals;        /* owned */
     struct auth_key key;
     struct dfs_master masters[DFS_MAX_MASTERS];
     size_t n_masters;
@@ -569,6 +570,12 @@ int dfs_open(const struct dfs_opts *o, struct dfs **out, char *errbuf,
     d->lease_ms = DFS_LEASE_MS;
     snprintf(d->client_name, sizeof(d->client_name), "%s",
              o->client_name ? o->client_name : "dfs");
+    const char *env = getenv("DFS_LOCAL_READS");
+    d->locals = dfs_locals_new(!o->no_local_reads && !(env && strcmp(env, "0") == 0));
+    if (!d->locals) {
+        free(d);
+        return -ENOMEM;
+    }
     int rc = dfs_parse_masters(d, o->masters, errbuf, errlen);
     if (rc < 0)
         goto err;
@@ -623,6 +630,7 @@ void dfs_close(struct dfs *d)
         close(c->fd);
         free(c);
     }
+    dfs_locals_free(d->locals);
     auth_key_release(&d->key);
     pthread_mutex_destroy(&d->pool_mu);
     pthread_cond_destroy(&d->stop_cv);
@@ -635,6 +643,11 @@ void dfs_close(struct dfs *d)
 struct dfs_inodes *dfs_inodes_of(struct dfs *d)
 {
     return &d->inodes;
+}
+
+struct dfs_locals *dfs_locals_of(struct dfs *d)
+{
+    return d->locals;
 }
 
 int dfs_op_timeout_ms(const struct dfs *d)

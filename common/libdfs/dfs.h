@@ -32,6 +32,8 @@ struct dfs_opts {
     int op_timeout_ms;        /* give up on one operation after; 0: 60 s */
     int connect_timeout_ms;   /* per master; 0: 2 s */
     uint32_t uid, gid;        /* the caller, unless set per call */
+    bool no_local_reads;      /* read replicas on this host through TCP
+                                 too (also DFS_LOCAL_READS=0) */
 };
 
 /*

@@ -7,6 +7,7 @@
 #define DFS_LIBDFS_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -77,6 +78,56 @@ struct dfs_csconn {
 struct dfs_csconn *dfs_cs_take(struct dfs *d, const char *addr, bool *reused);
 struct dfs_csconn *dfs_cs_dial(struct dfs *d, const char *addr);
 void dfs_cs_put(struct dfs *d, struct dfs_csconn *c);
+
+/*
+ * Local reads (dfslocal.c, docs/LOCAL_READS.md): a replica on a
+ * chunkserver of this host is read from its chunk file, whose descriptor
+ * that server hands over, rather than through TCP.
+ */
+struct dfs_locals;
+struct dfs_locals *dfs_locals_new(bool enabled);   /* NULL: out of memory */
+void dfs_locals_free(struct dfs_locals *ls);
+struct dfs_locals *dfs_locals_of(struct dfs *d);
+
+/* An open replica file; shared by reference (the last unref closes it). */
+struct dfs_local_chunk {
+    atomic_int refs;
+    int fd;
+    uint64_t chunk;
+    uint32_t version;   /* the replica's at the open, >= the one asked */
+    uint64_t length;    /* ... and its length then */
+    uint64_t data_off;
+    uint32_t tail_crc;
+};
+
+/*
+ * Opens the replica of chunk, at min_version or newer, on the chunkserver
+ * at addr: 0 and *out (one reference), -ENOTSUP when that server is not
+ * on this host or does not do local reads (remembered for a while), or
+ * another error (the replica is then read through TCP, which reports).
+ */
+int dfs_local_open(struct dfs *d, const char *addr, uint64_t chunk,
+                   uint32_t min_version, struct dfs_local_chunk **out);
+/* The two steps of dfs_local_open once the server is known to be local
+ * (tests call them directly): a connection to the abstract socket name
+ * (an fd, or a negative errno), and one request on it, which answers 0
+ * and *out, the server's error, or a transport error; *conn_ok says
+ * whether conn may carry another request. */
+int dfs_local_connect(const char *name);
+int dfs_local_request(int conn, const uint8_t token[PROTO_LOCAL_TOKEN],
+                      uint64_t chunk, uint32_t min_version,
+                      struct dfs_local_chunk **out, bool *conn_ok);
+void dfs_local_ref(struct dfs_local_chunk *c);
+void dfs_local_unref(struct dfs_local_chunk *c);   /* NULL ok */
+
+/*
+ * Reads [off, off + len) of the chunk into buf, verifying every block it
+ * touches; bytes past the length at the open are zeros.  0, or
+ * -DFS_ECORRUPT when a block fails (perhaps rewritten since: the caller
+ * reads through TCP, which judges and reports), or an I/O error.
+ */
+int dfs_local_read(const struct dfs_local_chunk *c, uint64_t off, uint8_t *buf,
+                   size_t len);
 
 /*
  * The files open in a session (dfsfile.c keeps them): every handle of one

@@ -150,6 +150,13 @@ struct dfs_inode {
         size_t len;
         uint64_t next;              /* where a sequential read goes on */
         size_t window;
+        /* The replica on this host of chunk lc_chunk at lc_version (the
+         * located one when they match), once local_get has looked: NULL
+         * when none is (then reads go through TCP). */
+        bool lc_tried;
+        uint64_t lc_chunk;
+        uint32_t lc_version;
+        struct dfs_local_chunk *lc;
         /* The window after buf's, asked for while buf is read (ids 1..n
          * on conn, from replica node of loc). */
         struct {
@@ -242,11 +249,19 @@ static void publish(struct dfs_inode *f)
 static void prefetch_cancel(struct dfs_inode *f);
 
 /* Forgets cached locations and read-ahead: the file changed. */
+static void local_drop(struct dfs_inode *f)
+{
+    dfs_local_unref(f->r.lc);
+    f->r.lc = NULL;
+    f->r.lc_tried = false;
+}
+
 static void read_cache_drop(struct dfs_inode *f)
 {
     f->r.loc_valid = false;
     f->r.len = 0;
     prefetch_cancel(f);
+    local_drop(f);
 }
 
 /*
@@ -314,6 +329,7 @@ static void inode_detach(struct dfs_inode *in)
         free(in->ws[i].unsynced);
     }
     prefetch_cancel(in);
+    local_drop(in);
     free(in->r.buf);
     free(in->r.pf.buf);
     pthread_mutex_destroy(&in->mu);
@@ -1336,12 +1352,71 @@ static int loc_get(struct dfs_inode *f, uint32_t index)
     return rc;
 }
 
+/*
+ * The located chunk's replica on this host, opened on first use (local
+ * reads: docs/LOCAL_READS.md): NULL when no replica is local.  Called
+ * with f->mu held and f->r.loc valid.
+ */
+static struct dfs_local_chunk *local_get(struct dfs_inode *f)
+{
+    const struct dfsfile_loc *loc = &f->r.loc;
+    if (!loc->present)
+        return NULL;
+    if (f->r.lc_tried && f->r.lc_chunk == loc->chunk && f->r.lc_version == loc->version)
+        return f->r.lc;
+    local_drop(f);
+    f->r.lc_tried = true;
+    f->r.lc_chunk = loc->chunk;
+    f->r.lc_version = loc->version;
+    for (uint32_t i = 0; i < loc->where.n; i++)
+        if (dfs_local_open(f->d, loc->where.node[i].addr, loc->chunk, loc->version,
+                           &f->r.lc) == 0)
+            break;
+    return f->r.lc;
+}
+
+/*
+ * Reads [in_chunk, in_chunk + len) of chunk, the located one, from its
+ * replica on this host.  A range past the replica's length when opened,
+ * or a block that fails, opens it afresh once: the replica may have grown
+ * or been rewritten since (by this session's own writes, say).  With
+ * unlocked, f->mu is released during the read so that several threads
+ * read one file side by side (f->r.loc may then have moved on: the
+ * afresh open checks it still names chunk).  0, or an error after which
+ * the caller reads through TCP, which judges a replica that is really
+ * bad.  Called and returns with f->mu held.
+ */
+static int read_local(struct dfs_inode *f, uint64_t chunk, uint64_t in_chunk,
+                      uint8_t *buf, size_t len, bool unlocked)
+{
+    int rc = -ERANGE;
+    for (int tries = 0; tries < 2 && rc < 0; tries++) {
+        if (tries)
+            local_drop(f);
+        struct dfs_local_chunk *lc = local_get(f);
+        if (!lc || lc->chunk != chunk)
+            return -ENOTSUP;
+        if (tries == 0 && in_chunk + len > lc->length)
+            continue;
+        dfs_local_ref(lc);
+        if (unlocked)
+            pthread_mutex_unlock(&f->mu);
+        rc = dfs_local_read(lc, in_chunk, buf, len);
+        if (unlocked)
+            pthread_mutex_lock(&f->mu);
+        dfs_local_unref(lc);
+    }
+    return rc;
+}
+
 /* Reads [in_chunk, in_chunk + len) of the located chunk; when every
  * replica the cached location names fails, asks the master again once
  * (replicas move: re-replication, a dead server, a new version). */
 static int read_located(struct dfs_inode *f, uint64_t in_chunk, uint8_t *buf,
                         size_t len)
 {
+    if (read_local(f, f->r.loc.chunk, in_chunk, buf, len, false) == 0)
+        return 0;
     int rc = read_piece(f, &f->r.loc, in_chunk, buf, len);
     if (rc == 0)
         return 0;
@@ -1560,7 +1635,7 @@ ssize_t dfs_file_pread(struct dfs_file *h, void *buf, size_t len, uint64_t off)
     uint8_t *p = buf;
     size_t done = 0;
     int rc = 0;
-    bool asked = false;
+    bool asked = false, local_failed = false;
     while (done < len) {
         uint64_t pos = off + done;
         rc = loc_get(f, (uint32_t)(pos / f->chunk_size));
@@ -1579,7 +1654,18 @@ ssize_t dfs_file_pread(struct dfs_file *h, void *buf, size_t len, uint64_t off)
             n = (size_t)(f->chunk_size - in_chunk);
         if (n > f->size - pos)
             n = (size_t)(f->size - pos);
-        ssize_t k = read_buffered(f, pos, p + done, n);
+        ssize_t k = 0;
+        if (!local_failed && local_get(f)) {
+            /* Straight from the replica's file: no buffer, no read-ahead
+             * of ours (the kernel's on that file does it). */
+            if (read_local(f, f->r.loc.chunk, in_chunk, p + done, n, true) < 0) {
+                local_failed = true;
+                continue;       /* f->r.loc may have moved meanwhile */
+            }
+            k = (ssize_t)n;
+        }
+        if (k == 0)
+            k = read_buffered(f, pos, p + done, n);
         if (k == 0) {
             if (n > (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX)
                 n = (size_t)DFSFILE_PIPELINE * PROTO_DATA_MAX;

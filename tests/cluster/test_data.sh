@@ -2,7 +2,8 @@
 # File data through dfsput/dfsget on a real cluster: round trips at the
 # sizes around block and chunk edges, trees, stdin/stdout, a chunkserver
 # killed in the middle of a put, scattered writes over several chunks of
-# one handle across a chunkserver loss, and bad input with clear errors.
+# one handle across a chunkserver loss, local reads beside reads through
+# the chunkservers, and bad input with clear errors.
 set -u
 . "$(dirname "$0")/lib.sh"
 # Chunks of 1 MiB, so that every file of more than a MiB spans chunks.
@@ -19,6 +20,8 @@ for size in $((3 * CHUNK + 1)) 0 1 65535 65536 65537 $((CHUNK - 1)) $((CHUNK)) $
     "$BIN/dfsput" "$W/in.$size" "/f.$size" || fail "dfsput of $size bytes"
     "$BIN/dfsget" "/f.$size" "$W/out.$size" || fail "dfsget of $size bytes"
     cmp -s "$W/in.$size" "$W/out.$size" || fail "$size bytes differ after a round trip"
+    DFS_LOCAL_READS=0 "$BIN/dfsget" -f "/f.$size" "$W/out.$size" || fail "dfsget of $size bytes through TCP"
+    cmp -s "$W/in.$size" "$W/out.$size" || fail "$size bytes differ after a round trip through TCP"
     got=$("$BIN/dfsadmin" stat --json "/f.$size" | python3 -c "import json,sys; print(json.load(sys.stdin)['size'])")
     [ "$got" = "$size" ] || fail "stat says $got bytes, not $size"
     rm -f "$W/in.$size" "$W/out.$size"
@@ -33,6 +36,29 @@ step "stdin and stdout"
 head -c 3000000 /dev/urandom > "$W/pipe"
 "$BIN/dfsput" - /piped < "$W/pipe" || fail "dfsput from stdin"
 "$BIN/dfsget" /piped - | cmp -s - "$W/pipe" || fail "dfsget to stdout differs"
+
+step "local reads: replicas on this host are read in place, not through TCP"
+# The chunkservers count the bytes they serve (read_bytes_total): local
+# reads add nothing to it; with DFS_LOCAL_READS=0 the same get goes
+# through the chunkservers and adds the whole file.
+read_bytes() { curl -sf "${DFS_HTTP}api/status" | python3 -c "import json,sys; print(json.load(sys.stdin)['read_bytes_total'])"; }
+head -c $((3 * MiB + 5)) /dev/urandom > "$W/loc"
+"$BIN/dfsput" "$W/loc" /loc || fail "dfsput /loc"
+sleep 2.5        # a heartbeat from every chunkserver: the count is current
+rb0=$(read_bytes)
+for i in 1 2; do
+    "$BIN/dfsget" -f /loc "$W/loc.out" && cmp -s "$W/loc" "$W/loc.out" || fail "local get $i"
+done
+sleep 2.5
+rb1=$(read_bytes)
+[ $((rb1 - rb0)) -lt $MiB ] || fail "local gets moved $((rb1 - rb0)) bytes through the chunkservers"
+DFS_LOCAL_READS=0 "$BIN/dfsget" -f /loc "$W/loc.out" && cmp -s "$W/loc" "$W/loc.out" || fail "get through TCP"
+deadline=$((SECONDS + 10))
+until [ $(($(read_bytes) - rb1)) -ge $((3 * MiB)) ]; do
+    [ $SECONDS -lt $deadline ] || fail "a get with local reads off did not go through the chunkservers"
+    sleep 0.5
+done
+rm -f "$W/loc" "$W/loc.out"
 
 step "a recursive tree"
 mkdir -p "$W/tree/a/b" "$W/tree/c"

@@ -30,6 +30,7 @@
 #include "chunkserver/vols.h"
 #include "common/auth.h"
 #include "common/dfs_error.h"
+#include "common/libdfs/dfs_priv.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/protocol.h"
@@ -474,6 +475,159 @@ static void test_replica_corrupt_on_disk_refuses_reads(void **state)
     free(data);
 }
 
+/* PROTO_CS_LOCAL on n: 0 with the socket's name and token, or the
+ * server's error. */
+static int cs_local(const struct node *n, char name[64], uint8_t token[PROTO_LOCAL_TOKEN])
+{
+    int fd = node_dial(n);
+    struct rpc_reply r;
+    assert_int_equal(rpc_call_fd(fd, PROTO_CS_LOCAL, NULL, 0, 0, IO_MS, &r), 0);
+    close(fd);
+    int rc = r.hdr.status;
+    if (rc == 0) {
+        struct wire_reader rd;
+        wire_reader_init(&rd, r.payload, r.len);
+        char *s = wire_get_str(&rd, 63);
+        wire_get_raw(&rd, token, PROTO_LOCAL_TOKEN);
+        assert_int_equal(wire_reader_finish(&rd), 0);
+        snprintf(name, 64, "%s", s);
+        free(s);
+    }
+    rpc_reply_release(&r);
+    return rc;
+}
+
+/* Reads [off, off + len) through c and compares with the replica's bytes
+ * (want, of want_len) followed by zeros. */
+static void check_local(const struct dfs_local_chunk *c, const uint8_t *want,
+                        size_t want_len, uint64_t off, size_t len)
+{
+    uint8_t *buf = malloc(len);
+    memset(buf, 0xee, len);
+    assert_int_equal(dfs_local_read(c, off, buf, len), 0);
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != (off + i < want_len ? want[off + i] : 0))
+            fail_msg("local read at %" PRIu64 ": byte %zu differs", off, i);
+    free(buf);
+}
+
+/* Local reads: a client on this host gets a chunk file's descriptor for
+ * the token, reads it, and sees every block verified. */
+static void test_local_reads(void **state)
+{
+    struct trio *t = *state;
+    enum { LEN = 300000 };
+    uint64_t seed = test_seed();
+    uint8_t *data = malloc(LEN + 1000);
+    for (size_t i = 0; i < LEN + 1000; i++)
+        data[i] = (uint8_t)rnd(&seed);
+    struct write_req q = { .chunk = 0xd0, .version = 1, .chain = t->tail,
+                           .nchain = 2, .data = data, .len = LEN,
+                           .flags = PROTO_WRITE_SYNC };
+    int fd = node_dial(&t->n[0]);
+    assert_int_equal(cs_write(fd, &q, NULL), 0);
+
+    char name[64];
+    uint8_t token[PROTO_LOCAL_TOKEN];
+    assert_int_equal(cs_local(&t->n[1], name, token), 0);
+    int conn = dfs_local_connect(name);
+    assert_true(conn >= 0);
+    struct dfs_local_chunk *c;
+    bool ok;
+    assert_int_equal(dfs_local_request(conn, token, 0xd0, 1, &c, &ok), 0);
+    assert_true(ok);
+    assert_int_equal(c->version, 1);
+    assert_int_equal(c->length, LEN);
+    /* Whole blocks, block edges, the partial tail, past the length. */
+    const uint64_t ranges[][2] = { { 0, LEN }, { 1000, 70000 }, { 65536, 65536 },
+                                   { 65535, 2 }, { LEN - 5000, 20000 },
+                                   { LEN, 100 }, { 7, 1 } };
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+        check_local(c, data, LEN, ranges[i][0], (size_t)ranges[i][1]);
+    for (int i = 0; i < 200; i++) {
+        uint64_t off = rnd(&seed) % (LEN + 1000);
+        check_local(c, data, LEN, off, (size_t)(1 + rnd(&seed) % 140000));
+    }
+
+    /* The chunk grows: the open descriptor keeps its length (bytes past
+     * it read as zeros), a new one sees the growth. */
+    struct write_req more = q;
+    more.offset = LEN;
+    more.data = data + LEN;
+    more.len = 1000;
+    assert_int_equal(cs_write(fd, &more, NULL), 0);
+    check_local(c, data, LEN, LEN - 100, 1100);
+    dfs_local_unref(c);
+    assert_int_equal(dfs_local_request(conn, token, 0xd0, 1, &c, &ok), 0);
+    assert_int_equal(c->length, LEN + 1000);
+    check_local(c, data, LEN + 1000, LEN - 100, 1100);
+
+    /* The tail rewritten in place: the old tail CRC fails, which sends
+     * the client to its TCP read rather than to wrong bytes. */
+    struct dfs_local_chunk *fresh;
+    memset(data + LEN + 500, 0x5a, 100);
+    more.offset = LEN + 500;
+    more.data = data + LEN + 500;
+    more.len = 100;
+    assert_int_equal(cs_write(fd, &more, NULL), 0);
+    uint8_t tail[600];
+    assert_int_equal(dfs_local_read(c, LEN + 400, tail, sizeof(tail)), -DFS_ECORRUPT);
+    assert_int_equal(dfs_local_request(conn, token, 0xd0, 1, &fresh, &ok), 0);
+    check_local(fresh, data, LEN + 1000, LEN + 400, 600);
+    dfs_local_unref(fresh);
+    close(fd);
+
+    /* Rot on disk: the block fails, the others still read. */
+    corrupt_on_disk(&t->n[1], 0xd0, 70000);
+    uint8_t buf[1000];
+    assert_int_equal(dfs_local_read(c, 69000, buf, sizeof(buf)), -DFS_ECORRUPT);
+    check_local(c, data, LEN + 1000, 140000, 1000);
+    dfs_local_unref(c);
+
+    /* A newer version than the replica's, a chunk it lacks. */
+    assert_int_equal(dfs_local_request(conn, token, 0xd0, 2, &c, &ok), -DFS_ESTALE_VER);
+    assert_true(ok);
+    assert_int_equal(dfs_local_request(conn, token, 0xd1, 1, &c, &ok), -ENOENT);
+    assert_true(ok);
+    /* A wrong token is refused, and the connection closed. */
+    token[0] ^= 1;
+    assert_int_equal(dfs_local_request(conn, token, 0xd0, 1, &c, &ok), -EACCES);
+    token[0] ^= 1;
+    assert_true(dfs_local_request(conn, token, 0xd0, 1, &c, &ok) < 0);
+    assert_false(ok);
+    close(conn);
+    /* Another server's token opens nothing here. */
+    char other[64];
+    uint8_t other_token[PROTO_LOCAL_TOKEN];
+    assert_int_equal(cs_local(&t->n[2], other, other_token), 0);
+    assert_string_not_equal(other, name);
+    conn = dfs_local_connect(name);
+    assert_int_equal(dfs_local_request(conn, other_token, 0xd0, 1, &c, &ok), -EACCES);
+    close(conn);
+    /* A malformed packet costs the sender its connection, nothing else. */
+    conn = dfs_local_connect(name);
+    assert_int_equal(send(conn, "junk", 4, 0), 4);
+    assert_int_equal(recv(conn, buf, sizeof(buf), 0), 0);
+    close(conn);
+    conn = dfs_local_connect(name);
+    assert_int_equal(dfs_local_request(conn, token, 0xd0, 1, &c, &ok), 0);
+    dfs_local_unref(c);
+    close(conn);
+    free(data);
+}
+
+static void test_local_reads_off(void **state)
+{
+    (void)state;
+    struct node n;
+    const char *const extra[] = { "local_reads=false", NULL };
+    node_open(&n, CHUNK, extra);
+    char name[64];
+    uint8_t token[PROTO_LOCAL_TOKEN];
+    assert_int_equal(cs_local(&n, name, token), -ENOSYS);
+    node_close(&n);
+}
+
 static void test_dead_middle_fails_write_naming_it(void **state)
 {
     struct trio *t = *state;
@@ -871,6 +1025,9 @@ int main(void)
                                         trio_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key_and_bad_requests,
                                         trio_setup, trio_teardown),
+        cmocka_unit_test_setup_teardown(test_local_reads, trio_setup,
+                                        trio_teardown),
+        cmocka_unit_test(test_local_reads_off),
         cmocka_unit_test(test_master_link_register_heartbeat_orders),
         cmocka_unit_test(test_scrubber_finds_corrupt_chunk),
     };
