@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chunkserver/csd.h"
 #include "chunkserver/cslocal.h"
@@ -539,6 +540,8 @@ static void local_info(struct csio_client *cl, const struct wire_frame *f)
     wire_writer_init(&w);
     wire_put_str(&w, cslocal_name(l));
     wire_put_raw(&w, cslocal_token(l), PROTO_LOCAL_TOKEN);
+    wire_put_u32(&w, (uint32_t)getpid());
+    wire_put_u32(&w, (uint32_t)geteuid());
     if (w.err)
         client_reply(cl, f, w.err, NULL, 0);
     else

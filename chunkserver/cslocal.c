@@ -11,7 +11,6 @@
 #include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +38,11 @@ struct cslocal {
     int wake_fd;                  /* eventfd: stop */
     pthread_t thread;
     int conns[CSLOCAL_CONNS];
+    uint64_t used[CSLOCAL_CONNS];   /* when each last sent a request */
+    uint64_t clock;                 /* counts requests and accepts */
     size_t nconns;
     char name[CSLOCAL_NAME_MAX];
     uint8_t token[PROTO_LOCAL_TOKEN];
-    atomic_uint_fast64_t served;
 };
 
 static socklen_t abstract_addr(const char *name, struct sockaddr_un *sa)
@@ -120,26 +120,34 @@ static int serve(struct cslocal *l, int conn)
         return send_reply(conn, rc, NULL);
     rc = send_reply(conn, 0, &sl);
     close(sl.fd);
-    if (rc == 0)
-        atomic_fetch_add(&l->served, 1);
     return rc;
 }
 
 static void conn_drop(struct cslocal *l, size_t i)
 {
     close(l->conns[i]);
-    l->conns[i] = l->conns[--l->nconns];
+    l->nconns--;
+    l->conns[i] = l->conns[l->nconns];
+    l->used[i] = l->used[l->nconns];
 }
 
+/* A full table makes room by closing the connection idle the longest:
+ * connections that never send a request (anyone on the host may open
+ * one) cannot keep the readers that do out.  Its client, if any, opens
+ * a new one when it next needs it. */
 static void accept_one(struct cslocal *l)
 {
     int fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0)
         return;
     if (l->nconns == CSLOCAL_CONNS) {
-        close(fd);      /* the client reads through TCP instead */
-        return;
+        size_t oldest = 0;
+        for (size_t i = 1; i < l->nconns; i++)
+            if (l->used[i] < l->used[oldest])
+                oldest = i;
+        conn_drop(l, oldest);
     }
+    l->used[l->nconns] = ++l->clock;
     l->conns[l->nconns++] = fd;
 }
 
@@ -158,9 +166,13 @@ static void *cslocal_main(void *arg)
         if (p[0].revents)
             break;
         /* Backwards, so that dropping i moves an already served one. */
-        for (size_t i = n; i-- > 0;)
-            if (p[2 + i].revents && serve(l, l->conns[i]) < 0)
+        for (size_t i = n; i-- > 0;) {
+            if (!p[2 + i].revents)
+                continue;
+            l->used[i] = ++l->clock;
+            if (serve(l, l->conns[i]) < 0)
                 conn_drop(l, i);
+        }
         if (p[1].revents)
             accept_one(l);
     }
@@ -235,9 +247,4 @@ const char *cslocal_name(const struct cslocal *l)
 const uint8_t *cslocal_token(const struct cslocal *l)
 {
     return l->token;
-}
-
-uint64_t cslocal_served(const struct cslocal *l)
-{
-    return atomic_load(&l->served);
 }

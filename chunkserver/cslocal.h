@@ -10,8 +10,7 @@
  * serves only holders of the cluster key, as the TCP port does.
  *
  * Threads: cslocal_start and cslocal_stop from the csd's thread;
- * cslocal_name, cslocal_token and cslocal_served from any thread between
- * them.
+ * cslocal_name and cslocal_token from any thread between them.
  */
 #ifndef DFS_CSLOCAL_H
 #define DFS_CSLOCAL_H
@@ -33,8 +32,5 @@ void cslocal_stop(struct cslocal *l);
 /* The abstract socket's name, without the leading NUL. */
 const char *cslocal_name(const struct cslocal *l);
 const uint8_t *cslocal_token(const struct cslocal *l);
-
-/* Descriptors handed out so far. */
-uint64_t cslocal_served(const struct cslocal *l);
 
 #endif

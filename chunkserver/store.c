@@ -1093,6 +1093,10 @@ int store_open_local(struct store *s, uint64_t id, uint32_t min_version,
     rc = chunk_usable(ch, 0);
     if (rc == 0 && ch->hdr.version < min_version)
         rc = -DFS_ESTALE_VER;
+    pthread_mutex_lock(&s->mu);
+    if (rc == 0 && ch->bad)
+        rc = -DFS_ECORRUPT;     /* known bad: not for another reader */
+    pthread_mutex_unlock(&s->mu);
     if (rc == 0) {
         char path[PATH_MAX];
         chunk_path(s, id, false, path);

@@ -164,7 +164,8 @@ struct store_local {
 };
 
 /* Opens chunk id for such a reader when it is at version min_version or
- * newer: -DFS_ESTALE_VER when older, -ENOENT, -DFS_ECORRUPT, and -ENOTSUP
+ * newer: -DFS_ESTALE_VER when older, -ENOENT, -DFS_ECORRUPT (also for a
+ * chunk found corrupt since the store opened), and -ENOTSUP
  * unless the store's fsio is the real file system (another process could
  * not see the simulated or power-cut backends' files).  A failed open
  * does not fail the store: the reader falls back to store_read. */

@@ -412,12 +412,15 @@ enum proto_msg {
      * the server verifies before it sends. */
     PROTO_CS_READ = 0x0502,
     /* -> (empty)
-     * <- name str, token PROTO_LOCAL_TOKEN bytes
+     * <- name str, token PROTO_LOCAL_TOKEN bytes, pid u32, uid u32
      * Local reads (docs/LOCAL_READS.md): the abstract unix socket (name,
      * without the leading NUL) on which this server hands clients on its
-     * host read-only descriptors of its chunk files, and the token every
-     * request there carries.  -ENOSYS when the server has local reads off.
-     * Connecting works only from the same host and network namespace. */
+     * host read-only descriptors of its chunk files, the token every
+     * request there carries, and the process that owns the socket (the
+     * client checks its peer against them before it sends the token: an
+     * abstract name is free for anyone to take once its server is gone).
+     * -ENOSYS when the server has local reads off.  Connecting works only
+     * from the same host and network namespace. */
     PROTO_CS_LOCAL = 0x0503,
 
     /* ---- chunkserver <-> chunkserver (0x06xx) ---- */

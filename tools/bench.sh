@@ -5,7 +5,8 @@
 # measures, each as the median of BENCH_RUNS runs:
 #   - dfsput / dfsget of BENCH_MB MiB of random data, beside cp of the same
 #     file on the same disk, and beside writing it three times (the disk
-#     work three replicas cost);
+#     work three replicas cost); dfsget also to /dev/null (the work of
+#     local_read, cat to /dev/null) and with DFS_LOCAL_READS=0;
 #   - dfsput with a goal of one replica (a chain of one) beside three;
 #   - namespace creates/s through libdfs with 16 concurrent clients;
 #   - leader failover: kill -9 of the leader to the first mutation through
@@ -84,9 +85,20 @@ for i in $(seq "$RUNS"); do
     rate "$MB" "$t0" "$t1" >> "$BASE/get"
     cmp -s "$SRC" "$BASE/got" || { echo "bench: dfsget returned other bytes" >&2; exit 1; }
     rm -f "$BASE/got"
+    # The same read without the local file's writing, as local_read does
+    # it, and the same get with the replicas read through TCP.
+    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    t0=$(now); bin/dfsget /bench.dat - > /dev/null; t1=$(now)
+    rate "$MB" "$t0" "$t1" >> "$BASE/get_null"
+    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    t0=$(now); DFS_LOCAL_READS=0 bin/dfsget -f /bench.dat "$BASE/got"; t1=$(now)
+    rate "$MB" "$t0" "$t1" >> "$BASE/get_tcp"
+    rm -f "$BASE/got"
 done
 record dfsput "$(median < "$BASE/put")" MiB/s
 record dfsget "$(median < "$BASE/get")" MiB/s
+record dfsget_to_devnull "$(median < "$BASE/get_null")" MiB/s
+record dfsget_no_local_reads "$(median < "$BASE/get_tcp")" MiB/s
 
 echo "bench: a chain of one chunkserver beside the chain of three"
 for i in $(seq "$RUNS"); do
@@ -210,6 +222,8 @@ def ratio(a, b):
 ratios = {
     "dfsput_vs_three_copies": ratio("dfsput", "local_three_copies_write"),
     "dfsget_vs_local_read": ratio("dfsget", "local_read"),
+    "dfsget_to_devnull_vs_local_read": ratio("dfsget_to_devnull", "local_read"),
+    "dfsget_no_local_reads_vs_local_read": ratio("dfsget_no_local_reads", "local_read"),
     "dfsput_three_vs_one_replica": ratio("dfsput", "dfsput_one_replica"),
 }
 for k in [r[0][len("mount_"):] for r in rows if r[0].startswith("mount_")]:

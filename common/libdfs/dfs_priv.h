@@ -110,10 +110,11 @@ int dfs_local_open(struct dfs *d, const char *addr, uint64_t chunk,
                    uint32_t min_version, struct dfs_local_chunk **out);
 /* The two steps of dfs_local_open once the server is known to be local
  * (tests call them directly): a connection to the abstract socket name
- * (an fd, or a negative errno), and one request on it, which answers 0
- * and *out, the server's error, or a transport error; *conn_ok says
- * whether conn may carry another request. */
-int dfs_local_connect(const char *name);
+ * owned by process pid of user uid (an fd; -EPERM when another process
+ * holds the name, or another negative errno), and one request on it,
+ * which answers 0 and *out, the server's error, or a transport error;
+ * *conn_ok says whether conn may carry another request. */
+int dfs_local_connect(const char *name, uint32_t pid, uint32_t uid);
 int dfs_local_request(int conn, const uint8_t token[PROTO_LOCAL_TOKEN],
                       uint64_t chunk, uint32_t min_version,
                       struct dfs_local_chunk **out, bool *conn_ok);

@@ -1406,6 +1406,12 @@ static int read_local(struct dfs_inode *f, uint64_t chunk, uint64_t in_chunk,
             pthread_mutex_lock(&f->mu);
         dfs_local_unref(lc);
     }
+    if (rc < 0 && f->r.lc_chunk == chunk) {
+        /* Failed afresh too: this chunk is read through TCP from now on
+         * (until it is located at another version). */
+        dfs_local_unref(f->r.lc);
+        f->r.lc = NULL;
+    }
     return rc;
 }
 

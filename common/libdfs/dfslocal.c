@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -26,8 +27,9 @@
 #include "common/libdfs/dfs_priv.h"
 
 #define LOCAL_SERVERS 64
-#define LOCAL_IDLE 8            /* idle connections kept per server */
+#define LOCAL_IDLE 2            /* idle connections kept per server */
 #define LOCAL_RETRY_MS 30000    /* before asking a non-local server again */
+#define LOCAL_DOWN_MS 2000      /* ... and one that did not answer */
 #define LOCAL_NAME_MAX 64
 #define LOCAL_IO_MS 10000       /* one request on the local socket */
 #define B PROTO_BLOCK_SIZE
@@ -35,12 +37,18 @@
 
 enum local_state { LOCAL_UNKNOWN, LOCAL_NO, LOCAL_YES };
 
+/* What PROTO_CS_LOCAL tells of a server's local socket. */
+struct local_peer {
+    char name[LOCAL_NAME_MAX];
+    uint8_t token[PROTO_LOCAL_TOKEN];
+    uint32_t pid, uid;          /* the socket's owner */
+};
+
 struct local_server {
     char addr[PROTO_ADDR_MAX];
     enum local_state state;
     uint64_t no_until;          /* LOCAL_NO: ask again after (ev_clock_ms) */
-    char name[LOCAL_NAME_MAX];
-    uint8_t token[PROTO_LOCAL_TOKEN];
+    struct local_peer peer;     /* LOCAL_YES */
     int idle[LOCAL_IDLE];
     size_t nidle;
 };
@@ -87,7 +95,7 @@ static struct local_server *server_of(struct dfs_locals *ls, const char *addr)
     return s;
 }
 
-int dfs_local_connect(const char *name)
+int dfs_local_connect(const char *name, uint32_t pid, uint32_t uid)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     size_t n = strlen(name);
@@ -103,8 +111,16 @@ int dfs_local_connect(const char *name)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
-    if (connect(fd, (struct sockaddr *)&sa, len) < 0) {
-        int rc = -errno;
+    int rc = connect(fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0;
+    /* Once its server is gone, anyone may bind the name: the token goes
+     * only to the process that told it. */
+    struct ucred cred;
+    socklen_t clen = sizeof(cred);
+    if (rc == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+        rc = -errno;
+    if (rc == 0 && ((uint32_t)cred.pid != pid || (uint32_t)cred.uid != uid))
+        rc = -EPERM;
+    if (rc < 0) {
         close(fd);
         return rc;
     }
@@ -113,11 +129,10 @@ int dfs_local_connect(const char *name)
 
 /*
  * Asks the server at addr for its local socket and connects to it: a
- * connection (>= 0) with name and token filled, -ENOTSUP when the server
- * is not on this host or has local reads off, or a transport error.
+ * connection (>= 0) with *peer filled, -ENOTSUP when the server is not on
+ * this host or has local reads off, or a transport error.
  */
-static int discover(struct dfs *d, const char *addr, char name[LOCAL_NAME_MAX],
-                    uint8_t token[PROTO_LOCAL_TOKEN])
+static int discover(struct dfs *d, const char *addr, struct local_peer *peer)
 {
     struct wire_writer w;
     wire_writer_init(&w);
@@ -130,57 +145,64 @@ static int discover(struct dfs *d, const char *addr, char name[LOCAL_NAME_MAX],
     if (rc == 0) {
         struct wire_reader rd;
         wire_reader_init(&rd, r.payload, r.len);
-        char *s = wire_get_str(&rd, LOCAL_NAME_MAX - 1);
-        wire_get_raw(&rd, token, PROTO_LOCAL_TOKEN);
-        rc = wire_reader_finish(&rd) < 0 || !s ? -EBADMSG : 0;
+        char *name = wire_get_str(&rd, LOCAL_NAME_MAX - 1);
+        wire_get_raw(&rd, peer->token, PROTO_LOCAL_TOKEN);
+        peer->pid = wire_get_u32(&rd);
+        peer->uid = wire_get_u32(&rd);
+        rc = wire_reader_finish(&rd) < 0 || !name ? -EBADMSG : 0;
         if (rc == 0)
-            strcpy(name, s);
-        free(s);
+            strcpy(peer->name, name);
+        free(name);
     }
     rpc_reply_release(&r);
     if (rc < 0)
         return -ENOTSUP;     /* -ENOSYS: off, or a server without them */
-    rc = dfs_local_connect(name);
+    rc = dfs_local_connect(peer->name, peer->pid, peer->uid);
     return rc < 0 ? -ENOTSUP : rc;
 }
 
-/* A connection to addr's local socket, with its token: >= 0, -ENOTSUP,
- * or a transport error. */
+/*
+ * A connection to addr's local socket, and the server's token: >= 0,
+ * -ENOTSUP, or a transport error.  *pooled says it was idle in the pool
+ * (the server may have closed it meanwhile).
+ */
 static int conn_take(struct dfs *d, struct dfs_locals *ls, const char *addr,
-                     uint8_t token[PROTO_LOCAL_TOKEN])
+                     uint8_t token[PROTO_LOCAL_TOKEN], bool *pooled)
 {
+    *pooled = false;
     pthread_mutex_lock(&ls->mu);
     struct local_server *s = server_of(ls, addr);
     if (!s || (s->state == LOCAL_NO && ev_clock_ms() < s->no_until)) {
         pthread_mutex_unlock(&ls->mu);
         return -ENOTSUP;
     }
+    struct local_peer peer;
     if (s->state == LOCAL_YES) {
-        memcpy(token, s->token, PROTO_LOCAL_TOKEN);
+        peer = s->peer;
         int fd = s->nidle ? s->idle[--s->nidle] : -1;
-        char name[LOCAL_NAME_MAX];
-        strcpy(name, s->name);
         pthread_mutex_unlock(&ls->mu);
+        *pooled = fd >= 0;
         if (fd < 0)
-            fd = dfs_local_connect(name);
-        if (fd >= 0)
+            fd = dfs_local_connect(peer.name, peer.pid, peer.uid);
+        if (fd >= 0) {
+            memcpy(token, peer.token, PROTO_LOCAL_TOKEN);
             return fd;
+        }
         /* A restarted server has another name: learn it again. */
         pthread_mutex_lock(&ls->mu);
-        if (strcmp(s->name, name) == 0)
+        if (strcmp(s->peer.name, peer.name) == 0)
             s->state = LOCAL_UNKNOWN;
     }
     pthread_mutex_unlock(&ls->mu);
-    char name[LOCAL_NAME_MAX];
-    int fd = discover(d, addr, name, token);
+    int fd = discover(d, addr, &peer);
     pthread_mutex_lock(&ls->mu);
     if (fd >= 0) {
         s->state = LOCAL_YES;
-        strcpy(s->name, name);
-        memcpy(s->token, token, PROTO_LOCAL_TOKEN);
-    } else if (fd == -ENOTSUP) {
+        s->peer = peer;
+        memcpy(token, peer.token, PROTO_LOCAL_TOKEN);
+    } else {
         s->state = LOCAL_NO;
-        s->no_until = ev_clock_ms() + LOCAL_RETRY_MS;
+        s->no_until = ev_clock_ms() + (fd == -ENOTSUP ? LOCAL_RETRY_MS : LOCAL_DOWN_MS);
     }
     pthread_mutex_unlock(&ls->mu);
     return fd;
@@ -244,8 +266,9 @@ static int request(int conn, const uint8_t token[PROTO_LOCAL_TOKEN],
     c->data_off = wire_get_u64(&rd);
     c->tail_crc = wire_get_u32(&rd);
     *conn_ok = true;
-    if (rc == 0 && fd < 0)
-        rc = -EBADMSG;
+    struct stat st;
+    if (rc == 0 && (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)))
+        rc = -EBADMSG;      /* a FIFO, say, would block every pread */
     if (rc < 0) {
         if (fd >= 0)
             close(fd);
@@ -280,16 +303,23 @@ int dfs_local_open(struct dfs *d, const char *addr, uint64_t chunk,
     struct dfs_locals *ls = dfs_locals_of(d);
     if (!ls->enabled)
         return -ENOTSUP;
-    uint8_t token[PROTO_LOCAL_TOKEN];
-    int conn = conn_take(d, ls, addr, token);
-    if (conn < 0)
-        return conn;
-    bool conn_ok;
-    int rc = dfs_local_request(conn, token, chunk, min_version, out, &conn_ok);
-    if (conn_ok)
-        conn_put(ls, addr, conn);
-    else
-        close(conn);
+    int rc = -EPIPE;
+    for (bool pooled = true; pooled && rc < 0;) {
+        /* A pooled connection the server closed fails at once: once more
+         * on a fresh one. */
+        uint8_t token[PROTO_LOCAL_TOKEN];
+        int conn = conn_take(d, ls, addr, token, &pooled);
+        if (conn < 0)
+            return conn;
+        bool conn_ok;
+        rc = dfs_local_request(conn, token, chunk, min_version, out, &conn_ok);
+        if (conn_ok)
+            conn_put(ls, addr, conn);
+        else
+            close(conn);
+        if (conn_ok)
+            break;
+    }
     return rc;
 }
 

@@ -475,9 +475,15 @@ static void test_replica_corrupt_on_disk_refuses_reads(void **state)
     free(data);
 }
 
-/* PROTO_CS_LOCAL on n: 0 with the socket's name and token, or the
- * server's error. */
-static int cs_local(const struct node *n, char name[64], uint8_t token[PROTO_LOCAL_TOKEN])
+/* What PROTO_CS_LOCAL answers. */
+struct local_info {
+    char name[64];
+    uint8_t token[PROTO_LOCAL_TOKEN];
+    uint32_t pid, uid;
+};
+
+/* PROTO_CS_LOCAL on n: 0 with *li filled, or the server's error. */
+static int cs_local(const struct node *n, struct local_info *li)
 {
     int fd = node_dial(n);
     struct rpc_reply r;
@@ -488,9 +494,11 @@ static int cs_local(const struct node *n, char name[64], uint8_t token[PROTO_LOC
         struct wire_reader rd;
         wire_reader_init(&rd, r.payload, r.len);
         char *s = wire_get_str(&rd, 63);
-        wire_get_raw(&rd, token, PROTO_LOCAL_TOKEN);
+        wire_get_raw(&rd, li->token, PROTO_LOCAL_TOKEN);
+        li->pid = wire_get_u32(&rd);
+        li->uid = wire_get_u32(&rd);
         assert_int_equal(wire_reader_finish(&rd), 0);
-        snprintf(name, 64, "%s", s);
+        snprintf(li->name, sizeof(li->name), "%s", s);
         free(s);
     }
     rpc_reply_release(&r);
@@ -527,10 +535,14 @@ static void test_local_reads(void **state)
     int fd = node_dial(&t->n[0]);
     assert_int_equal(cs_write(fd, &q, NULL), 0);
 
-    char name[64];
-    uint8_t token[PROTO_LOCAL_TOKEN];
-    assert_int_equal(cs_local(&t->n[1], name, token), 0);
-    int conn = dfs_local_connect(name);
+    struct local_info li;
+    assert_int_equal(cs_local(&t->n[1], &li), 0);
+    uint8_t *token = li.token;
+    /* The socket's owner is checked before the token goes out. */
+    assert_int_equal(li.pid, (uint32_t)getpid());
+    assert_int_equal(dfs_local_connect(li.name, li.pid + 1, li.uid), -EPERM);
+    assert_int_equal(dfs_local_connect(li.name, li.pid, li.uid + 1), -EPERM);
+    int conn = dfs_local_connect(li.name, li.pid, li.uid);
     assert_true(conn >= 0);
     struct dfs_local_chunk *c;
     bool ok;
@@ -597,21 +609,44 @@ static void test_local_reads(void **state)
     assert_false(ok);
     close(conn);
     /* Another server's token opens nothing here. */
-    char other[64];
-    uint8_t other_token[PROTO_LOCAL_TOKEN];
-    assert_int_equal(cs_local(&t->n[2], other, other_token), 0);
-    assert_string_not_equal(other, name);
-    conn = dfs_local_connect(name);
-    assert_int_equal(dfs_local_request(conn, other_token, 0xd0, 1, &c, &ok), -EACCES);
+    struct local_info other;
+    assert_int_equal(cs_local(&t->n[2], &other), 0);
+    assert_string_not_equal(other.name, li.name);
+    conn = dfs_local_connect(li.name, li.pid, li.uid);
+    assert_int_equal(dfs_local_request(conn, other.token, 0xd0, 1, &c, &ok), -EACCES);
     close(conn);
     /* A malformed packet costs the sender its connection, nothing else. */
-    conn = dfs_local_connect(name);
+    conn = dfs_local_connect(li.name, li.pid, li.uid);
     assert_int_equal(send(conn, "junk", 4, 0), 4);
     assert_int_equal(recv(conn, buf, sizeof(buf), 0), 0);
     close(conn);
-    conn = dfs_local_connect(name);
+    /* Connections that never ask anything cannot keep a reader out: a
+     * full table drops the one idle the longest. */
+    int idle[70];
+    for (int i = 0; i < 70; i++)
+        assert_true((idle[i] = dfs_local_connect(li.name, li.pid, li.uid)) >= 0);
+    conn = dfs_local_connect(li.name, li.pid, li.uid);
     assert_int_equal(dfs_local_request(conn, token, 0xd0, 1, &c, &ok), 0);
     dfs_local_unref(c);
+    assert_int_equal(recv(idle[0], buf, sizeof(buf), 0), 0);
+    for (int i = 0; i < 70; i++)
+        close(idle[i]);
+    close(conn);
+    conn = dfs_local_connect(li.name, li.pid, li.uid);
+    assert_int_equal(dfs_local_request(conn, token, 0xd0, 1, &c, &ok), 0);
+    dfs_local_unref(c);
+    close(conn);
+    /* Once the server itself has found the replica bad, it hands it to
+     * no local reader. */
+    uint8_t *big = malloc(CHUNK);
+    uint32_t got;
+    int rfd = node_dial(&t->n[1]);
+    assert_int_equal(cs_read(rfd, 0xd0, 1, 65536, 65536, big, &got, NULL), -DFS_ECORRUPT);
+    close(rfd);
+    free(big);
+    conn = dfs_local_connect(li.name, li.pid, li.uid);
+    assert_int_equal(dfs_local_request(conn, token, 0xd0, 1, &c, &ok), -DFS_ECORRUPT);
+    assert_true(ok);
     close(conn);
     free(data);
 }
@@ -622,9 +657,8 @@ static void test_local_reads_off(void **state)
     struct node n;
     const char *const extra[] = { "local_reads=false", NULL };
     node_open(&n, CHUNK, extra);
-    char name[64];
-    uint8_t token[PROTO_LOCAL_TOKEN];
-    assert_int_equal(cs_local(&n, name, token), -ENOSYS);
+    struct local_info li;
+    assert_int_equal(cs_local(&n, &li), -ENOSYS);
     node_close(&n);
 }
 
