@@ -175,7 +175,10 @@ enum proto_msg {
 
     /* ---- client <-> master: open files and locks (0x013x) ---- */
 
-    /* [M] -> HEAD, inode u64, flags u32 (PROTO_OPEN_*)   <- fh u64, ATTR
+    /* [M] -> HEAD, inode u64, flags u32 (PROTO_OPEN_*)
+     *     <- fh u64, ATTR, and for a read open of a non-empty regular file
+     *        the CHUNK_LOCATIONS answer for chunk 0 (the reader's first
+     *        read needs it)
      * fh names this open in the session. */
     PROTO_OPEN = 0x0130,
     /* [M] -> HEAD, fh u64, flags u32 (the open's PROTO_OPEN_READ|WRITE)

@@ -1,6 +1,6 @@
 /*
  * dirattr: the attributes of directories as this mount's own changes left
- * them (dirattr.h).
+ * them, and of files as read-only opens found them (dirattr.h).
  */
 #include "dirattr.h"
 
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 struct dirattr_slot {
-    bool answers;                   /* a GETATTR may still be answered */
+    unsigned answers;               /* GETATTRs it may still answer */
     int64_t at_ms;                  /* when the reply came */
     struct dfs_attr a;              /* kept once used: the latest seen */
 };
@@ -42,7 +42,8 @@ static struct dirattr_slot *slot_of(struct dirattr *t, uint64_t ino)
     return &t->slot[ino % DIRATTR_SLOTS];
 }
 
-void dirattr_put(struct dirattr *t, const struct dfs_attr *a, int64_t now_ms)
+void dirattr_put(struct dirattr *t, const struct dfs_attr *a, int64_t now_ms,
+                 unsigned answers)
 {
     if (t->max_age_ms <= 0)
         return;
@@ -51,7 +52,7 @@ void dirattr_put(struct dirattr *t, const struct dfs_attr *a, int64_t now_ms)
     /* Replies of two changes may reach here in either order: never go
      * back to an older state, even one already answered. */
     if (s->a.ino != a->ino || s->a.ctime <= a->ctime)
-        *s = (struct dirattr_slot){ .answers = true, .at_ms = now_ms, .a = *a };
+        *s = (struct dirattr_slot){ .answers = answers, .at_ms = now_ms, .a = *a };
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -60,14 +61,14 @@ bool dirattr_take(struct dirattr *t, uint64_t ino, int64_t now_ms, struct dfs_at
 {
     pthread_mutex_lock(&t->mu);
     struct dirattr_slot *s = slot_of(t, ino);
-    bool mine = s->answers && s->a.ino == ino;
+    bool mine = s->answers > 0 && s->a.ino == ino;
     bool hit = mine && now_ms - s->at_ms < t->max_age_ms;
     if (hit) {
         *out = s->a;
         *left_ms = t->max_age_ms - (now_ms - s->at_ms);
     }
     if (mine)
-        s->answers = false;
+        s->answers = hit ? s->answers - 1 : 0;
     pthread_mutex_unlock(&t->mu);
     return hit;
 }

@@ -1,7 +1,8 @@
 /*
  * dirattr: the attributes of directories as this mount's own namespace
  * changes left them (the masters return them with every create, mkdir,
- * unlink, rename, ...; dfs_on_dir_attr).
+ * unlink, rename, ...; dfs_on_dir_attr), and of files as a read-only open
+ * found them.
  *
  * The kernel drops what it cached of a directory's attributes at every
  * change made through it, and with default_permissions asks for them
@@ -11,6 +12,12 @@
  * attribute timeout: the staleness the kernel's own cache is allowed;
  * the kernel may keep the answer only for what is left of it), then is
  * gone.
+ *
+ * Likewise a read-only open: the kernel asks for the file's attributes
+ * right after it (before the first read it re-checks the size) and again
+ * after a read (a read drops the atime it cached, though dfs does not
+ * change atime on reads), two GETATTRs per small file read.  The OPEN
+ * reply said what both would; a write through this mount drops the entry.
  *
  * A direct-mapped table (slot: ino mod DIRATTR_SLOTS): a collision forgets
  * the older entry, which costs one GETATTR.  Of two entries for one
@@ -34,10 +41,17 @@ struct dirattr;
 struct dirattr *dirattr_new(int64_t max_age_ms);
 void dirattr_free(struct dirattr *t);
 
-void dirattr_put(struct dirattr *t, const struct dfs_attr *a, int64_t now_ms);
+/* Directories: DIRATTR_DIR_ANSWERS; files opened read-only:
+ * DIRATTR_FILE_ANSWERS. */
+#define DIRATTR_DIR_ANSWERS 1
+#define DIRATTR_FILE_ANSWERS 2
+
+/* a as ino's entry, answering up to answers GETATTRs. */
+void dirattr_put(struct dirattr *t, const struct dfs_attr *a, int64_t now_ms,
+                 unsigned answers);
 
 /* ino's entry into *out, and the ms left of its max_age_ms into *left_ms,
- * if it is younger; it answers no second time. */
+ * if it is younger and has answers left; each take uses one. */
 bool dirattr_take(struct dirattr *t, uint64_t ino, int64_t now_ms, struct dfs_attr *out,
                   int64_t *left_ms);
 

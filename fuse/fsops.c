@@ -288,7 +288,7 @@ static void reply_attr(fuse_req_t req, const struct dfs_attr *a)
 static void dir_changed(void *arg, const struct dfs_attr *a)
 {
     struct fsops *fs = arg;
-    dirattr_put(fs->dirs, a, (int64_t)ev_clock_ms());
+    dirattr_put(fs->dirs, a, (int64_t)ev_clock_ms(), DIRATTR_DIR_ANSWERS);
 }
 
 static void fsops_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -580,6 +580,8 @@ static int file_open(struct fsops *fs, uint64_t ino, const struct dfs_attr *crea
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = fs->cfg.direct_io;
     fi->keep_cache = !created && cache_open(fs, h, &a, false);
+    if (!created && !h->writable)
+        dirattr_put(fs->dirs, &a, (int64_t)ev_clock_ms(), DIRATTR_FILE_ANSWERS);
     return 0;
 }
 
@@ -713,7 +715,7 @@ static void fsops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void fsops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
                         size_t size, off_t off, struct fuse_file_info *fi)
 {
-    (void)ino;
+    dirattr_drop(fs_of(req)->dirs, ino);   /* size and mtime move */
     ssize_t n = dfs_file_pwrite(file_of(fi)->f, buf, size, (uint64_t)off);
     if (n < 0)
         reply_rc(req, (int)n);
@@ -764,7 +766,7 @@ static void fsops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void fsops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
                             off_t offset, off_t length, struct fuse_file_info *fi)
 {
-    (void)ino;
+    dirattr_drop(fs_of(req)->dirs, ino);
     struct fsfile *h = file_of(fi);
     int rc = 0;
     if (mode & ~FALLOC_FL_KEEP_SIZE)

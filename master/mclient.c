@@ -709,6 +709,41 @@ static void put_dirs(const struct mserver *s, const struct ns_op *op, struct wir
         put_attr(out, &dirs[i]);
 }
 
+/* The CHUNK_LOCATIONS answer for chunks [first, first + count) of ino:
+ * the file size, then each chunk with its live replicas. */
+static int put_locations(struct mserver *s, uint64_t ino, uint32_t first,
+                         uint32_t count, struct wire_writer *out)
+{
+    if (count == 0 || count > 64)
+        count = 64;
+    struct ns_attr a;
+    struct ns_chunk_info ci[64];
+    size_t n = 0;
+    int rc = ns_getattr(s->ns, ino, &a);
+    if (rc == 0)
+        rc = ns_chunk_range(s->ns, ino, first, ci, count, &n);
+    if (rc < 0)
+        return rc;
+    size_t present = 0;
+    for (size_t i = 0; i < n; i++)
+        present += ci[i].id != 0;
+    wire_put_u64(out, a.size);
+    wire_put_u32(out, (uint32_t)present);
+    for (size_t i = 0; i < n; i++) {
+        if (!ci[i].id)
+            continue;
+        uint32_t where[CSREG_MAX_REPLICAS];
+        size_t k = csreg_locations(s->csreg, ci[i].id, ci[i].committed,
+                                   ci[i].version, where, CSREG_MAX_REPLICAS);
+        wire_put_u32(out, first + (uint32_t)i);
+        wire_put_u64(out, ci[i].id);
+        wire_put_u32(out, ci[i].committed);   /* the lowest version to read */
+        wire_put_u32(out, ci[i].length);
+        put_chain(out, s->csreg, where, k);
+    }
+    return 0;
+}
+
 /* Encodes the reply to a mutation from its apply result. */
 static int encode_mutation_reply(struct mserver *s,
                                  const struct mclient_wait *w,
@@ -738,6 +773,11 @@ static int encode_mutation_reply(struct mserver *s,
     case PROTO_OPEN:
         wire_put_u64(out, res->reply.attr.ino);   /* fh: the inode */
         put_attr(out, &res->reply.attr);
+        /* A reader's first read needs the first chunk: saves the round
+         * trip of asking (small files are read whole). */
+        if ((op->u.open.flags & NS_OPEN_READ) && S_ISREG(res->reply.attr.mode) &&
+            res->reply.attr.size > 0)
+            put_locations(s, res->reply.attr.ino, 0, 1, out);
         break;
     case PROTO_WRITE_END:
         put_attr(out, &res->reply.attr);
@@ -1068,34 +1108,7 @@ static int read_locations(struct mserver *s, struct wire_reader *r,
     uint32_t count = wire_get_u32(r);
     if (wire_reader_finish(r) < 0)
         return -EBADMSG;
-    if (count == 0 || count > 64)
-        count = 64;
-    struct ns_attr a;
-    struct ns_chunk_info ci[64];
-    size_t n = 0;
-    int rc = ns_getattr(s->ns, ino, &a);
-    if (rc == 0)
-        rc = ns_chunk_range(s->ns, ino, first, ci, count, &n);
-    if (rc < 0)
-        return rc;
-    size_t present = 0;
-    for (size_t i = 0; i < n; i++)
-        present += ci[i].id != 0;
-    wire_put_u64(out, a.size);
-    wire_put_u32(out, (uint32_t)present);
-    for (size_t i = 0; i < n; i++) {
-        if (!ci[i].id)
-            continue;
-        uint32_t where[CSREG_MAX_REPLICAS];
-        size_t k = csreg_locations(s->csreg, ci[i].id, ci[i].committed,
-                                   ci[i].version, where, CSREG_MAX_REPLICAS);
-        wire_put_u32(out, first + (uint32_t)i);
-        wire_put_u64(out, ci[i].id);
-        wire_put_u32(out, ci[i].committed);   /* the lowest version to read */
-        wire_put_u32(out, ci[i].length);
-        put_chain(out, s->csreg, where, k);
-    }
-    return 0;
+    return put_locations(s, ino, first, count, out);
 }
 
 static int read_other(struct mserver *s, uint16_t type, struct wire_reader *r,

@@ -210,6 +210,25 @@ static void get_chain(struct wire_reader *r, struct dfsfile_chain *c)
 }
 
 
+/* Decodes a CHUNK_LOCATIONS answer for chunk index alone (also the tail
+ * of an OPEN's): the file's size, and where the chunk is (not present: a
+ * hole). */
+static void get_location(struct wire_reader *r, uint32_t index,
+                         struct dfsfile_loc *loc, uint64_t *size)
+{
+    *size = wire_get_u64(r);
+    uint32_t count = wire_get_u32(r);
+    loc->present = false;
+    if (count) {
+        uint32_t got = wire_get_u32(r);
+        loc->chunk = wire_get_u64(r);
+        loc->version = wire_get_u32(r);
+        loc->length = wire_get_u32(r);
+        get_chain(r, &loc->where);
+        loc->present = got == index;
+    }
+}
+
 static uint32_t proto_open_flags(uint32_t flags)
 {
     return flags & (DFS_O_READ | DFS_O_WRITE | DFS_O_TRUNC | DFS_O_APPEND);
@@ -396,6 +415,23 @@ static int release_open(struct dfs *d, uint64_t ino, uint32_t flags)
 
 /* ---- open / close -------------------------------------------------------- */
 
+/* Takes the location of chunk 0 an OPEN answered as the cached one, unless
+ * the file has one already or a write session of this session holds the
+ * chunk (then its chain is the one to read, loc_get). */
+static void loc_seed(struct dfs_inode *f, const struct dfsfile_loc *loc)
+{
+    pthread_mutex_lock(&f->mu);
+    bool writing = false;
+    for (size_t i = 0; i < DFSFILE_SESSIONS; i++)
+        writing = writing || (f->ws[i].leased && f->ws[i].index == 0);
+    if (!f->r.loc_valid && !writing) {
+        f->r.loc = *loc;
+        f->r.loc_valid = true;
+        f->r.loc_index = 0;
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
 int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
                   struct dfs_file **out, struct dfs_attr *attr)
 {
@@ -412,6 +448,13 @@ int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
     wire_get_u64(&rd);              /* fh */
     struct dfs_attr a;
     dfs_get_attr(&rd, &a);
+    /* A read open of a non-empty file also says where its first chunk is
+     * (a master from before that does not). */
+    struct dfsfile_loc first;
+    uint64_t size = 0;
+    bool located = rd.err == 0 && rd.left > 0;
+    if (located)
+        get_location(&rd, 0, &first, &size);
     rc = rd.err ? -EBADMSG : 0;
     rpc_reply_release(&r);
     if (rc == 0)
@@ -420,6 +463,8 @@ int dfs_file_open(struct dfs *d, uint64_t ino, uint32_t flags,
         release_open(d, ino, flags);   /* the master holds the open */
         return rc;
     }
+    if (located)
+        loc_seed((*out)->in, &first);
     if (attr) {
         *attr = a;
         dfsfile_attr_local(d, attr);
@@ -1185,17 +1230,8 @@ static int locate(struct dfs_inode *f, uint32_t index, struct dfsfile_loc *loc)
         return rc;
     struct wire_reader rd;
     wire_reader_init(&rd, r.payload, r.len);
-    uint64_t size = wire_get_u64(&rd);
-    uint32_t count = wire_get_u32(&rd);
-    loc->present = false;
-    if (count) {
-        uint32_t got = wire_get_u32(&rd);
-        loc->chunk = wire_get_u64(&rd);
-        loc->version = wire_get_u32(&rd);
-        loc->length = wire_get_u32(&rd);
-        get_chain(&rd, &loc->where);
-        loc->present = got == index;
-    }
+    uint64_t size;
+    get_location(&rd, index, loc, &size);
     rc = rd.err ? -EBADMSG : 0;
     rpc_reply_release(&r);
     if (rc == 0 && size > f->size)
@@ -1645,9 +1681,13 @@ ssize_t dfs_file_pread(struct dfs_file *h, void *buf, size_t len, uint64_t off)
     while (done < len) {
         uint64_t pos = off + done;
         rc = loc_get(f, (uint32_t)(pos / f->chunk_size));
-        if (rc == 0 && pos >= f->size && !asked && !any_dirty(f)) {
+        if (rc == 0 && pos >= f->size && !asked && done == 0 && !any_dirty(f)) {
             /* The end as this session last saw it: ask the master once
-             * whether the file grew since (locate raises f->size). */
+             * whether the file grew since (locate raises f->size).  A
+             * read that got bytes ends short instead; the caller's next
+             * read asks.  (The kernel above a mount knows the size and
+             * does not send that one: a small file is read without a
+             * question.) */
             asked = true;
             f->r.loc_valid = false;
             rc = loc_get(f, (uint32_t)(pos / f->chunk_size));
