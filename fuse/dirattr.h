@@ -18,6 +18,8 @@
  * after a read (a read drops the atime it cached, though dfs does not
  * change atime on reads), two GETATTRs per small file read.  The OPEN
  * reply said what both would; a write through this mount drops the entry.
+ * And a SETATTR's reply answers the GETATTR the kernel sends after a
+ * chown (tar: fchown, then fchmod).
  *
  * A direct-mapped table (slot: ino mod DIRATTR_SLOTS): a collision forgets
  * the older entry, which costs one GETATTR.  Of two entries for one
@@ -41,10 +43,11 @@ struct dirattr;
 struct dirattr *dirattr_new(int64_t max_age_ms);
 void dirattr_free(struct dirattr *t);
 
-/* Directories: DIRATTR_DIR_ANSWERS; files opened read-only:
- * DIRATTR_FILE_ANSWERS. */
-#define DIRATTR_DIR_ANSWERS 1
-#define DIRATTR_FILE_ANSWERS 2
+/* What a change's reply answers (a directory's, or a SETATTR's, after
+ * which the kernel asks again: a chown drops what it cached for its
+ * setuid check), and what a read-only open's does. */
+#define DIRATTR_CHANGE_ANSWERS 1
+#define DIRATTR_OPEN_ANSWERS 2
 
 /* a as ino's entry, answering up to answers GETATTRs. */
 void dirattr_put(struct dirattr *t, const struct dfs_attr *a, int64_t now_ms,

@@ -288,7 +288,7 @@ static void reply_attr(fuse_req_t req, const struct dfs_attr *a)
 static void dir_changed(void *arg, const struct dfs_attr *a)
 {
     struct fsops *fs = arg;
-    dirattr_put(fs->dirs, a, (int64_t)ev_clock_ms(), DIRATTR_DIR_ANSWERS);
+    dirattr_put(fs->dirs, a, (int64_t)ev_clock_ms(), DIRATTR_CHANGE_ANSWERS);
 }
 
 static void fsops_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -361,10 +361,12 @@ static void fsops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     }
     if (rc == 0)
         rc = set.valid ? dfs_setattr(fs->d, ino, &set, &a) : dfs_getattr(fs->d, ino, &a);
-    if (rc < 0)
+    if (rc < 0) {
         reply_rc(req, rc);
-    else
-        reply_attr(req, &a);
+        return;
+    }
+    dirattr_put(fs->dirs, &a, (int64_t)ev_clock_ms(), DIRATTR_CHANGE_ANSWERS);
+    reply_attr(req, &a);
 }
 
 static void fsops_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -581,7 +583,7 @@ static int file_open(struct fsops *fs, uint64_t ino, const struct dfs_attr *crea
     fi->direct_io = fs->cfg.direct_io;
     fi->keep_cache = !created && cache_open(fs, h, &a, false);
     if (!created && !h->writable)
-        dirattr_put(fs->dirs, &a, (int64_t)ev_clock_ms(), DIRATTR_FILE_ANSWERS);
+        dirattr_put(fs->dirs, &a, (int64_t)ev_clock_ms(), DIRATTR_OPEN_ANSWERS);
     return 0;
 }
 
