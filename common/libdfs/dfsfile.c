@@ -267,7 +267,7 @@ static void publish(struct dfs_inode *f)
 
 static void prefetch_cancel(struct dfs_inode *f);
 
-/* Forgets cached locations and read-ahead: the file changed. */
+/* Forgets the replica file a local read had open. */
 static void local_drop(struct dfs_inode *f)
 {
     dfs_local_unref(f->r.lc);
@@ -275,6 +275,7 @@ static void local_drop(struct dfs_inode *f)
     f->r.lc_tried = false;
 }
 
+/* Forgets cached locations and read-ahead: the file changed. */
 static void read_cache_drop(struct dfs_inode *f)
 {
     f->r.loc_valid = false;
