@@ -24,10 +24,10 @@
 #include "chunkserver/vols.h"
 #include "common/dfs_error.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/wire.h"
 
 #define CSLOCAL_CONNS 64
-#define CSLOCAL_NAME_MAX 48
 
 _Static_assert(CHUNKFILE_CRC_OFF == PROTO_LOCAL_CRC_OFF,
                "local readers find the CRC array where chunk files keep it");
@@ -41,18 +41,9 @@ struct cslocal {
     uint64_t used[CSLOCAL_CONNS];   /* when each last sent a request */
     uint64_t clock;                 /* counts requests and accepts */
     size_t nconns;
-    char name[CSLOCAL_NAME_MAX];
+    char name[PROTO_LOCAL_NAME_MAX];
     uint8_t token[PROTO_LOCAL_TOKEN];
 };
-
-static socklen_t abstract_addr(const char *name, struct sockaddr_un *sa)
-{
-    memset(sa, 0, sizeof(*sa));
-    sa->sun_family = AF_UNIX;
-    size_t n = strlen(name);
-    memcpy(sa->sun_path + 1, name, n);
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
-}
 
 /* Sends the reply, with fd attached when it is >= 0. */
 static int send_reply(int conn, int status, const struct store_local *sl)
@@ -192,7 +183,9 @@ static int bind_random(struct cslocal *l)
     if (l->listen_fd < 0)
         return -errno;
     struct sockaddr_un sa;
-    socklen_t salen = abstract_addr(l->name, &sa);
+    socklen_t salen = net_abstract_addr(l->name, &sa);
+    if (salen == 0)
+        return -ENAMETOOLONG;
     if (bind(l->listen_fd, (struct sockaddr *)&sa, salen) < 0 ||
         listen(l->listen_fd, 64) < 0)
         return -errno;

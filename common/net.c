@@ -43,9 +43,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,6 +128,17 @@ static int net_parse_port(const char *s, uint16_t *port)
         return -EINVAL;
     *port = (uint16_t)v;
     return 0;
+}
+
+socklen_t net_abstract_addr(const char *name, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    size_t n = strlen(name);
+    if (n + 1 > sizeof(sa->sun_path))
+        return 0;
+    memcpy(sa->sun_path + 1, name, n);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
 }
 
 int net_parse_addr(const char *s, char *host, size_t host_size, uint16_t *port)

@@ -192,6 +192,12 @@ void *net_conn_ctx(const struct net_conn *conn);
  */
 int net_parse_addr(const char *s, char *host, size_t host_size, uint16_t *port);
 
+/* The address of the abstract unix socket name (given without the
+ * leading NUL): its length for bind/connect, or 0 when name does not fit.
+ * The name lives in the network namespace, not the file system. */
+struct sockaddr_un;
+socklen_t net_abstract_addr(const char *name, struct sockaddr_un *sa);
+
 /* Formats sa as net_conn_peer does; returns buf. */
 char *net_format_addr(const struct sockaddr *sa, char *buf, size_t size);
 

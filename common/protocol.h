@@ -449,6 +449,7 @@ enum proto_msg {
  */
 #define PROTO_LOCAL_MAGIC     0x4c534644u   /* "DFSL" little-endian */
 #define PROTO_LOCAL_TOKEN     16
+#define PROTO_LOCAL_NAME_MAX  64         /* the socket's name, with its NUL */
 #define PROTO_LOCAL_REQ_LEN   (4 + PROTO_LOCAL_TOKEN + 8 + 4)
 #define PROTO_LOCAL_REPLY_LEN (4 + 4 + 8 + 8 + 4)
 #define PROTO_LOCAL_CRC_OFF   8192

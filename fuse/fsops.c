@@ -90,7 +90,7 @@ struct fsops {
     struct dfs *d;                /* borrowed */
     struct fsops_config cfg;
     struct inodes *inodes;
-    struct dirattr *dirs;         /* directories as our changes left them */
+    struct dirattr *dirs;         /* attributes our changes and opens saw */
     struct fuse_session *se;      /* borrowed: for cache invalidations */
     struct fsmeta *meta;          /* xattrs and locks */
     uid_t uid;                    /* the mount's own (its session's) */
@@ -666,14 +666,16 @@ static void fsops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 /*
- * A page-aligned buffer of FSOPS_MAX_WRITE bytes for a read's answer,
- * reused: a fresh one of that size is an mmap, a page fault per page and
- * a munmap whose TLB shootdown stalls every thread, and the kernel copies
- * into an unaligned one (local reads pread straight into it) at half the
- * speed.  NULL when out of memory.
+ * A buffer for a read's answer of size bytes: up to FSOPS_MAX_WRITE a
+ * reused, page-aligned one.  A fresh one of that size is an mmap, a page
+ * fault per page and a munmap whose TLB shootdown stalls every thread,
+ * and the kernel copies into an unaligned one (local reads pread straight
+ * into it) at half the speed.  NULL when out of memory.
  */
-static void *readbuf_get(struct fsops *fs)
+static void *readbuf_get(struct fsops *fs, size_t size)
 {
+    if (size > FSOPS_MAX_WRITE)
+        return malloc(size);
     void *b = NULL;
     pthread_mutex_lock(&fs->bufs_mu);
     if (fs->nbufs)
@@ -682,8 +684,13 @@ static void *readbuf_get(struct fsops *fs)
     return b ? b : aligned_alloc(4096, FSOPS_MAX_WRITE);
 }
 
-static void readbuf_put(struct fsops *fs, void *b)
+/* Gives back what readbuf_get(fs, size) returned. */
+static void readbuf_put(struct fsops *fs, void *b, size_t size)
 {
+    if (size > FSOPS_MAX_WRITE) {
+        free(b);
+        return;
+    }
     pthread_mutex_lock(&fs->bufs_mu);
     if (fs->nbufs < FSOPS_READ_BUFS) {
         fs->bufs[fs->nbufs++] = b;
@@ -698,7 +705,7 @@ static void fsops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     (void)ino;
     struct fsops *fs = fs_of(req);
-    char *buf = size <= FSOPS_MAX_WRITE ? readbuf_get(fs) : malloc(size);
+    char *buf = readbuf_get(fs, size);
     if (!buf) {
         fuse_reply_err(req, ENOMEM);
         return;
@@ -708,10 +715,7 @@ static void fsops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         reply_rc(req, (int)n);
     else
         fuse_reply_buf(req, buf, (size_t)n);
-    if (size <= FSOPS_MAX_WRITE)
-        readbuf_put(fs, buf);
-    else
-        free(buf);
+    readbuf_put(fs, buf, size);
 }
 
 static void fsops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,

@@ -48,6 +48,13 @@ now() { date +%s.%N; }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 record() { echo "$1 $2 $3" >> "$RESULTS"; printf '  %-34s %12s %s\n' "$1" "$2" "$3"; }
 rate() { python3 -c "print(round($1 / ($3 - $2), 1))"; }
+# timed FILE CMD...: runs CMD, appends its rate over $MB MiB to FILE.
+timed() {
+    local out=$1 t0 t1; shift
+    t0=$(now); "$@"; t1=$(now)
+    rate "$MB" "$t0" "$t1" >> "$out"
+}
+drop_caches() { echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 
 echo "bench: cluster under $BASE (3 masters, 4 chunkservers), $MB MiB files, medians of $RUNS"
 bin/dfs-cluster up -d "$CL" -m 3 -c 4 --mount "$MNT" >/dev/null
@@ -60,39 +67,34 @@ head -c $((MB << 20)) /dev/urandom > "$SRC"
 sync
 
 echo "bench: local disk"
+copy_once() { cp "$SRC" "$BASE/copy"; sync "$BASE/copy"; }
+copy_three() { for k in 1 2 3; do cp "$SRC" "$BASE/copy$k"; done; sync; }
+read_to_devnull() { cat "$SRC" > /dev/null; }
 for i in $(seq "$RUNS"); do
-    t0=$(now); cp "$SRC" "$BASE/copy"; sync "$BASE/copy"; t1=$(now)
-    rate "$MB" "$t0" "$t1" >> "$BASE/cp"
-    t0=$(now)
-    for k in 1 2 3; do cp "$SRC" "$BASE/copy$k"; done
-    sync; t1=$(now)
-    rate "$MB" "$t0" "$t1" >> "$BASE/cp3"
+    timed "$BASE/cp" copy_once
+    timed "$BASE/cp3" copy_three
     rm -f "$BASE"/copy*
-    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    t0=$(now); cat "$SRC" > /dev/null; t1=$(now)
-    rate "$MB" "$t0" "$t1" >> "$BASE/read"
+    drop_caches
+    timed "$BASE/read" read_to_devnull
 done
 record local_cp_write "$(median < "$BASE/cp")" MiB/s
 record local_three_copies_write "$(median < "$BASE/cp3")" MiB/s
 record local_read "$(median < "$BASE/read")" MiB/s
 
 echo "bench: dfsput / dfsget"
+get_to_devnull() { bin/dfsget /bench.dat - > /dev/null; }
 for i in $(seq "$RUNS"); do
-    t0=$(now); bin/dfsput -f "$SRC" /bench.dat; t1=$(now)
-    rate "$MB" "$t0" "$t1" >> "$BASE/put"
-    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    t0=$(now); bin/dfsget -f /bench.dat "$BASE/got"; t1=$(now)
-    rate "$MB" "$t0" "$t1" >> "$BASE/get"
+    timed "$BASE/put" bin/dfsput -f "$SRC" /bench.dat
+    drop_caches
+    timed "$BASE/get" bin/dfsget -f /bench.dat "$BASE/got"
     cmp -s "$SRC" "$BASE/got" || { echo "bench: dfsget returned other bytes" >&2; exit 1; }
     rm -f "$BASE/got"
     # The same read without the local file's writing, as local_read does
     # it, and the same get with the replicas read through TCP.
-    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    t0=$(now); bin/dfsget /bench.dat - > /dev/null; t1=$(now)
-    rate "$MB" "$t0" "$t1" >> "$BASE/get_null"
-    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    t0=$(now); DFS_LOCAL_READS=0 bin/dfsget -f /bench.dat "$BASE/got"; t1=$(now)
-    rate "$MB" "$t0" "$t1" >> "$BASE/get_tcp"
+    drop_caches
+    timed "$BASE/get_null" get_to_devnull
+    drop_caches
+    timed "$BASE/get_tcp" env DFS_LOCAL_READS=0 bin/dfsget -f /bench.dat "$BASE/got"
     rm -f "$BASE/got"
 done
 record dfsput "$(median < "$BASE/put")" MiB/s
@@ -102,8 +104,7 @@ record dfsget_no_local_reads "$(median < "$BASE/get_tcp")" MiB/s
 
 echo "bench: a chain of one chunkserver beside the chain of three"
 for i in $(seq "$RUNS"); do
-    t0=$(now); bin/dfsput -f -R 1 "$SRC" /bench1.dat; t1=$(now)
-    rate "$MB" "$t0" "$t1" >> "$BASE/put1"
+    timed "$BASE/put1" bin/dfsput -f -R 1 "$SRC" /bench1.dat
 done
 record dfsput_one_replica "$(median < "$BASE/put1")" MiB/s
 bin/dfsadmin rm /bench1.dat >/dev/null

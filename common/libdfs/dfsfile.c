@@ -416,16 +416,22 @@ static int release_open(struct dfs *d, uint64_t ino, uint32_t flags)
 
 /* ---- open / close -------------------------------------------------------- */
 
+/* The write session of this session that holds chunk index, or NULL. */
+static const struct dfsfile_ws *ws_leased(const struct dfs_inode *f, uint32_t index)
+{
+    for (size_t i = 0; i < DFSFILE_SESSIONS; i++)
+        if (f->ws[i].leased && f->ws[i].index == index)
+            return &f->ws[i];
+    return NULL;
+}
+
 /* Takes the location of chunk 0 an OPEN answered as the cached one, unless
  * the file has one already or a write session of this session holds the
  * chunk (then its chain is the one to read, loc_get). */
 static void loc_seed(struct dfs_inode *f, const struct dfsfile_loc *loc)
 {
     pthread_mutex_lock(&f->mu);
-    bool writing = false;
-    for (size_t i = 0; i < DFSFILE_SESSIONS; i++)
-        writing = writing || (f->ws[i].leased && f->ws[i].index == 0);
-    if (!f->r.loc_valid && !writing) {
+    if (!f->r.loc_valid && !ws_leased(f, 0)) {
         f->r.loc = *loc;
         f->r.loc_valid = true;
         f->r.loc_index = 0;
@@ -1371,10 +1377,8 @@ static int loc_get(struct dfs_inode *f, uint32_t index)
 {
     if (f->r.loc_valid && f->r.loc_index == index)
         return 0;
-    for (size_t i = 0; i < DFSFILE_SESSIONS; i++) {
-        const struct dfsfile_ws *w = &f->ws[i];
-        if (!w->leased || w->index != index)
-            continue;
+    const struct dfsfile_ws *w = ws_leased(f, index);
+    if (w) {
         f->r.loc = (struct dfsfile_loc){
             .present = true, .chunk = w->chunk, .version = w->version,
             .length = w->length, .where = w->chain,

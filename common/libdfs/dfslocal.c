@@ -25,12 +25,12 @@
 #include "common/dfs_error.h"
 #include "common/ev.h"
 #include "common/libdfs/dfs_priv.h"
+#include "common/net.h"
 
 #define LOCAL_SERVERS 64
 #define LOCAL_IDLE 2            /* idle connections kept per server */
 #define LOCAL_RETRY_MS 30000    /* before asking a non-local server again */
 #define LOCAL_DOWN_MS 2000      /* ... and one that did not answer */
-#define LOCAL_NAME_MAX 64
 #define LOCAL_IO_MS 10000       /* one request on the local socket */
 #define B PROTO_BLOCK_SIZE
 #define LOCAL_RUN 4             /* blocks read with one pread */
@@ -39,7 +39,7 @@ enum local_state { LOCAL_UNKNOWN, LOCAL_NO, LOCAL_YES };
 
 /* What PROTO_CS_LOCAL tells of a server's local socket. */
 struct local_peer {
-    char name[LOCAL_NAME_MAX];
+    char name[PROTO_LOCAL_NAME_MAX];
     uint8_t token[PROTO_LOCAL_TOKEN];
     uint32_t pid, uid;          /* the socket's owner */
 };
@@ -97,11 +97,10 @@ static struct local_server *server_of(struct dfs_locals *ls, const char *addr)
 
 int dfs_local_connect(const char *name, uint32_t pid, uint32_t uid)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    size_t n = strlen(name);
-    if (n + 1 > sizeof(sa.sun_path))
+    struct sockaddr_un sa;
+    socklen_t len = net_abstract_addr(name, &sa);
+    if (len == 0)
         return -ENAMETOOLONG;
-    memcpy(sa.sun_path + 1, name, n);
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -110,7 +109,6 @@ int dfs_local_connect(const char *name, uint32_t pid, uint32_t uid)
     struct timeval tv = { LOCAL_IO_MS / 1000, 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
     int rc = connect(fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0;
     /* Once its server is gone, anyone may bind the name: the token goes
      * only to the process that told it. */
@@ -145,7 +143,7 @@ static int discover(struct dfs *d, const char *addr, struct local_peer *peer)
     if (rc == 0) {
         struct wire_reader rd;
         wire_reader_init(&rd, r.payload, r.len);
-        char *name = wire_get_str(&rd, LOCAL_NAME_MAX - 1);
+        char *name = wire_get_str(&rd, PROTO_LOCAL_NAME_MAX - 1);
         wire_get_raw(&rd, peer->token, PROTO_LOCAL_TOKEN);
         peer->pid = wire_get_u32(&rd);
         peer->uid = wire_get_u32(&rd);
@@ -283,10 +281,11 @@ int dfs_local_request(int conn, const uint8_t token[PROTO_LOCAL_TOKEN],
                       uint64_t chunk, uint32_t min_version,
                       struct dfs_local_chunk **out, bool *conn_ok)
 {
-    *conn_ok = false;
     struct dfs_local_chunk *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c) {
+        *conn_ok = true;        /* nothing was sent on it */
         return -ENOMEM;
+    }
     int rc = request(conn, token, chunk, min_version, c, conn_ok);
     if (rc < 0) {
         free(c);

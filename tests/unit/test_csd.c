@@ -477,7 +477,7 @@ static void test_replica_corrupt_on_disk_refuses_reads(void **state)
 
 /* What PROTO_CS_LOCAL answers. */
 struct local_info {
-    char name[64];
+    char name[PROTO_LOCAL_NAME_MAX];
     uint8_t token[PROTO_LOCAL_TOKEN];
     uint32_t pid, uid;
 };
@@ -493,7 +493,7 @@ static int cs_local(const struct node *n, struct local_info *li)
     if (rc == 0) {
         struct wire_reader rd;
         wire_reader_init(&rd, r.payload, r.len);
-        char *s = wire_get_str(&rd, 63);
+        char *s = wire_get_str(&rd, PROTO_LOCAL_NAME_MAX - 1);
         wire_get_raw(&rd, li->token, PROTO_LOCAL_TOKEN);
         li->pid = wire_get_u32(&rd);
         li->uid = wire_get_u32(&rd);
