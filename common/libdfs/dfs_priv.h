@@ -98,6 +98,7 @@ struct dfs_local_chunk {
     uint64_t length;    /* ... and its length then */
     uint64_t data_off;
     uint32_t tail_crc;
+    uint8_t *crcs;      /* the whole blocks' CRCs (little-endian) then */
 };
 
 /*

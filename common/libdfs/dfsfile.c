@@ -56,6 +56,9 @@
 /* Chunks of one file written at once, each with its own lease, chain and
  * stream (a file holds up to this many times the above). */
 #define DFSFILE_SESSIONS 4
+
+/* Located chunks kept beside the current one, with their local replicas. */
+#define DFSFILE_PARKED 7
 /* Sequential reads fetch ahead, the window doubling from the first to
  * the last of these. */
 #define DFSFILE_READAHEAD_MIN (1u << 20)
@@ -89,6 +92,21 @@ struct dfsfile_loc {
     uint64_t chunk;
     uint32_t version, length;
     struct dfsfile_chain where;
+};
+
+/* A chunk located for reads (valid: loc is chunk index's), and its
+ * replica on this host once local_get has looked: lc, of chunk lc_chunk
+ * at lc_version (the located one when they match), NULL when none is
+ * (then reads go through TCP). */
+struct dfsfile_rloc {
+    bool valid;
+    uint32_t index;
+    struct dfsfile_loc loc;
+    bool lc_tried;
+    uint64_t lc_chunk;
+    uint32_t lc_version;
+    struct dfs_local_chunk *lc;
+    uint64_t used;                  /* parked: the least recently used goes */
 };
 
 /* The write session of one chunk: this session holds its write lease
@@ -142,21 +160,17 @@ struct dfs_inode {
     int err;                        /* the last write-back failure */
     uint32_t err_seq;               /* write-back failures so far */
     struct {
-        bool loc_valid;             /* loc is chunk loc_index's */
-        uint32_t loc_index;
-        struct dfsfile_loc loc;
+        struct dfsfile_rloc cur;    /* the chunk reads are at */
+        /* Chunks read before, at most DFSFILE_PARKED (allocated at the
+         * first hop): reads that hop between chunks keep each one's
+         * location and local replica instead of asking again. */
+        struct dfsfile_rloc *parked;
+        uint64_t park_clock;
         uint8_t *buf;               /* read-ahead: file bytes [off, off + len) */
         uint64_t off;
         size_t len;
         uint64_t next;              /* where a sequential read goes on */
         size_t window;
-        /* The replica on this host of chunk lc_chunk at lc_version (the
-         * located one when they match), once local_get has looked: NULL
-         * when none is (then reads go through TCP). */
-        bool lc_tried;
-        uint64_t lc_chunk;
-        uint32_t lc_version;
-        struct dfs_local_chunk *lc;
         /* The window after buf's, asked for while buf is read (ids 1..n
          * on conn, from replica node of loc). */
         struct {
@@ -270,18 +284,62 @@ static void prefetch_cancel(struct dfs_inode *f);
 /* Forgets the replica file a local read had open. */
 static void local_drop(struct dfs_inode *f)
 {
-    dfs_local_unref(f->r.lc);
-    f->r.lc = NULL;
-    f->r.lc_tried = false;
+    dfs_local_unref(f->r.cur.lc);
+    f->r.cur.lc = NULL;
+    f->r.cur.lc_tried = false;
+}
+
+static void rloc_clear(struct dfsfile_rloc *r)
+{
+    dfs_local_unref(r->lc);
+    *r = (struct dfsfile_rloc){ .valid = false };
 }
 
 /* Forgets cached locations and read-ahead: the file changed. */
 static void read_cache_drop(struct dfs_inode *f)
 {
-    f->r.loc_valid = false;
     f->r.len = 0;
     prefetch_cancel(f);
-    local_drop(f);
+    rloc_clear(&f->r.cur);
+    if (f->r.parked)
+        for (size_t i = 0; i < DFSFILE_PARKED; i++)
+            rloc_clear(&f->r.parked[i]);
+}
+
+/*
+ * Makes index the current chunk of reads: the current one is parked (in
+ * place of the one least recently used), index's own is taken out of the
+ * park when it is there.  Without memory for the park, nothing is kept.
+ */
+static void rloc_switch(struct dfs_inode *f, uint32_t index)
+{
+    if (!f->r.parked)
+        f->r.parked = calloc(DFSFILE_PARKED, sizeof(*f->r.parked));
+    struct dfsfile_rloc *slot = NULL;
+    for (size_t i = 0; f->r.parked && i < DFSFILE_PARKED; i++) {
+        struct dfsfile_rloc *p = &f->r.parked[i];
+        if (p->valid && p->index == index) {
+            slot = p;
+            break;
+        }
+        if (!slot || !p->valid || (slot->valid && p->used < slot->used))
+            slot = p;
+    }
+    struct dfsfile_rloc back = { .valid = false };
+    if (slot && slot->valid && slot->index == index) {
+        back = *slot;
+        *slot = (struct dfsfile_rloc){ .valid = false };
+    } else if (slot) {
+        rloc_clear(slot);
+    }
+    if (slot && f->r.cur.valid) {
+        *slot = f->r.cur;
+        slot->used = ++f->r.park_clock;
+    } else {
+        rloc_clear(&f->r.cur);
+    }
+    f->r.cur = back;
+    f->r.cur.index = index;
 }
 
 /*
@@ -349,7 +407,8 @@ static void inode_detach(struct dfs_inode *in)
         free(in->ws[i].unsynced);
     }
     prefetch_cancel(in);
-    local_drop(in);
+    read_cache_drop(in);
+    free(in->r.parked);
     free(in->r.buf);
     free(in->r.pf.buf);
     pthread_mutex_destroy(&in->mu);
@@ -431,10 +490,10 @@ static const struct dfsfile_ws *ws_leased(const struct dfs_inode *f, uint32_t in
 static void loc_seed(struct dfs_inode *f, const struct dfsfile_loc *loc)
 {
     pthread_mutex_lock(&f->mu);
-    if (!f->r.loc_valid && !ws_leased(f, 0)) {
-        f->r.loc = *loc;
-        f->r.loc_valid = true;
-        f->r.loc_index = 0;
+    if (!f->r.cur.valid && !ws_leased(f, 0)) {
+        f->r.cur.loc = *loc;
+        f->r.cur.valid = true;
+        f->r.cur.index = 0;
     }
     pthread_mutex_unlock(&f->mu);
 }
@@ -1375,45 +1434,49 @@ static int read_piece(struct dfs_inode *f, const struct dfsfile_loc *loc,
  */
 static int loc_get(struct dfs_inode *f, uint32_t index)
 {
-    if (f->r.loc_valid && f->r.loc_index == index)
+    if (f->r.cur.index != index)
+        rloc_switch(f, index);
+    else if (f->r.cur.valid)
         return 0;
     const struct dfsfile_ws *w = ws_leased(f, index);
+    if (!w && f->r.cur.valid)
+        return 0;           /* out of the park */
     if (w) {
-        f->r.loc = (struct dfsfile_loc){
+        f->r.cur.loc = (struct dfsfile_loc){
             .present = true, .chunk = w->chunk, .version = w->version,
             .length = w->length, .where = w->chain,
         };
-        f->r.loc_valid = true;
-        f->r.loc_index = index;
+        f->r.cur.valid = true;
+        f->r.cur.index = index;
         return 0;
     }
-    int rc = locate_settled(f, index, &f->r.loc);
-    f->r.loc_valid = rc == 0;
-    f->r.loc_index = index;
+    int rc = locate_settled(f, index, &f->r.cur.loc);
+    f->r.cur.valid = rc == 0;
+    f->r.cur.index = index;
     return rc;
 }
 
 /*
  * The located chunk's replica on this host, opened on first use (local
  * reads: docs/LOCAL_READS.md): NULL when no replica is local.  Called
- * with f->mu held and f->r.loc valid.
+ * with f->mu held and f->r.cur valid.
  */
 static struct dfs_local_chunk *local_get(struct dfs_inode *f)
 {
-    const struct dfsfile_loc *loc = &f->r.loc;
+    const struct dfsfile_loc *loc = &f->r.cur.loc;
     if (!loc->present)
         return NULL;
-    if (f->r.lc_tried && f->r.lc_chunk == loc->chunk && f->r.lc_version == loc->version)
-        return f->r.lc;
+    if (f->r.cur.lc_tried && f->r.cur.lc_chunk == loc->chunk && f->r.cur.lc_version == loc->version)
+        return f->r.cur.lc;
     local_drop(f);
-    f->r.lc_tried = true;
-    f->r.lc_chunk = loc->chunk;
-    f->r.lc_version = loc->version;
+    f->r.cur.lc_tried = true;
+    f->r.cur.lc_chunk = loc->chunk;
+    f->r.cur.lc_version = loc->version;
     for (uint32_t i = 0; i < loc->where.n; i++)
         if (dfs_local_open(f->d, loc->where.node[i].addr, loc->chunk, loc->version,
-                           &f->r.lc) == 0)
+                           &f->r.cur.lc) == 0)
             break;
-    return f->r.lc;
+    return f->r.cur.lc;
 }
 
 /*
@@ -1422,7 +1485,7 @@ static struct dfs_local_chunk *local_get(struct dfs_inode *f)
  * or a block that fails, opens it afresh once: the replica may have grown
  * or been rewritten since (by this session's own writes, say).  With
  * unlocked, f->mu is released during the read so that several threads
- * read one file side by side (f->r.loc may then have moved on: the
+ * read one file side by side (f->r.cur may then have moved on: the
  * afresh open checks it still names chunk).  0, or an error after which
  * the caller reads through TCP, which judges a replica that is really
  * bad.  Called and returns with f->mu held.
@@ -1447,11 +1510,11 @@ static int read_local(struct dfs_inode *f, uint64_t chunk, uint64_t in_chunk,
             pthread_mutex_lock(&f->mu);
         dfs_local_unref(lc);
     }
-    if (rc < 0 && f->r.lc_chunk == chunk) {
+    if (rc < 0 && f->r.cur.lc_chunk == chunk) {
         /* Failed afresh too: this chunk is read through TCP from now on
          * (until it is located at another version). */
-        dfs_local_unref(f->r.lc);
-        f->r.lc = NULL;
+        dfs_local_unref(f->r.cur.lc);
+        f->r.cur.lc = NULL;
     }
     return rc;
 }
@@ -1462,15 +1525,15 @@ static int read_local(struct dfs_inode *f, uint64_t chunk, uint64_t in_chunk,
 static int read_located(struct dfs_inode *f, uint64_t in_chunk, uint8_t *buf,
                         size_t len)
 {
-    if (read_local(f, f->r.loc.chunk, in_chunk, buf, len, false) == 0)
+    if (read_local(f, f->r.cur.loc.chunk, in_chunk, buf, len, false) == 0)
         return 0;
-    int rc = read_piece(f, &f->r.loc, in_chunk, buf, len);
+    int rc = read_piece(f, &f->r.cur.loc, in_chunk, buf, len);
     if (rc == 0)
         return 0;
-    f->r.loc_valid = false;
-    if (loc_get(f, f->r.loc_index) < 0)
+    f->r.cur.valid = false;
+    if (loc_get(f, f->r.cur.index) < 0)
         return rc;
-    return read_piece(f, &f->r.loc, in_chunk, buf, len);
+    return read_piece(f, &f->r.cur.loc, in_chunk, buf, len);
 }
 
 /*
@@ -1528,7 +1591,7 @@ static void prefetch_start(struct dfs_inode *f)
     if (f->r.pf.conn || f->r.window < DFSFILE_READAHEAD_MAX || pos >= f->size)
         return;
     if (loc_get(f, (uint32_t)(pos / f->chunk_size)) < 0 ||
-        !f->r.loc.present || f->r.loc.where.n == 0)
+        !f->r.cur.loc.present || f->r.cur.loc.where.n == 0)
         return;
     uint64_t in_chunk = pos % f->chunk_size;
     size_t len = DFSFILE_READAHEAD_MAX;
@@ -1545,8 +1608,8 @@ static void prefetch_start(struct dfs_inode *f)
     for (size_t done = 0; done < len; n++) {
         size_t piece = len - done < PROTO_DATA_MAX ? len - done : PROTO_DATA_MAX;
         wire_writer_init(&p[n]);
-        wire_put_u64(&p[n], f->r.loc.chunk);
-        wire_put_u32(&p[n], f->r.loc.version);
+        wire_put_u64(&p[n], f->r.cur.loc.chunk);
+        wire_put_u32(&p[n], f->r.cur.loc.version);
         wire_put_u64(&p[n], in_chunk + done);
         wire_put_u32(&p[n], (uint32_t)piece);
         rc = rc ? rc : p[n].err;
@@ -1554,7 +1617,7 @@ static void prefetch_start(struct dfs_inode *f)
         done += piece;
     }
     bool reused;
-    struct dfs_csconn *c = rc ? NULL : dfs_cs_take(f->d, f->r.loc.where.node[0].addr, &reused);
+    struct dfs_csconn *c = rc ? NULL : dfs_cs_take(f->d, f->r.cur.loc.where.node[0].addr, &reused);
     if (c && c->fd >= 0)
         rc = rpc_send_fd_many(c->fd, PROTO_CS_READ, iov, n, 1, dfs_op_timeout_ms(f->d));
     for (uint32_t i = 0; i < n; i++)
@@ -1570,7 +1633,7 @@ static void prefetch_start(struct dfs_inode *f)
     f->r.pf.len = len;
     f->r.pf.n = n;
     f->r.pf.node = 0;
-    f->r.pf.loc = f->r.loc;
+    f->r.pf.loc = f->r.cur.loc;
 }
 
 /* The prefetched window starting at pos becomes the buffer: 0, or an
@@ -1658,7 +1721,7 @@ static ssize_t read_direct(struct dfs_inode *f, uint64_t pos, uint8_t *buf,
                            size_t n)
 {
     uint64_t in_chunk = pos % f->chunk_size;
-    struct dfsfile_loc loc = f->r.loc;
+    struct dfsfile_loc loc = f->r.cur.loc;
     pthread_mutex_unlock(&f->mu);
     int rc = read_piece(f, &loc, in_chunk, buf, n);
     pthread_mutex_lock(&f->mu);
@@ -1694,7 +1757,7 @@ ssize_t dfs_file_pread(struct dfs_file *h, void *buf, size_t len, uint64_t off)
              * does not send that one: a small file is read without a
              * question.) */
             asked = true;
-            f->r.loc_valid = false;
+            f->r.cur.valid = false;
             rc = loc_get(f, (uint32_t)(pos / f->chunk_size));
         }
         if (rc < 0 || pos >= f->size)
@@ -1709,9 +1772,9 @@ ssize_t dfs_file_pread(struct dfs_file *h, void *buf, size_t len, uint64_t off)
         if (!local_failed && local_get(f)) {
             /* Straight from the replica's file: no buffer, no read-ahead
              * of ours (the kernel's on that file does it). */
-            if (read_local(f, f->r.loc.chunk, in_chunk, p + done, n, true) < 0) {
+            if (read_local(f, f->r.cur.loc.chunk, in_chunk, p + done, n, true) < 0) {
                 local_failed = true;
-                continue;       /* f->r.loc may have moved meanwhile */
+                continue;       /* f->r.cur may have moved meanwhile */
             }
             k = (ssize_t)n;
         }

@@ -277,6 +277,8 @@ static int request(int conn, const uint8_t token[PROTO_LOCAL_TOKEN],
     return 0;
 }
 
+static int crcs_load(struct dfs_local_chunk *c);
+
 int dfs_local_request(int conn, const uint8_t token[PROTO_LOCAL_TOKEN],
                       uint64_t chunk, uint32_t min_version,
                       struct dfs_local_chunk **out, bool *conn_ok)
@@ -288,6 +290,12 @@ int dfs_local_request(int conn, const uint8_t token[PROTO_LOCAL_TOKEN],
     }
     int rc = request(conn, token, chunk, min_version, c, conn_ok);
     if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    rc = crcs_load(c);
+    if (rc < 0) {
+        close(c->fd);
         free(c);
         return rc;
     }
@@ -331,6 +339,7 @@ void dfs_local_unref(struct dfs_local_chunk *c)
 {
     if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
         close(c->fd);
+        free(c->crcs);
         free(c);
     }
 }
@@ -357,6 +366,20 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* Reads the CRCs of the whole blocks below the length at the open, once:
+ * a read then costs one pread.  A block rewritten since fails its check,
+ * and the caller opens the replica afresh. */
+static int crcs_load(struct dfs_local_chunk *c)
+{
+    size_t n = (size_t)(c->length / B) * 4;
+    if (n == 0)
+        return 0;
+    c->crcs = malloc(n);
+    if (!c->crcs)
+        return -ENOMEM;
+    return pread_full(c->fd, c->crcs, n, PROTO_LOCAL_CRC_OFF);
+}
+
 /* Bytes of block b below the length. */
 static size_t block_bytes(const struct dfs_local_chunk *c, uint32_t b)
 {
@@ -364,15 +387,14 @@ static size_t block_bytes(const struct dfs_local_chunk *c, uint32_t b)
     return start >= c->length ? 0 : c->length - start < B ? (size_t)(c->length - start) : B;
 }
 
-/* Checks block b, whose bytes below the length are at p, against the CRC
- * array read from block c0 on (crcs), or the tail CRC. */
-static int block_check(const struct dfs_local_chunk *c, uint32_t b,
-                       const uint8_t *p, const uint8_t *crcs, uint32_t c0)
+/* Checks block b, whose bytes below the length are at p, against its
+ * CRC, or the tail CRC. */
+static int block_check(const struct dfs_local_chunk *c, uint32_t b, const uint8_t *p)
 {
     size_t v = block_bytes(c, b);
     uint32_t want = c->tail_crc;
     if (v == B) {
-        memcpy(&want, crcs + 4 * (size_t)(b - c0), 4);
+        memcpy(&want, c->crcs + 4 * (size_t)b, 4);
         want = le32toh(want);
     }
     return crc32c(0, p, v) == want ? 0 : -DFS_ECORRUPT;
@@ -393,11 +415,8 @@ static int read_verified(const struct dfs_local_chunk *c, uint64_t off,
                          uint64_t end, uint8_t *buf)
 {
     uint32_t c0 = (uint32_t)(off / B), c1 = (uint32_t)((end - 1) / B);
-    size_t ncrc = (size_t)(c1 - c0 + 1) * 4;
-    uint8_t *crcs = malloc(ncrc);
     uint8_t *scratch = NULL;
-    int rc = crcs ? pread_full(c->fd, crcs, ncrc, PROTO_LOCAL_CRC_OFF + (uint64_t)c0 * 4)
-                  : -ENOMEM;
+    int rc = 0;
     for (uint32_t b = c0; rc == 0 && b <= c1;) {
         uint64_t bs = (uint64_t)b * B;
         if (block_inside(c, b, off, end)) {
@@ -409,7 +428,7 @@ static int read_verified(const struct dfs_local_chunk *c, uint64_t off,
             uint64_t stop = (uint64_t)last * B + block_bytes(c, last);
             rc = pread_full(c->fd, buf + (bs - off), (size_t)(stop - bs), c->data_off + bs);
             for (uint32_t k = b; rc == 0 && k <= last; k++)
-                rc = block_check(c, k, buf + ((uint64_t)k * B - off), crcs, c0);
+                rc = block_check(c, k, buf + ((uint64_t)k * B - off));
             b = last + 1;
             continue;
         }
@@ -420,14 +439,13 @@ static int read_verified(const struct dfs_local_chunk *c, uint64_t off,
         size_t v = block_bytes(c, b);
         rc = pread_full(c->fd, scratch, v, c->data_off + bs);
         if (rc == 0)
-            rc = block_check(c, b, scratch, crcs, c0);
+            rc = block_check(c, b, scratch);
         uint64_t ps = off > bs ? off : bs, pe = end < bs + v ? end : bs + v;
         if (rc == 0)
             memcpy(buf + (ps - off), scratch + (ps - bs), (size_t)(pe - ps));
         b++;
     }
     free(scratch);
-    free(crcs);
     return rc;
 }
 

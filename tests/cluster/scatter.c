@@ -7,7 +7,8 @@
  * Writes PIECES pieces of 1..16 KiB at random offsets below SPAN_MIB MiB
  * (the same bytes for the same SEED), with an fsync every 1000, then
  * closes; reads the whole file back and compares every byte with the
- * model (the last piece written over a byte wins; holes are zeros).  At
+ * model (the last piece written over a byte wins; holes are zeros), then
+ * reads SCATTER_HOPS ranges at random offsets through one handle.  At
  * piece PAUSE_AT it prints "paused" and waits 3 s, so that a test can
  * break the cluster while four chunks hold unsynced writes.  Masters and
  * key from DFS_MASTERS / DFS_KEY_FILE.  Exit 0 when the file reads back
@@ -27,6 +28,7 @@
 
 #define SCATTER_PIECE_MAX 16384
 #define SCATTER_SYNC_EVERY 1000
+#define SCATTER_HOPS 3000
 
 static uint64_t next_rand(uint64_t *s)
 {
@@ -73,8 +75,43 @@ static int write_pieces(struct dfs *d, struct dfs_file *f, uint8_t *model,
     return 0;
 }
 
-/* Reads path's first end bytes and compares them with model. */
-static int check(struct dfs *d, uint64_t ino, const uint8_t *model, uint64_t end)
+/* Compares n bytes read at off with model; 0 when they match. */
+static int compare(const uint8_t *buf, const uint8_t *model, uint64_t off, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (buf[k] != model[off + k]) {
+            fprintf(stderr, "scatter: byte %" PRIu64 " is %u, written %u\n",
+                    off + k, buf[k], model[off + k]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reads SCATTER_HOPS ranges at random offsets through f, hopping between
+ * its chunks, and compares them with model. */
+static int check_hops(struct dfs *d, struct dfs_file *f, const uint8_t *model,
+                      uint64_t end, uint64_t seed, uint8_t *buf)
+{
+    uint64_t s = seed * 2 + 3;
+    for (int i = 0; i < SCATTER_HOPS; i++) {
+        uint64_t off = next_rand(&s) % end;
+        size_t want = 1 + (size_t)(next_rand(&s) % (4 * SCATTER_PIECE_MAX));
+        if (want > end - off)
+            want = (size_t)(end - off);
+        ssize_t n = dfs_file_pread(f, buf, want, off);
+        if (n != (ssize_t)want)
+            return fail("random read", d, n < 0 ? (int)n : -EIO);
+        if (compare(buf, model, off, want))
+            return 1;
+    }
+    return 0;
+}
+
+/* Reads path's first end bytes and compares them with model, first in
+ * order, then at random offsets. */
+static int check(struct dfs *d, uint64_t ino, const uint8_t *model, uint64_t end,
+                 uint64_t seed)
 {
     struct dfs_file *f;
     int rc = dfs_file_open(d, ino, DFS_O_READ, &f, NULL);
@@ -96,16 +133,11 @@ static int check(struct dfs *d, uint64_t ino, const uint8_t *model, uint64_t end
             bad = fail("read", d, n < 0 ? (int)n : -EIO);
             break;
         }
-        for (ssize_t k = 0; k < n; k++) {
-            if (buf[k] != model[off + (uint64_t)k]) {
-                fprintf(stderr, "scatter: byte %" PRIu64 " is %u, written %u\n",
-                        off + (uint64_t)k, buf[k], model[off + (uint64_t)k]);
-                bad = 1;
-                break;
-            }
-        }
+        bad = compare(buf, model, off, (size_t)n);
         off += (uint64_t)n;
     }
+    if (!bad && end)
+        bad = check_hops(d, f, model, end, seed, buf);
     free(buf);
     dfs_file_close(f);
     return bad;
@@ -146,7 +178,7 @@ int main(int argc, char **argv)
             status = fail("close", d, rc);
     }
     if (status == 0)
-        status = check(d, a.ino, model, end);
+        status = check(d, a.ino, model, end, seed);
     if (status == 0)
         printf("scatter: %ld pieces over %" PRIu64 " MiB read back exactly\n",
                pieces, span >> 20);

@@ -60,6 +60,30 @@ until [ $(($(read_bytes) - rb1)) -ge $((3 * MiB)) ]; do
 done
 rm -f "$W/loc" "$W/loc.out"
 
+step "random reads hop between five chunks without locating them again"
+# Every handle keeps the chunks it located, with their local replicas:
+# 3,000 reads at random offsets over five chunks ask the masters for
+# locations a handful of times, not at every hop.
+locates() {
+    python3 - "$DIR/cluster.json" <<'PY'
+import json, sys, urllib.request
+n = 0
+for m in json.load(open(sys.argv[1]))["masters"]:
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % m["http"], timeout=5).read().decode()
+    except OSError:
+        continue
+    for line in text.splitlines():
+        if line.startswith('dfs_client_ops_total{op="chunk_locations"}'):
+            n += int(float(line.split()[-1]))
+print(n)
+PY
+}
+l0=$(locates)
+"$TOOLS/scatter" /hops 7 5 300 > "$W/hops.out" 2>&1 || fail "random reads over five chunks: $(cat "$W/hops.out")"
+l1=$(locates)
+[ $((l1 - l0)) -lt 50 ] || fail "3,000 random reads located chunks $((l1 - l0)) times"
+
 step "a recursive tree"
 mkdir -p "$W/tree/a/b" "$W/tree/c"
 for i in 1 2 3; do head -c $((i * 70000)) /dev/urandom > "$W/tree/a/b/f$i"; done
