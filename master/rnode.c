@@ -3,13 +3,15 @@
  *
  * Threads: everything here runs on the loop thread except rnode_store_work,
  * which runs on the one storage thread and is the only code that touches
- * rn->log after rnode_open.  A job carries copies of what it writes, since
- * the core's Ready buffers die at raft_advance().
+ * rn->log after rnode_open, or on the loop thread itself for a follower
+ * while no batch is on the thread (rnode_inline).  A job carries copies of
+ * what it writes, since the core's Ready buffers die at raft_advance().
  *
  * Invariants:
  *  1. raft_persisted(seq) is called only after the job holding that
  *     Ready's snapshot, entries and hard state returned from fdatasync;
- *     one batch at a time is on the storage thread and batches hold jobs
+ *     one batch at a time is written (on the storage thread or inline,
+ *     never both) and batches hold jobs
  *     in Ready order, so seqs are confirmed in order (group commit: a
  *     batch is every job queued while the previous one was syncing).
  *  2. Committed entries reach cbs->apply in index order, each once.
@@ -74,7 +76,10 @@ struct rnode {
     uint64_t leader_changes;
     struct rnode_job *queue;      /* jobs not yet handed to the thread */
     struct rnode_job **queue_tail;
-    bool flushing;                /* a batch is on the storage thread */
+    bool flushing;                /* a batch is on the storage thread, or
+                                   * was written inline and awaits its done */
+    struct rnode_batch *inline_done; /* ... that one, with its status */
+    int inline_status;
     struct rnode_read *reads;     /* waiting for their index to apply */
     size_t n_reads, cap_reads;
 };
@@ -102,6 +107,7 @@ struct rnode_batch {
 };
 
 static void rnode_process(struct rnode *rn);
+static void rnode_process_soon(struct rnode *rn);
 
 /* ---- storage thread ------------------------------------------------------ */
 
@@ -237,7 +243,40 @@ static int rnode_copy_snapshot(struct rnode_job *j,
     return 0;
 }
 
-/* Hands every queued job to the storage thread, unless a batch is on it. */
+/*
+ * Whether the queued jobs are written on the loop thread instead: a
+ * follower's, when no batch is on the storage thread.  A follower's loop
+ * has nothing to do while its log syncs but take the leader's next
+ * appends, which wait in the socket and make the next batch; and the
+ * thread's two wakeups per batch lay on every commit's path (the leader
+ * waits for a follower's acknowledgement).  A snapshot (megabytes) still
+ * goes to the thread.  The leader keeps the thread: its loop serves
+ * clients, and its followers' acknowledgements can commit an entry before
+ * its own sync ends.
+ */
+static bool rnode_inline(const struct rnode *rn)
+{
+    if (raft_state(rn->raft) != RAFT_FOLLOWER)
+        return false;
+    for (const struct rnode_job *j = rn->queue; j; j = j->next)
+        if (j->has_snap)
+            return false;
+    return true;
+}
+
+/* Completes a batch written inline during the Ready just advanced: the
+ * core hears of its persistence only after raft_advance(). */
+static void rnode_inline_finish(struct rnode *rn)
+{
+    struct rnode_batch *b = rn->inline_done;
+    if (!b)
+        return;
+    rn->inline_done = NULL;
+    rnode_store_done(b, rn->inline_status);
+}
+
+/* Hands every queued job to the storage thread (or writes it inline),
+ * unless a batch is on it. */
 static void rnode_flush(struct rnode *rn)
 {
     if (rn->flushing || !rn->queue || rn->stopped)
@@ -248,10 +287,18 @@ static void rnode_flush(struct rnode *rn)
         return;
     }
     b->rn = rn;
+    bool inline_ = rnode_inline(rn);
     b->jobs = rn->queue;
     rn->queue = NULL;
     rn->queue_tail = &rn->queue;
     rn->flushing = true;
+    if (inline_) {
+        rn->inline_status = rnode_store_work(b);
+        rn->inline_done = b;
+        if (!rn->in_process)
+            rnode_inline_finish(rn);
+        return;
+    }
     if (tpool_submit(rn->store, rnode_store_work, rnode_store_done, b) < 0) {
         rn->flushing = false;
         rnode_store_done(b, -ENOMEM);
@@ -381,7 +428,9 @@ void rnode_receive(struct rnode *rn, const struct wire_frame *f)
         log_warn("raft: %s from master %llu refused: %s",
                  raft_msg_type_name(m.type), (unsigned long long)m.from,
                  dfs_strerror(rc));
-    rnode_process(rn);
+    /* At the end of this loop iteration: the messages read with this one
+     * make one Ready, and so one log write and sync. */
+    rnode_process_soon(rn);
 }
 
 /* ---- the Ready loop ------------------------------------------------------ */
@@ -513,8 +562,10 @@ static void rnode_process(struct rnode *rn)
         if (rd.soft_changed)
             rnode_soft_state(rn, &rd);
         raft_advance(rn->raft);
+        rnode_inline_finish(rn);
         rnode_serve_reads(rn);
     }
+    rnode_inline_finish(rn);
     if (!rn->stopped)
         rnode_maybe_snapshot(rn);
     rn->in_process = false;
