@@ -387,6 +387,19 @@ static int conn_write_some(struct net_conn *c)
     return 0;
 }
 
+/* Writes what the kernel takes of iov now; the count, or -errno. */
+static ssize_t write_direct(struct net_conn *c, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+    for (;;) {
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    }
+}
+
 /* ---- conn lifecycle ----------------------------------------------------- */
 
 static void conn_reap(void *arg);
@@ -773,12 +786,31 @@ int net_conn_sendv(struct net_conn *c, const struct iovec *iov, int iovcnt)
     int rc = conn_send_check(c, total);
     if (rc < 0 || total == 0)
         return rc;
+    size_t done = 0;
     bool was_idle = c->wq_bytes == 0;
-    rc = wq_reserve(c, total);
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < iovcnt; i++)
-        wq_copy_in(c, iov[i].iov_base, iov[i].iov_len);
+    if (was_idle && c->state == NET_OPEN && iovcnt <= NET_IOV_MAX) {
+        /* Straight to the kernel: only what it does not take now is
+         * copied into the queue (a chunkserver forwarding a 1 MiB write
+         * down its chain copied every byte once more, into fresh pages). */
+        ssize_t n = write_direct(c, iov, iovcnt);
+        if (n < 0) {
+            conn_finish(c, (int)n);   /* on_close reports it */
+            return 0;
+        }
+        done = (size_t)n;
+        was_idle = false;             /* the kernel took what it could */
+    }
+    if (done < total) {
+        rc = wq_reserve(c, total - done);
+        if (rc < 0)
+            return rc;
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        size_t skip = done < iov[i].iov_len ? done : iov[i].iov_len;
+        done -= skip;
+        if (iov[i].iov_len > skip)
+            wq_copy_in(c, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+    }
     return conn_sent(c, was_idle);
 }
 

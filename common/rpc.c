@@ -194,6 +194,16 @@ static int rpc_emit(struct rpc_conn *c, const void *p, size_t n)
 int rpc_send(struct rpc_conn *c, uint16_t type, uint64_t req_id,
              uint8_t flags, int32_t status, const void *payload, size_t len)
 {
+    if (c->state == RPC_READY && len <= WIRE_MAX_PAYLOAD) {
+        /* Header and payload as they are: net writes them to the socket
+         * without copying the payload first. */
+        uint8_t hdr[WIRE_HDR_SIZE];
+        struct wire_hdr h = { .flags = flags, .type = type, .req_id = req_id,
+                              .payload_len = (uint32_t)len, .status = status };
+        wire_hdr_encode(&h, hdr);
+        struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)payload, len } };
+        return net_conn_sendv(c->nc, iov, len ? 2 : 1);
+    }
     struct wire_writer w;
     wire_writer_init(&w);
     size_t at = wire_frame_begin(&w);
