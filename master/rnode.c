@@ -3,8 +3,9 @@
  *
  * Threads: everything here runs on the loop thread except rnode_store_work,
  * which runs on the one storage thread and is the only code that touches
- * rn->log after rnode_open, or on the loop thread itself for a follower
- * while no batch is on the thread (rnode_inline).  A job carries copies of
+ * rn->log after rnode_open, or on the loop thread itself while no batch
+ * is on the thread, for a follower or a leader's small batch on fast
+ * storage (rnode_inline).  A job carries copies of
  * what it writes, since the core's Ready buffers die at raft_advance().
  *
  * Invariants:
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/dfs_error.h"
 #include "common/ev.h"
@@ -37,6 +39,11 @@
 #include "master/raftwire.h"
 
 #define RNODE_RECONNECT_MS 200
+/* A leader writes a batch inline (rnode_inline) of at most this many
+ * entries, when batches have taken at most this long to write and sync:
+ * about what the thread's two wakeups cost. */
+#define RNODE_INLINE_ENTRIES 8
+#define RNODE_INLINE_SYNC_US 50
 
 struct rnode_peer {
     uint64_t id;
@@ -80,6 +87,8 @@ struct rnode {
                                    * was written inline and awaits its done */
     struct rnode_batch *inline_done; /* ... that one, with its status */
     int inline_status;
+    uint64_t sync_us;             /* a batch's write and sync, averaged
+                                   * (UINT64_MAX: none measured yet) */
     struct rnode_read *reads;     /* waiting for their index to apply */
     size_t n_reads, cap_reads;
 };
@@ -104,6 +113,7 @@ struct rnode_job {
 struct rnode_batch {
     struct rnode *rn;
     struct rnode_job *jobs;
+    uint64_t took_us;             /* writing and syncing them */
 };
 
 static void rnode_process(struct rnode *rn);
@@ -128,6 +138,13 @@ static int rnode_store_entries(struct raftlog *log, const struct rnode_job *j)
     if (rc == 0)
         rc = raftlog_append(log, j->entries, j->n_entries);
     return rc;
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* Writes one job; entries are made durable by the batch's one sync. */
@@ -158,11 +175,13 @@ static int rnode_store_work(void *arg)
 {
     struct rnode_batch *b = arg;
     struct raftlog *log = b->rn->log;
+    uint64_t t0 = mono_us();
     int rc = 0;
     for (struct rnode_job *j = b->jobs; j && rc == 0; j = j->next)
         rc = rnode_store_job(log, j);
     if (rc == 0)
         rc = raftlog_sync(log);
+    b->took_us = mono_us() - t0;
     return rc;
 }
 
@@ -183,6 +202,8 @@ static void rnode_store_done(void *arg, int status)
     struct rnode_batch *b = arg;
     struct rnode *rn = b->rn;
     uint64_t seq = 0, last = 0;
+    rn->sync_us = rn->sync_us == UINT64_MAX ? b->took_us
+                                            : (7 * rn->sync_us + b->took_us) / 8;
     while (b->jobs) {
         struct rnode_job *j = b->jobs;
         b->jobs = j->next;
@@ -244,24 +265,29 @@ static int rnode_copy_snapshot(struct rnode_job *j,
 }
 
 /*
- * Whether the queued jobs are written on the loop thread instead: a
- * follower's, when no batch is on the storage thread.  A follower's loop
- * has nothing to do while its log syncs but take the leader's next
- * appends, which wait in the socket and make the next batch; and the
- * thread's two wakeups per batch lay on every commit's path (the leader
- * waits for a follower's acknowledgement).  A snapshot (megabytes) still
- * goes to the thread.  The leader keeps the thread: its loop serves
- * clients, and its followers' acknowledgements can commit an entry before
- * its own sync ends.
+ * Whether the queued jobs are written on the loop thread instead (docs/
+ * RAFT.md): a follower's always, a leader's when they are few and syncs
+ * are fast; a snapshot (megabytes) never.  A follower's loop has nothing
+ * to do while its log syncs but take the leader's next appends, which
+ * wait in the socket and make the next batch, and the thread's two
+ * wakeups per batch lay on every commit's path.  A leader's loop serves
+ * clients meanwhile: under load (many entries a batch) or on a slow disk
+ * it hands the batch over and goes on; a lone client's entry on fast
+ * storage is written sooner than the thread would wake.
  */
 static bool rnode_inline(const struct rnode *rn)
 {
-    if (raft_state(rn->raft) != RAFT_FOLLOWER)
-        return false;
-    for (const struct rnode_job *j = rn->queue; j; j = j->next)
+    size_t entries = 0;
+    for (const struct rnode_job *j = rn->queue; j; j = j->next) {
         if (j->has_snap)
             return false;
-    return true;
+        entries += j->n_entries;
+    }
+    enum raft_state st = raft_state(rn->raft);
+    if (st == RAFT_FOLLOWER)
+        return true;
+    return st == RAFT_LEADER && entries <= RNODE_INLINE_ENTRIES &&
+           rn->sync_us <= RNODE_INLINE_SYNC_US;
 }
 
 /* Completes a batch written inline during the Ready just advanced: the
@@ -550,13 +576,13 @@ static void rnode_process(struct rnode *rn)
     rn->in_process = true;
     struct raft_ready rd;
     while (!rn->stopped && raft_ready(rn->raft, &rd)) {
+        for (size_t i = 0; i < rd.n_msgs; i++)
+            rnode_send(rn, &rd.msgs[i]);
         if (rd.seq && rnode_persist(rn, &rd) < 0) {
             raft_advance(rn->raft);
             rnode_stop(rn, -ENOMEM);
             break;
         }
-        for (size_t i = 0; i < rd.n_msgs; i++)
-            rnode_send(rn, &rd.msgs[i]);
         rnode_apply(rn, &rd);
         rnode_queue_reads(rn, &rd);
         if (rd.soft_changed)
@@ -701,6 +727,7 @@ int rnode_open(struct ev_loop *loop, struct fsio *fs,
     if (!rn)
         return -ENOMEM;
     rn->loop = loop;
+    rn->sync_us = UINT64_MAX;
     rn->cbs = cbs;
     rn->ctx = ctx;
     rn->cfg = *cfg;
