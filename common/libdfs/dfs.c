@@ -9,15 +9,17 @@
  * error or NOT_LEADER.
  *
  * Invariants:
- *  1. A lane carries one request at a time (its mu); the keepalive thread
- *     takes one like any caller.  Lock order: a lane's mu, then d->mu
- *     (session, sequence numbers), then the session lane
- *     (lanes[DFS_LANES], which only opens sessions), then d->lead_mu
- *     (leader hint, error message), a leaf.
- *  2. A mutation's sequence number is taken once, before the first try,
- *     and reused on every retry, so the master applies it at most once.
- *     Several may be in flight, spanning fewer than DFS_SEQ_SPAN numbers,
- *     so the master's exactly-once window still holds the oldest.
+ *  1. A lane carries one exchange at a time (its mu): one request, or the
+ *     n of dfs_call_many sent back to back; the keepalive thread and the
+ *     release thread (dfsrel.c) take one like any caller.  Lock order: a
+ *     lane's mu, then d->mu (session, sequence numbers), then the session
+ *     lane (lanes[DFS_LANES], which only opens sessions), then
+ *     d->lead_mu (leader hint, error message), a leaf.
+ *  2. A mutation's sequence number (dfs_call_many: n consecutive ones) is
+ *     taken once, before the first try, and reused on every retry, so the
+ *     master applies it at most once.  Several may be in flight, spanning
+ *     fewer than DFS_SEQ_SPAN numbers, so the master's exactly-once window
+ *     still holds the oldest.
  *  3. A request is retried only on transport errors, NOT_LEADER and
  *     DFS_ENOTREADY, within op_timeout_ms; any other status is the answer.
  */
@@ -81,6 +83,7 @@ struct dfs {
     pthread_mutex_t pool_mu;          /* pool */
     struct dfs_csconn *pool;          /* idle chunkserver connections */
     struct dfs_locals *locals;        /* owned */
+    struct dfs_releases *releases;    /* owned; NULL: releases go at once */
     struct auth_key key;
     struct dfs_master masters[DFS_MAX_MASTERS];
     size_t n_masters;
@@ -166,15 +169,17 @@ static uint64_t dfs_oldest_seq(const struct dfs *d)
     return oldest;
 }
 
-/* A sequence number for a mutation on lane l, once the ones in flight
- * leave room (DFS_SEQ_SPAN).  Caller holds d->mu; returns seq_done, the
- * highest number below which nothing is in flight. */
-static uint64_t dfs_seq_take_locked(struct dfs *d, struct dfs_lane *l)
+/* n consecutive sequence numbers for mutations on lane l (l->seq the
+ * first), once the ones in flight leave room (DFS_SEQ_SPAN).  Caller holds
+ * d->mu; returns seq_done, the highest number below which nothing is in
+ * flight. */
+static uint64_t dfs_seq_take_locked(struct dfs *d, struct dfs_lane *l, size_t n)
 {
     uint64_t oldest;
-    while ((oldest = dfs_oldest_seq(d)) && d->seq + 1 - oldest >= DFS_SEQ_SPAN)
+    while ((oldest = dfs_oldest_seq(d)) && d->seq + n - oldest >= DFS_SEQ_SPAN)
         pthread_cond_wait(&d->seq_cv, &d->mu);
-    l->seq = ++d->seq;
+    l->seq = d->seq + 1;
+    d->seq += n;
     return (oldest ? oldest : l->seq) - 1;
 }
 
@@ -231,16 +236,46 @@ static int dfs_payload(struct dfs *d, uint16_t type, uint64_t session,
     return out->err;
 }
 
+/* The answer among r[0..n) that says to ask again (NOT_LEADER first), or
+ * NULL when all are answers. */
+static const struct rpc_reply *dfs_refusal(const struct rpc_reply *r, size_t n)
+{
+    const struct rpc_reply *again = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].hdr.status == -DFS_ENOTLEADER)
+            return &r[i];
+        if (r[i].hdr.status == -DFS_ENOTREADY)
+            again = &r[i];
+    }
+    return again;
+}
+
+static void dfs_replies_release(struct rpc_reply *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        rpc_reply_release(&r[i]);
+}
+
 /*
- * One request on lane l (held), retried across masters until an answer or
- * the deadline.  On 0, *r holds the answer (status included).
+ * n requests (bodies[i], sequence number seq + i when seq) sent back to
+ * back on lane l (held), retried together across masters until answers or
+ * the deadline: the master applies each once whatever a retry repeats.
+ * On 0, r[i] holds each answer (status included).
  */
 static int dfs_call_lane(struct dfs *d, struct dfs_lane *l, uint16_t type,
                          uint64_t session, uint64_t seq, uint64_t seq_done,
-                         const struct wire_writer *body, struct rpc_reply *r)
+                         const struct wire_writer *bodies, size_t n,
+                         struct rpc_reply *r)
 {
-    struct wire_writer p;
-    int rc = dfs_payload(d, type, session, seq, seq_done, body, &p);
+    struct wire_writer p[DFS_BATCH_MAX];
+    struct iovec iov[DFS_BATCH_MAX];
+    int rc = n >= 1 && n <= DFS_BATCH_MAX ? 0 : -EINVAL;
+    size_t built = 0;
+    for (; rc == 0 && built < n; built++) {
+        rc = dfs_payload(d, type, session, seq ? seq + built : 0, seq_done,
+                         bodies ? &bodies[built] : NULL, &p[built]);
+        iov[built] = (struct iovec){ p[built].buf, p[built].len };
+    }
     int64_t deadline = (int64_t)ev_clock_ms() + d->op_timeout_ms;
     int backoff = DFS_BACKOFF_MIN_MS;
     while (rc == 0) {
@@ -252,36 +287,37 @@ static int dfs_call_lane(struct dfs *d, struct dfs_lane *l, uint16_t type,
         int tmo = (int)(left < d->connect_timeout_ms ? left : d->connect_timeout_ms);
         if (l->fd < 0 && dfs_connect(d, l, tmo) < 0)
             goto retry;
-        rc = rpc_call_fd(l->fd, type, p.buf, p.len, 0,
-                         (int)(left < DFS_TRY_MS ? left : DFS_TRY_MS), r);
+        int try_ms = (int)(left < DFS_TRY_MS ? left : DFS_TRY_MS);
+        rc = n == 1 ? rpc_call_fd(l->fd, type, p[0].buf, p[0].len, 0, try_ms, r)
+                    : rpc_call_fd_many(l->fd, type, iov, n, 0, try_ms, r);
         if (rc < 0) {
             dfs_set_error(d, "master connection: %s", dfs_strerror(rc));
             dfs_disconnect(l);
             rc = 0;
             continue;   /* the next master at once: the backoff is for refusals */
         }
-        if (r->hdr.status == -DFS_ENOTLEADER) {
-            bool hint = dfs_take_hint(d, r);
-            rpc_reply_release(r);
+        const struct rpc_reply *again = dfs_refusal(r, n);
+        bool hint = again && again->hdr.status == -DFS_ENOTLEADER &&
+                    dfs_take_hint(d, again);
+        if (again && again->hdr.status == -DFS_ENOTLEADER)
             dfs_disconnect(l);
-            if (hint)
-                continue;
+        if (again)
+            dfs_replies_release(r, n);
+        if (hint)
+            continue;
+        if (again)
             goto retry;
-        }
-        if (r->hdr.status == -DFS_ENOTREADY) {
-            rpc_reply_release(r);
-            goto retry;
-        }
         pthread_mutex_lock(&d->lead_mu);
         d->leader = l->at;
         d->have_leader = true;
         pthread_mutex_unlock(&d->lead_mu);
-        break;   /* an answer */
+        break;   /* answers */
 retry:
         sleep_ms(backoff);
         backoff = backoff * 2 > DFS_BACKOFF_MAX_MS ? DFS_BACKOFF_MAX_MS : backoff * 2;
     }
-    wire_writer_release(&p);
+    for (size_t i = 0; i < built; i++)
+        wire_writer_release(&p[i]);
     return rc;
 }
 
@@ -295,7 +331,7 @@ static int dfs_open_session_locked(struct dfs *d)
     struct rpc_reply r;
     struct dfs_lane *l = &d->lanes[DFS_LANES];
     pthread_mutex_lock(&l->mu);
-    int rc = dfs_call_lane(d, l, PROTO_SESSION_OPEN, 0, 0, 0, &b, &r);
+    int rc = dfs_call_lane(d, l, PROTO_SESSION_OPEN, 0, 0, 0, &b, 1, &r);
     pthread_mutex_unlock(&l->mu);
     wire_writer_release(&b);
     if (rc < 0)
@@ -336,23 +372,32 @@ int dfs_chunk_size(struct dfs *d, uint64_t *out)
 int dfs_call(struct dfs *d, uint16_t type, bool mutating,
              const struct wire_writer *body, struct rpc_reply *r)
 {
+    return dfs_call_many(d, type, mutating, body, 1, r);
+}
+
+int dfs_call_many(struct dfs *d, uint16_t type, bool mutating,
+                  const struct wire_writer *bodies, size_t n, struct rpc_reply *r)
+{
     for (int attempt = 0;; attempt++) {
         struct dfs_lane *l = dfs_lane_take(d);
         pthread_mutex_lock(&d->mu);
         /* Reads need no session: a session is a log entry, opened lazily. */
         int rc = (mutating || attempt) && !d->session ? dfs_open_session_locked(d) : 0;
         uint64_t session = d->session;
-        uint64_t seq_done = rc == 0 && mutating ? dfs_seq_take_locked(d, l) : 0;
+        uint64_t seq_done = rc == 0 && mutating ? dfs_seq_take_locked(d, l, n) : 0;
         uint64_t seq = l->seq;
         pthread_mutex_unlock(&d->mu);
         if (rc == 0)
-            rc = dfs_call_lane(d, l, type, session, seq, seq_done, body, r);
+            rc = dfs_call_lane(d, l, type, session, seq, seq_done, bodies, n, r);
         if (seq)
             dfs_seq_done(d, l);
         pthread_mutex_unlock(&l->mu);
-        if (rc < 0 || r->hdr.status != -DFS_ESESSION || attempt)
+        bool expired = false;
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            expired |= r[i].hdr.status == -DFS_ESESSION;
+        if (rc < 0 || !expired || attempt)
             return rc;
-        rpc_reply_release(r);
+        dfs_replies_release(r, n);
         /* The cluster expired the session (a long outage): open a new one,
          * unless another thread did already. */
         pthread_mutex_lock(&d->mu);
@@ -491,21 +536,25 @@ static int dfs_reach(struct dfs *d)
 
 /* ---- keepalive ------------------------------------------------------------- */
 
+int dfs_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return pthread_cond_timedwait(cv, mu, &ts);
+}
+
 static void *dfs_keepalive_main(void *arg)
 {
     struct dfs *d = arg;
     pthread_mutex_lock(&d->mu);
     while (!d->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint32_t every = d->lease_ms / 3;
-        ts.tv_sec += every / 1000;
-        ts.tv_nsec += (long)(every % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        if (pthread_cond_timedwait(&d->stop_cv, &d->mu, &ts) != ETIMEDOUT)
+        if (dfs_cond_wait_ms(&d->stop_cv, &d->mu, d->lease_ms / 3) != ETIMEDOUT)
             continue;
         if (!d->session)
             continue;
@@ -594,6 +643,7 @@ int dfs_open(const struct dfs_opts *o, struct dfs **out, char *errbuf,
     }
     if (pthread_create(&d->keepalive, NULL, dfs_keepalive_main, d) == 0)
         d->keepalive_running = true;
+    d->releases = dfs_releases_new(d);
     *out = d;
     return 0;
 err:
@@ -611,6 +661,7 @@ void dfs_close(struct dfs *d)
     pthread_mutex_unlock(&d->mu);
     if (d->keepalive_running)
         pthread_join(d->keepalive, NULL);
+    dfs_releases_free(d->releases);     /* sends what it holds first */
     if (d->session) {
         struct rpc_reply r;
         int saved = d->op_timeout_ms;
@@ -643,6 +694,11 @@ void dfs_close(struct dfs *d)
 struct dfs_inodes *dfs_inodes_of(struct dfs *d)
 {
     return &d->inodes;
+}
+
+struct dfs_releases *dfs_releases_of(struct dfs *d)
+{
+    return d->releases;
 }
 
 struct dfs_locals *dfs_locals_of(struct dfs *d)

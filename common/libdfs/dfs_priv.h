@@ -25,6 +25,16 @@ int dfs_call(struct dfs *d, uint16_t type, bool mutating,
              const struct wire_writer *body, struct rpc_reply *r);
 
 /*
+ * dfs_call for n requests of one type (n <= DFS_BATCH_MAX), sent back to
+ * back on one connection and retried together, each with its own
+ * sequence number: the leader takes them in one loop iteration, so that
+ * they commit in one Raft round.  On 0, r[i] answers bodies[i].
+ */
+#define DFS_BATCH_MAX 8
+int dfs_call_many(struct dfs *d, uint16_t type, bool mutating,
+                  const struct wire_writer *bodies, size_t n, struct rpc_reply *r);
+
+/*
  * A mutation the master may hold indefinitely (a blocking LOCK), sent on
  * a connection of its own so that the session's other calls go on.  Each
  * try takes a fresh sequence number, so the request must be idempotent
@@ -78,6 +88,19 @@ struct dfs_csconn {
 struct dfs_csconn *dfs_cs_take(struct dfs *d, const char *addr, bool *reused);
 struct dfs_csconn *dfs_cs_dial(struct dfs *d, const char *addr);
 void dfs_cs_put(struct dfs *d, struct dfs_csconn *c);
+
+/*
+ * The RELEASE of closed handles, batched by a thread of the session
+ * (dfsrel.c).  dfs_release_later queues one (0), or says the caller must
+ * send it now (-ENOMEM, or -ENOTSUP without the thread); the body of a
+ * RELEASE is dfs_release_body's.  dfs_releases_free sends what is queued.
+ */
+struct dfs_releases;
+struct dfs_releases *dfs_releases_new(struct dfs *d);   /* NULL: no thread */
+void dfs_releases_free(struct dfs_releases *rs);         /* NULL ok */
+struct dfs_releases *dfs_releases_of(struct dfs *d);
+int dfs_release_later(struct dfs_releases *rs, uint64_t ino, uint32_t flags);
+void dfs_release_body(struct wire_writer *b, uint64_t ino, uint32_t flags);
 
 /*
  * Local reads (dfslocal.c, docs/LOCAL_READS.md): a replica on a
@@ -159,6 +182,9 @@ void dfsfile_attr_local(struct dfs *d, struct dfs_attr *a);
 
 /* Decodes an ATTR (PROTOCOL.md) from r. */
 void dfs_get_attr(struct wire_reader *r, struct dfs_attr *a);
+
+/* pthread_cond_timedwait for at most ms from now: its result. */
+int dfs_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint32_t ms);
 
 /* How long one operation may take before it fails (dfs_opts). */
 int dfs_op_timeout_ms(const struct dfs *d);

@@ -463,13 +463,14 @@ static int handle_new(struct dfs *d, uint64_t ino, uint32_t flags, uint64_t size
     return 0;
 }
 
-/* RELEASE of one open at the master. */
+/* RELEASE of one open at the master: queued for the session's batches
+ * (dfsrel.c), or sent now when the queue cannot take it. */
 static int release_open(struct dfs *d, uint64_t ino, uint32_t flags)
 {
+    if (dfs_release_later(dfs_releases_of(d), ino, flags) == 0)
+        return 0;
     struct wire_writer b;
-    wire_writer_init(&b);
-    wire_put_u64(&b, ino);
-    wire_put_u32(&b, proto_open_flags(flags) & (DFS_O_READ | DFS_O_WRITE));
+    dfs_release_body(&b, ino, flags);
     return dfs_call_void(d, PROTO_RELEASE, &b);
 }
 

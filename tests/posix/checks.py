@@ -1103,6 +1103,41 @@ def t_data_unlinked_open_file():
     expect_errno(errno.ENOENT, os.stat, f)
 
 
+def settled_inodes():
+    """The inodes in use once the count holds still for 0.3 s (at most 5 s)."""
+    last, since = os.statvfs(MNT).f_files, time.monotonic()
+    deadline = since + 5
+    while time.monotonic() - since < 0.3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = os.statvfs(MNT).f_files
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def t_data_released_files_are_freed():
+    """Every close's RELEASE reaches the masters (the mount sends them in
+    batches): files unlinked after their last close, or closed after their
+    unlink, are freed, and the inode count (f_files) drops back."""
+    need("write")
+    before = settled_inodes()           # the checks before may still release
+    names = [p("released%d" % i) for i in range(20)]
+    for name in names:
+        with open(name, "wb") as fh:
+            fh.write(b"x" * 100)
+    handles = [open(name, "rb") for name in names]
+    for name in names[:10]:
+        os.unlink(name)                 # still open: orphans until closed
+    for fh in handles:
+        fh.close()
+    for name in names[10:]:
+        os.unlink(name)
+    deadline = time.monotonic() + 10
+    while os.statvfs(MNT).f_files != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    eq(os.statvfs(MNT).f_files, before, "inodes in use after the unlinks and closes")
+
+
 def t_data_tar_files():
     need("write")
     rnd = random.Random(SEED + 1)
@@ -1143,7 +1178,7 @@ CHECKS = [
     # the data path
     t_create_open, t_tar_empty_tree, t_data_roundtrip, t_data_append,
     t_data_two_mounts, t_data_truncate, t_data_fallocate, t_data_unlinked_open_file,
-    t_data_tar_files,
+    t_data_released_files_are_freed, t_data_tar_files,
     t_mount_alive,
 ]
 
