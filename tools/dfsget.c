@@ -5,10 +5,12 @@
  *
  * Every block is checked against its CRC32C by the library.  A file is
  * written under a temporary name beside its destination and renamed only
- * when complete, so the final name never holds a partial copy.
+ * when complete, so the final name never holds a partial copy.  A large
+ * file is read by two threads a few pieces ahead of its writing.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +21,32 @@
 #include "tools/toolkit.h"
 
 #define GET_BUF (1u << 20)
+/* A file of more than one piece is read by GET_READERS threads, at most
+ * GET_SLOTS pieces ahead of the one writing it out: the pieces read on a
+ * host with a replica are preads and CRC32Cs, CPU work that a second core
+ * shares, and reading overlaps writing. */
+#define GET_READERS 2
+#define GET_SLOTS 4
 
 struct get {
     struct dfs *d;
     bool recursive, force;
-    uint8_t *buf;
+    uint8_t *bufs[GET_SLOTS];
     int failures;
+};
+
+/* The pieces of one file in flight between the readers and the writer. */
+struct get_pipe {
+    struct dfs_file *f;
+    uint64_t size, npieces;
+    uint8_t *const *bufs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t claimed;               /* pieces taken by readers */
+    uint64_t written;               /* pieces written out (their slots free) */
+    ssize_t got[GET_SLOTS];         /* a piece's length, or its error */
+    bool filled[GET_SLOTS];
+    bool stop;
 };
 
 static void usage(FILE *out)
@@ -67,28 +89,106 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Piece i of the file into buf: its length, or an error (-EIO when the
+ * file ended before its committed size). */
+static ssize_t read_piece(struct dfs_file *f, uint64_t size, uint64_t i, uint8_t *buf)
+{
+    uint64_t off = i * GET_BUF;
+    size_t want = size - off < GET_BUF ? (size_t)(size - off) : GET_BUF;
+    ssize_t n = dfs_file_pread(f, buf, want, off);
+    return n < 0 || n == (ssize_t)want ? n : -EIO;
+}
+
+static void *reader_main(void *arg)
+{
+    struct get_pipe *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->claimed < p->npieces &&
+               p->claimed - p->written >= GET_SLOTS)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stop || p->claimed >= p->npieces)
+            break;
+        uint64_t i = p->claimed++;
+        size_t slot = (size_t)(i % GET_SLOTS);
+        pthread_mutex_unlock(&p->mu);
+        ssize_t n = read_piece(p->f, p->size, i, p->bufs[slot]);
+        pthread_mutex_lock(&p->mu);
+        p->got[slot] = n;
+        p->filled[slot] = true;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Writes piece after piece as the readers fill them; 0 or an error. */
+static int write_pieces(struct get_pipe *p, int fd, struct toolkit_progress *prog)
+{
+    int rc = 0;
+    for (uint64_t i = 0; rc == 0 && i < p->npieces; i++) {
+        size_t slot = (size_t)(i % GET_SLOTS);
+        pthread_mutex_lock(&p->mu);
+        while (!p->filled[slot])
+            pthread_cond_wait(&p->cv, &p->mu);
+        ssize_t n = p->got[slot];
+        pthread_mutex_unlock(&p->mu);
+        rc = n < 0 ? (int)n : write_all(fd, p->bufs[slot], (size_t)n);
+        if (rc == 0)
+            toolkit_progress_add(prog, (uint64_t)n);
+        pthread_mutex_lock(&p->mu);
+        p->filled[slot] = false;
+        p->written++;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return rc;
+}
+
+/* The file's committed size of bytes into fd: one piece here, more
+ * through the readers. */
+static int copy_pieces(struct get *g, struct dfs_file *f, int fd, uint64_t size,
+                       struct toolkit_progress *prog)
+{
+    uint64_t npieces = (size + GET_BUF - 1) / GET_BUF;
+    if (npieces <= 1) {
+        ssize_t n = npieces ? read_piece(f, size, 0, g->bufs[0]) : 0;
+        int rc = n < 0 ? (int)n : write_all(fd, g->bufs[0], (size_t)n);
+        if (rc == 0)
+            toolkit_progress_add(prog, (uint64_t)n);
+        return rc;
+    }
+    struct get_pipe p = { .f = f, .size = size, .npieces = npieces, .bufs = g->bufs };
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    pthread_t th[GET_READERS];
+    size_t started = 0;
+    while (started < GET_READERS &&
+           pthread_create(&th[started], NULL, reader_main, &p) == 0)
+        started++;
+    int rc = started ? write_pieces(&p, fd, prog) : -EAGAIN;
+    pthread_mutex_lock(&p.mu);
+    p.stop = true;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+    return rc;
+}
+
 static int copy_out(struct get *g, struct dfs_file *f, int fd, const char *src,
                     uint64_t size)
 {
     struct toolkit_progress prog;
     toolkit_progress_start(&prog, src, size);
-    uint64_t off = 0;
-    int rc = 0;
-    for (;;) {
-        ssize_t n = dfs_file_pread(f, g->buf, GET_BUF, off);
-        if (n <= 0) {
-            rc = (int)n;
-            break;
-        }
-        rc = write_all(fd, g->buf, (size_t)n);
-        if (rc < 0)
-            break;
-        off += (uint64_t)n;
-        toolkit_progress_add(&prog, (uint64_t)n);
-    }
+    int rc = copy_pieces(g, f, fd, size, &prog);
     toolkit_progress_end(&prog);
-    if (rc == 0 && off != size)
-        rc = -EIO;   /* the file ended before its committed size */
+    /* A file that grew while it was copied is not copied whole. */
+    uint8_t probe;
+    if (rc == 0 && dfs_file_pread(f, &probe, 1, size) != 0)
+        rc = -EIO;
     return rc;
 }
 
@@ -102,18 +202,24 @@ static int get_file(struct get *g, const char *src, const struct dfs_attr *at,
         g->failures++;
         return -EEXIST;
     }
+    /* A device or FIFO (/dev/null, say) is written into, as cp does; a
+     * temporary file renamed over it would replace it. */
+    bool special = !to_stdout && stat(local, &st) == 0 && !S_ISREG(st.st_mode);
     char *tmp = NULL;
     int fd = STDOUT_FILENO;
-    if (!to_stdout) {
+    if (special) {
+        fd = open(local, O_WRONLY | O_CLOEXEC);
+    } else if (!to_stdout) {
         if (asprintf(&tmp, "%s.dfsget-XXXXXX", local) < 0)
             return -ENOMEM;
         fd = mkstemp(tmp);
-        if (fd < 0) {
-            fprintf(stderr, "dfsget: %s: %s\n", local, strerror(errno));
-            g->failures++;
-            free(tmp);
-            return -errno;
-        }
+    }
+    if (fd < 0) {
+        int err = errno;
+        fprintf(stderr, "dfsget: %s: %s\n", local, strerror(err));
+        g->failures++;
+        free(tmp);
+        return -err;
     }
     struct dfs_file *f;
     int rc = dfs_file_open(g->d, at->ino, DFS_O_READ, &f, NULL);
@@ -121,7 +227,9 @@ static int get_file(struct get *g, const char *src, const struct dfs_attr *at,
         rc = copy_out(g, f, fd, src, dfs_file_size(f));
         dfs_file_close(f);
     }
-    if (!to_stdout) {
+    if (special)
+        close(fd);
+    else if (!to_stdout) {
         if (rc == 0 && fchmod(fd, at->mode & 07777) < 0)
             rc = -errno;
         if (rc == 0 && fsync(fd) < 0)
@@ -223,8 +331,10 @@ int main(int argc, char **argv)
         return TOOL_USAGE;
     }
     g.d = toolkit_open("dfsget", &o);
-    g.buf = aligned_alloc(4096, GET_BUF);
-    if (!g.d || !g.buf)
+    bool bufs = true;
+    for (size_t i = 0; i < GET_SLOTS; i++)
+        bufs &= (g.bufs[i] = aligned_alloc(4096, GET_BUF)) != NULL;
+    if (!g.d || !bufs)
         return TOOL_FAILED;
     const char *local = args[n - 1];
     struct stat st;
@@ -241,7 +351,8 @@ int main(int argc, char **argv)
         free(dst);
     }
     dfs_close(g.d);
-    free(g.buf);
+    for (size_t i = 0; i < GET_SLOTS; i++)
+        free(g.bufs[i]);
     free(args);
     return g.failures ? TOOL_FAILED : TOOL_OK;
 }

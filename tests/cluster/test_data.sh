@@ -32,6 +32,19 @@ done
 grep -h "failed at cs" "$DIR"/chunkserver-*/chunkserver.log && fail "a write failed inside a healthy chain"
 "$BIN/dfsadmin" fsck / >/dev/null || fail "fsck is not clean after the round trips"
 
+step "a device or FIFO as the destination is written into, not replaced"
+# As cp does: a temporary file renamed over it would replace the device.
+mknod "$W/null" c 1 3
+"$BIN/dfsget" -f /f.$((CHUNK + 1)) "$W/null" || fail "dfsget into a device"
+[ -c "$W/null" ] || fail "dfsget replaced a device with a file"
+mkfifo "$W/fifo"
+cat "$W/fifo" > "$W/fifo.out" & reader=$!
+"$BIN/dfsget" -f /f.$((3 * CHUNK + 1)) "$W/fifo" || fail "dfsget into a FIFO"
+wait $reader
+[ -p "$W/fifo" ] || fail "dfsget replaced a FIFO with a file"
+[ "$(stat -c %s "$W/fifo.out")" = $((3 * CHUNK + 1)) ] || fail "the FIFO's reader got $(stat -c %s "$W/fifo.out") bytes"
+rm -f "$W/null" "$W/fifo" "$W/fifo.out"
+
 step "stdin and stdout"
 head -c 3000000 /dev/urandom > "$W/pipe"
 "$BIN/dfsput" - /piped < "$W/pipe" || fail "dfsput from stdin"
