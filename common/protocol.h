@@ -523,6 +523,10 @@ enum proto_msg {
 #define PROTO_FSCK_UNDER   1            /* fewer healthy replicas than goal */
 #define PROTO_FSCK_MISSING 2            /* no healthy replica */
 #define PROTO_FSCK_CORRUPT 3            /* a replica failed verification */
+/* No replica at the chunk's version yet, but replicas from before a
+ * truncate's cut await their trim order (CS_ORDER_TRUNCATE): counted
+ * under-replicated, its data is not lost. */
+#define PROTO_FSCK_TRIMMING 4
 
 /* ADMIN_MASTERS request flags */
 #define PROTO_MASTERS_F_CONFIG 0x01     /* answer with config_index */

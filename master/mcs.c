@@ -213,7 +213,8 @@ void mcs_recount(struct mserver *s)
         switch (mfsck_state(s, &ci, &healthy)) {
         case PROTO_FSCK_MISSING: h.missing++; break;
         case PROTO_FSCK_CORRUPT: h.corrupt++; break;
-        case PROTO_FSCK_UNDER: h.under_replicated++; break;
+        case PROTO_FSCK_UNDER:
+        case PROTO_FSCK_TRIMMING: h.under_replicated++; break;
         default: h.healthy++; break;
         }
     }

@@ -4,7 +4,9 @@
  * lists the ones that are not healthy.
  *
  * Invariants:
- *  1. A chunk is in exactly one class: missing (no healthy replica at its
+ *  1. A chunk is in exactly one class: awaiting its trim (no replica at
+ *     its version, some from before a truncate's cut: counted
+ *     under-replicated), else missing (no healthy replica at its
  *     version), else corrupt (a replica at its version failed its
  *     checksums), else under-replicated (fewer healthy replicas than the
  *     goal), else healthy.
@@ -95,6 +97,13 @@ int mfsck_state(const struct mserver *s, const struct ns_chunk_info *ci,
     for (size_t i = 0; i < k; i++)
         corrupt |= all[i].corrupt && all[i].version >= ci->committed;
     *healthy = n;
+    if (n == 0 && ci->trim_from && ci->trim_from < ci->committed) {
+        /* Holding the content from before a cut: good once trimmed. */
+        *healthy = csreg_locations(s->csreg, ci->id, ci->trim_from, ci->committed - 1,
+                                   where, CSREG_MAX_REPLICAS);
+        if (*healthy)
+            return PROTO_FSCK_TRIMMING;
+    }
     return n == 0 ? PROTO_FSCK_MISSING : corrupt ? PROTO_FSCK_CORRUPT
          : n < ci->goal ? PROTO_FSCK_UNDER : 0;
 }
@@ -108,7 +117,7 @@ static void check_chunk(struct mserver *s, const struct ns_chunk_info *ci,
     c->chunks++;
     c->missing += state == PROTO_FSCK_MISSING;
     c->corrupt += state == PROTO_FSCK_CORRUPT;
-    c->under += state == PROTO_FSCK_UNDER;
+    c->under += state == PROTO_FSCK_UNDER || state == PROTO_FSCK_TRIMMING;
     c->healthy += state == 0;
     if (!state || c->nproblems == MFSCK_MAX_PROBLEMS)
         return;

@@ -16,8 +16,9 @@ struct wire_writer;
 struct ns_chunk_info;
 
 /*
- * The class of one chunk: 0 (healthy) or PROTO_FSCK_MISSING, _CORRUPT,
- * _UNDER, in that precedence; *healthy receives its healthy replicas.
+ * The class of one chunk: 0 (healthy) or PROTO_FSCK_TRIMMING, _MISSING,
+ * _CORRUPT, _UNDER, in that precedence; *healthy receives its healthy
+ * replicas (for _TRIMMING, those awaiting their trim).
  */
 int mfsck_state(const struct mserver *s, const struct ns_chunk_info *ci,
                 size_t *healthy);

@@ -42,6 +42,8 @@ static void usage(FILE *out)
             "  fsck [--verify] [PATH]\n"
             "                    every chunk under PATH against its replication goal;\n"
             "                    exits 1 while any is under-replicated, missing or corrupt;\n"
+            "                    one whose replicas await a truncate's trim shows as\n"
+            "                    \"awaiting trim\" and counts under-replicated\n"
             "                    --verify: every chunkserver first re-reads its replicas\n"
             "                    of them (bad ones count corrupt and are replaced)\n"
             "  masters           the masters: id, addresses, voter or learner, the leader\n"
@@ -458,7 +460,7 @@ static void fsck_print_verify(const struct admin *a, const struct dfs_fsck *f)
 static int cmd_fsck(struct admin *a, const char *path)
 {
     static const char *const states[] = { "healthy", "under-replicated",
-                                          "missing", "corrupt" };
+                                          "missing", "corrupt", "awaiting trim" };
     struct dfs_attr at;
     struct dfs_fsck f;
     int rc = dfs_resolve(a->d, path, &at);
@@ -486,7 +488,7 @@ static int cmd_fsck(struct admin *a, const char *path)
     }
     for (size_t i = 0; i < f.nproblems; i++) {
         const struct dfs_fsck_problem *p = &f.problems[i];
-        const char *st = p->state < 4 ? states[p->state] : "?";
+        const char *st = p->state < sizeof(states) / sizeof(states[0]) ? states[p->state] : "?";
         if (a->json)
             printf("%s{\"inode\":%" PRIu64 ",\"index\":%u,\"id\":\"%016" PRIx64
                    "\",\"version\":%u,\"replicas\":%u,\"goal\":%u,\"state\":\"%s\"}",

@@ -43,6 +43,16 @@ kill -STOP $cs_pids || fail "kill -STOP $cs_pids"
 "$TOOLS/nsload" truncate /t "$CUT" >"$W/truncate.out" 2>&1 ||
     { cat "$W/truncate.out"; fail "truncate"; }
 
+step "fsck says the cut chunk awaits its trim, not that it is missing"
+"$BIN/dfsadmin" fsck --json /t >"$W/fsck.json" && fail "fsck exited 0 with a trim pending"
+python3 - "$W/fsck.json" <<'PY' || fail "fsck: $(cat "$W/fsck.json")"
+import json, sys
+f = json.load(open(sys.argv[1]))
+states = [p["state"] for p in f["problems"]]
+assert "awaiting trim" in states and "missing" not in states, states
+assert f["missing"] == 0 and f["under_replicated"] >= 1, f
+PY
+
 step "every master and chunkserver killed, then restarted"
 # shellcheck disable=SC2046
 kill_servers $(server_pids all)
