@@ -802,6 +802,11 @@ int net_conn_sendv(struct net_conn *c, const struct iovec *iov, int iovcnt)
     }
     if (done < total) {
         rc = wq_reserve(c, total - done);
+        if (rc < 0 && done > 0) {
+            /* Part of these bytes is on the wire: the stream is cut. */
+            conn_finish(c, rc);
+            return 0;
+        }
         if (rc < 0)
             return rc;
     }

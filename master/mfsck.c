@@ -97,7 +97,7 @@ int mfsck_state(const struct mserver *s, const struct ns_chunk_info *ci,
     for (size_t i = 0; i < k; i++)
         corrupt |= all[i].corrupt && all[i].version >= ci->committed;
     *healthy = n;
-    if (n == 0 && ci->trim_from && ci->trim_from < ci->committed) {
+    if (n == 0 && !corrupt && ci->trim_from && ci->trim_from < ci->committed) {
         /* Holding the content from before a cut: good once trimmed. */
         *healthy = csreg_locations(s->csreg, ci->id, ci->trim_from, ci->committed - 1,
                                    where, CSREG_MAX_REPLICAS);

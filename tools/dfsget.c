@@ -145,28 +145,32 @@ static int write_pieces(struct get_pipe *p, int fd, struct toolkit_progress *pro
     return rc;
 }
 
-/* The file's committed size of bytes into fd: one piece here, more
- * through the readers. */
+/* The file's committed size of bytes into fd, through the readers when
+ * it has more than one piece. */
 static int copy_pieces(struct get *g, struct dfs_file *f, int fd, uint64_t size,
                        struct toolkit_progress *prog)
 {
     uint64_t npieces = (size + GET_BUF - 1) / GET_BUF;
-    if (npieces <= 1) {
-        ssize_t n = npieces ? read_piece(f, size, 0, g->bufs[0]) : 0;
-        int rc = n < 0 ? (int)n : write_all(fd, g->bufs[0], (size_t)n);
-        if (rc == 0)
-            toolkit_progress_add(prog, (uint64_t)n);
-        return rc;
-    }
     struct get_pipe p = { .f = f, .size = size, .npieces = npieces, .bufs = g->bufs };
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
     pthread_t th[GET_READERS];
     size_t started = 0;
-    while (started < GET_READERS &&
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    while (npieces > 1 && started < GET_READERS &&
            pthread_create(&th[started], NULL, reader_main, &p) == 0)
         started++;
-    int rc = started ? write_pieces(&p, fd, prog) : -EAGAIN;
+    int rc = 0;
+    if (started) {
+        rc = write_pieces(&p, fd, prog);
+    } else {
+        /* One piece, or no thread to be had: each in turn, here. */
+        for (uint64_t i = 0; rc == 0 && i < npieces; i++) {
+            ssize_t n = read_piece(f, size, i, g->bufs[0]);
+            rc = n < 0 ? (int)n : write_all(fd, g->bufs[0], (size_t)n);
+            if (rc == 0)
+                toolkit_progress_add(prog, (uint64_t)n);
+        }
+    }
     pthread_mutex_lock(&p.mu);
     p.stop = true;
     pthread_cond_broadcast(&p.cv);
@@ -187,7 +191,7 @@ static int copy_out(struct get *g, struct dfs_file *f, int fd, const char *src,
     toolkit_progress_end(&prog);
     /* A file that grew while it was copied is not copied whole. */
     uint8_t probe;
-    if (rc == 0 && dfs_file_pread(f, &probe, 1, size) != 0)
+    if (rc == 0 && dfs_file_pread(f, &probe, 1, size) > 0)
         rc = -EIO;
     return rc;
 }

@@ -10,12 +10,12 @@
  *
  * Invariants:
  *  1. A lane carries one exchange at a time (its mu): one request, or the
- *     n of dfs_call_many sent back to back; the keepalive thread and the
+ *     n of dfs_call_in sent back to back; the keepalive thread and the
  *     release thread (dfsrel.c) take one like any caller.  Lock order: a
  *     lane's mu, then d->mu (session, sequence numbers), then the session
  *     lane (lanes[DFS_LANES], which only opens sessions), then
  *     d->lead_mu (leader hint, error message), a leaf.
- *  2. A mutation's sequence number (dfs_call_many: n consecutive ones) is
+ *  2. A mutation's sequence number (dfs_call_in: n consecutive ones) is
  *     taken once, before the first try, and reused on every retry, so the
  *     master applies it at most once.  Several may be in flight, spanning
  *     fewer than DFS_SEQ_SPAN numbers, so the master's exactly-once window
@@ -372,17 +372,27 @@ int dfs_chunk_size(struct dfs *d, uint64_t *out)
 int dfs_call(struct dfs *d, uint16_t type, bool mutating,
              const struct wire_writer *body, struct rpc_reply *r)
 {
-    return dfs_call_many(d, type, mutating, body, 1, r);
+    return dfs_call_in(d, 0, type, mutating, body, 1, r);
 }
 
-int dfs_call_many(struct dfs *d, uint16_t type, bool mutating,
-                  const struct wire_writer *bodies, size_t n, struct rpc_reply *r)
+uint64_t dfs_session_id(struct dfs *d)
+{
+    pthread_mutex_lock(&d->mu);
+    uint64_t session = d->session;
+    pthread_mutex_unlock(&d->mu);
+    return session;
+}
+
+int dfs_call_in(struct dfs *d, uint64_t in_session, uint16_t type, bool mutating,
+                const struct wire_writer *bodies, size_t n, struct rpc_reply *r)
 {
     for (int attempt = 0;; attempt++) {
         struct dfs_lane *l = dfs_lane_take(d);
         pthread_mutex_lock(&d->mu);
-        /* Reads need no session: a session is a log entry, opened lazily. */
-        int rc = (mutating || attempt) && !d->session ? dfs_open_session_locked(d) : 0;
+        /* Reads need no session: a session is a log entry, opened lazily.
+         * A call bound to a session goes in that one or not at all. */
+        int rc = in_session && d->session != in_session ? -DFS_ESESSION
+               : (mutating || attempt) && !d->session ? dfs_open_session_locked(d) : 0;
         uint64_t session = d->session;
         uint64_t seq_done = rc == 0 && mutating ? dfs_seq_take_locked(d, l, n) : 0;
         uint64_t seq = l->seq;
@@ -395,7 +405,7 @@ int dfs_call_many(struct dfs *d, uint16_t type, bool mutating,
         bool expired = false;
         for (size_t i = 0; rc == 0 && i < n; i++)
             expired |= r[i].hdr.status == -DFS_ESESSION;
-        if (rc < 0 || !expired || attempt)
+        if (rc < 0 || !expired || attempt || in_session)
             return rc;
         dfs_replies_release(r, n);
         /* The cluster expired the session (a long outage): open a new one,

@@ -206,7 +206,8 @@ int dfs_chunks(struct dfs *d, uint64_t ino, uint32_t first,
 
 /* ---- fsck ------------------------------------------------------------------ */
 
-enum { DFS_FSCK_UNDER = 1, DFS_FSCK_MISSING = 2, DFS_FSCK_CORRUPT = 3 };
+enum { DFS_FSCK_UNDER = 1, DFS_FSCK_MISSING = 2, DFS_FSCK_CORRUPT = 3,
+       DFS_FSCK_TRIMMING = 4 /* replicas await a truncate's trim */ };
 
 struct dfs_fsck_problem {
     uint64_t inode;

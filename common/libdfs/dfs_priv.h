@@ -28,11 +28,16 @@ int dfs_call(struct dfs *d, uint16_t type, bool mutating,
  * dfs_call for n requests of one type (n <= DFS_BATCH_MAX), sent back to
  * back on one connection and retried together, each with its own
  * sequence number: the leader takes them in one loop iteration, so that
- * they commit in one Raft round.  On 0, r[i] answers bodies[i].
+ * they commit in one Raft round.  On 0, r[i] answers bodies[i].  With
+ * in_session (not 0) they go in that session only: -DFS_ESESSION, and
+ * nothing sent, once it is not the client's, and no new session is opened
+ * when it expires (what rested on it died with it).
  */
 #define DFS_BATCH_MAX 8
-int dfs_call_many(struct dfs *d, uint16_t type, bool mutating,
-                  const struct wire_writer *bodies, size_t n, struct rpc_reply *r);
+int dfs_call_in(struct dfs *d, uint64_t in_session, uint16_t type, bool mutating,
+                const struct wire_writer *bodies, size_t n, struct rpc_reply *r);
+/* The client's session now (0: none open). */
+uint64_t dfs_session_id(struct dfs *d);
 
 /*
  * A mutation the master may hold indefinitely (a blocking LOCK), sent on

@@ -332,7 +332,9 @@ static void rloc_switch(struct dfs_inode *f, uint32_t index)
     } else if (slot) {
         rloc_clear(slot);
     }
-    if (slot && f->r.cur.valid) {
+    /* A hole is not parked: it may be written meanwhile, and a located
+     * chunk that moved fails its read and is located again, a hole not. */
+    if (slot && f->r.cur.valid && f->r.cur.loc.present) {
         *slot = f->r.cur;
         slot->used = ++f->r.park_clock;
     } else {

@@ -6,14 +6,18 @@
  * closed the handle has nothing to wait for (its data was committed
  * before), and a mount's kernel does not wait for it either.  One RELEASE
  * a close was a Raft commit a close; queued for up to DFS_RELEASE_DELAY_MS
- * and sent DFS_BATCH_MAX at a time on one connection (dfs_call_many), a
+ * and sent DFS_BATCH_MAX at a time on one connection (dfs_call_in), a
  * batch is one.
  *
  * Invariants:
- *  1. Every queued release is sent once, by the thread, before
- *     dfs_releases_free returns (the session is still open then).
- *  2. A release the queue cannot take (out of memory, no thread) is sent
- *     at once by its caller: none is dropped.
+ *  1. A queued release is sent once, by the thread, in the session that
+ *     was the client's when it was queued, and only there: an open dies
+ *     with its session, and the same inode may be open in the next one.
+ *  2. Releases still queued when dfs_releases_free is called are dropped:
+ *     the SESSION_CLOSE that follows releases every open of the session
+ *     (and an unreachable cluster does not hold dfs_close up for a
+ *     timeout per batch).  A release the queue cannot take (out of memory,
+ *     no thread) is sent at once by its caller.
  *  3. mu is a leaf lock; the thread sends without it.
  */
 #include "dfs_priv.h"
@@ -28,6 +32,7 @@
 #define DFS_RELEASE_DELAY_MS 2
 
 struct dfs_release {
+    uint64_t session;           /* the one that held the open */
     uint64_t ino;
     uint32_t flags;
 };
@@ -49,19 +54,20 @@ void dfs_release_body(struct wire_writer *b, uint64_t ino, uint32_t flags)
     wire_put_u32(b, flags & (DFS_O_READ | DFS_O_WRITE));
 }
 
-/* Sends the n releases of batch; a failure is only recorded (the open
- * count it leaves ends with the session), unless it says the session
- * that held the open is gone (then so is the open). */
+/* Sends the n releases of batch, all of one session, in that session
+ * only (an open dies with its session); a failure is only recorded (the
+ * open count it leaves ends with the session), unless it says the session
+ * is gone. */
 static void release_send(struct dfs *d, const struct dfs_release *batch, size_t n)
 {
     struct wire_writer bodies[DFS_BATCH_MAX];
     struct rpc_reply r[DFS_BATCH_MAX];
     for (size_t i = 0; i < n; i++)
         dfs_release_body(&bodies[i], batch[i].ino, batch[i].flags);
-    int rc = dfs_call_many(d, PROTO_RELEASE, true, bodies, n, r);
+    int rc = dfs_call_in(d, batch[0].session, PROTO_RELEASE, true, bodies, n, r);
     for (size_t i = 0; i < n; i++) {
         int st = rc < 0 ? rc : r[i].hdr.status;
-        if (st < 0 && st != -EBADF && st != -DFS_ESESSION)
+        if (st < 0 && st != -EBADF && st != -DFS_ESESSION && st != -ETIMEDOUT)
             dfs_set_error(d, "release of inode %llu: %s",
                           (unsigned long long)batch[i].ino, dfs_strerror(st));
         if (rc == 0)
@@ -78,11 +84,13 @@ static void *release_main(void *arg)
     for (;;) {
         while (!rs->n && !rs->stopping)
             pthread_cond_wait(&rs->cv, &rs->mu);
-        if (!rs->n)
-            break;
-        if (rs->n < DFS_BATCH_MAX && !rs->stopping)
+        if (rs->stopping)
+            break;      /* SESSION_CLOSE, next, releases every open */
+        if (rs->n < DFS_BATCH_MAX)
             dfs_cond_wait_ms(&rs->cv, &rs->mu, DFS_RELEASE_DELAY_MS);
-        size_t k = rs->n < DFS_BATCH_MAX ? rs->n : DFS_BATCH_MAX;
+        size_t k = 1;
+        while (k < rs->n && k < DFS_BATCH_MAX && rs->q[k].session == rs->q[0].session)
+            k++;
         memcpy(batch, rs->q, k * sizeof(*batch));
         rs->n -= k;
         memmove(rs->q, rs->q + k, rs->n * sizeof(*rs->q));
@@ -131,6 +139,7 @@ int dfs_release_later(struct dfs_releases *rs, uint64_t ino, uint32_t flags)
     if (!rs)
         return -ENOTSUP;
     int rc = 0;
+    uint64_t session = dfs_session_id(rs->d);
     pthread_mutex_lock(&rs->mu);
     if (rs->n == rs->cap) {
         size_t cap = rs->cap ? 2 * rs->cap : 64;
@@ -143,7 +152,8 @@ int dfs_release_later(struct dfs_releases *rs, uint64_t ino, uint32_t flags)
     if (rs->stopping || rs->n == rs->cap) {
         rc = -ENOMEM;
     } else {
-        rs->q[rs->n++] = (struct dfs_release){ .ino = ino, .flags = flags };
+        rs->q[rs->n++] = (struct dfs_release){ .session = session, .ino = ino,
+                                              .flags = flags };
         if (rs->n == 1 || rs->n == DFS_BATCH_MAX)
             pthread_cond_signal(&rs->cv);
     }
