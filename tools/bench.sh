@@ -8,7 +8,8 @@
 #     work three replicas cost); dfsget also to /dev/null (the work of
 #     local_read, cat to /dev/null) and with DFS_LOCAL_READS=0;
 #   - dfsput with a goal of one replica (a chain of one) beside three;
-#   - namespace creates/s through libdfs with 16 concurrent clients;
+#   - namespace creates/s, stats/s (LOOKUP) and renames/s through libdfs
+#     with 16 concurrent clients;
 #   - leader failover: kill -9 of the leader to the first mutation through
 #     the new leader;
 #   - re-replication MiB/s after a chunkserver is lost (a fourth one takes
@@ -112,9 +113,14 @@ rm -f "$SRC"
 
 echo "bench: namespace"
 for i in $(seq "$RUNS"); do
-    build/tests/cluster/nsload create "meta$i" 5000 16 | sed -n 's/.*: \([0-9]*\) creates\/s/\1/p' >> "$BASE/creates"
+    for op in create stat rename; do
+        build/tests/cluster/nsload "$op" "meta$i" 5000 16 |
+            sed -n "s/.*: \([0-9]*\) ${op}s\/s/\1/p" >> "$BASE/${op}s"
+    done
 done
-record meta_creates_16_clients "$(median < "$BASE/creates")" ops/s
+for op in create stat rename; do
+    record "meta_${op}s_16_clients" "$(median < "$BASE/${op}s")" ops/s
+done
 
 echo "bench: leader failover"
 for i in $(seq "$RUNS"); do

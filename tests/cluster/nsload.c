@@ -2,6 +2,8 @@
  * nsload: namespace load and verification for the cluster tests.
  *
  *   nsload create DIR N [THREADS]   creates /DIR and files f0..f(N-1) in it
+ *   nsload stat DIR N [THREADS]     looks each of them up (a LOOKUP each)
+ *   nsload rename DIR N [THREADS]   renames each fI to rI within /DIR
  *   nsload check DIR N              every one of them is there, exactly once
  *   nsload truncate PATH SIZE       sets the size of file PATH, without
  *                                   opening it (a bare SETATTR)
@@ -26,14 +28,34 @@
 
 #define NSLOAD_TIMEOUT_MS 60000
 
+enum load_op { LOAD_CREATE, LOAD_STAT, LOAD_RENAME };
+static const char *const load_verbs[] = { "create", "stat", "rename" };
+
 struct job {
+    enum load_op op;
     uint64_t dir;
     long first, step, n;
     int err;
     long failed_at;
 };
 
-static void *create_worker(void *arg)
+/* One operation of the load on file i of dir. */
+static int load_one(struct dfs *d, enum load_op op, uint64_t dir, long i)
+{
+    char name[32], to[32];
+    struct dfs_attr a;
+    snprintf(name, sizeof(name), "f%ld", i);
+    snprintf(to, sizeof(to), "r%ld", i);
+    switch (op) {
+    case LOAD_CREATE: return dfs_create(d, dir, name, 0644, 0, &a);
+    case LOAD_STAT:   return dfs_lookup(d, dir, name, &a);
+    case LOAD_RENAME: return dfs_rename(d, dir, name, dir, to, 0);
+    }
+    return -EINVAL;
+}
+
+/* Each client thread has a session of its own, as separate clients do. */
+static void *load_worker(void *arg)
 {
     struct job *j = arg;
     struct dfs *d = tsession_open("nsload", NSLOAD_TIMEOUT_MS);
@@ -41,11 +63,8 @@ static void *create_worker(void *arg)
         j->err = -ECONNREFUSED;
         return NULL;
     }
-    char name[32];
     for (long i = j->first; i < j->n; i += j->step) {
-        snprintf(name, sizeof(name), "f%ld", i);
-        struct dfs_attr a;
-        int rc = dfs_create(d, j->dir, name, 0644, 0, &a);
+        int rc = load_one(d, j->op, j->dir, i);
         if (rc < 0) {
             j->err = rc;
             j->failed_at = i;
@@ -63,33 +82,37 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int do_create(struct dfs *d, const char *dir, long n, int threads)
+/* op on files 0..n-1 of /dir from threads clients; create makes /dir. */
+static int do_load(struct dfs *d, enum load_op op, const char *dir, long n, int threads)
 {
     struct dfs_attr at;
-    int rc = dfs_mkdir(d, DFS_ROOT_INO, dir, 0755, &at);
+    char path[300];
+    snprintf(path, sizeof(path), "/%s", dir);
+    int rc = op == LOAD_CREATE ? dfs_mkdir(d, DFS_ROOT_INO, dir, 0755, &at)
+                               : dfs_resolve(d, path, &at);
     if (rc < 0) {
-        fprintf(stderr, "nsload: mkdir /%s: %s\n", dir, dfs_strerror(rc));
+        fprintf(stderr, "nsload: %s: %s\n", path, dfs_strerror(rc));
         return 1;
     }
     struct job jobs[64];
     pthread_t th[64];
     double t0 = now_s();
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (struct job){ at.ino, t, threads, n, 0, -1 };
-        pthread_create(&th[t], NULL, create_worker, &jobs[t]);
+        jobs[t] = (struct job){ op, at.ino, t, threads, n, 0, -1 };
+        pthread_create(&th[t], NULL, load_worker, &jobs[t]);
     }
     int status = 0;
     for (int t = 0; t < threads; t++) {
         pthread_join(th[t], NULL);
         if (jobs[t].err) {
-            fprintf(stderr, "nsload: create /%s/f%ld: %s\n", dir, jobs[t].failed_at,
-                    dfs_strerror(jobs[t].err));
+            fprintf(stderr, "nsload: %s /%s/f%ld: %s\n", load_verbs[op], dir,
+                    jobs[t].failed_at, dfs_strerror(jobs[t].err));
             status = 1;
         }
     }
     double dt = now_s() - t0;
-    printf("nsload: created %ld files in /%s with %d clients: %.0f creates/s\n", n,
-           dir, threads, (double)n / dt);
+    printf("nsload: %s of %ld files in /%s with %d clients: %.0f %ss/s\n",
+           load_verbs[op], n, dir, threads, (double)n / dt, load_verbs[op]);
     return status;
 }
 
@@ -174,8 +197,12 @@ static int do_truncate(struct dfs *d, const char *path, uint64_t size)
 int main(int argc, char **argv)
 {
     bool trunc = argc == 4 && !strcmp(argv[1], "truncate");
-    if (argc < 4 || (strcmp(argv[1], "create") && strcmp(argv[1], "check") && !trunc)) {
-        fprintf(stderr, "usage: nsload create|check DIR N [THREADS]\n"
+    int op = -1;
+    for (int i = 0; argc >= 4 && i < 3; i++)
+        if (!strcmp(argv[1], load_verbs[i]))
+            op = i;
+    if (argc < 4 || (op < 0 && strcmp(argv[1], "check") && !trunc)) {
+        fprintf(stderr, "usage: nsload create|stat|rename|check DIR N [THREADS]\n"
                         "       nsload truncate PATH SIZE\n");
         return 2;
     }
@@ -188,8 +215,8 @@ int main(int argc, char **argv)
     if (!d)
         return 1;
     int rc = trunc ? do_truncate(d, argv[2], strtoull(argv[3], NULL, 10))
-           : !strcmp(argv[1], "create") ? do_create(d, argv[2], n, threads)
-                                        : do_check(d, argv[2], n);
+           : op >= 0 ? do_load(d, (enum load_op)op, argv[2], n, threads)
+                     : do_check(d, argv[2], n);
     dfs_close(d);
     return rc;
 }
