@@ -86,11 +86,16 @@ struct ev_loop {
     size_t post_len;             /* protected by post_mu */
 };
 
-uint64_t ev_clock_ms(void)
+uint64_t ev_clock_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t ev_clock_ms(void)
+{
+    return ev_clock_us() / 1000u;
 }
 
 struct ev_loop *ev_loop_new(void)

@@ -98,6 +98,8 @@ int ev_timer_cancel(struct ev_loop *loop, uint64_t id);
 uint64_t ev_now_ms(const struct ev_loop *loop);
 /* CLOCK_MONOTONIC in ms, read now (any thread, no loop needed). */
 uint64_t ev_clock_ms(void);
+/* The same in µs. */
+uint64_t ev_clock_us(void);
 
 /*
  * One iteration: waits at most timeout_ms (-1: until an fd, timer or post

@@ -1094,17 +1094,10 @@ void net_listener_free(struct net_listener *l)
 
 /* ---- blocking helpers --------------------------------------------------- */
 
-static uint64_t net_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* 0 means no deadline. */
 static uint64_t net_deadline(int timeout_ms)
 {
-    return timeout_ms < 0 ? 0 : net_mono_ms() + (uint64_t)timeout_ms + 1;
+    return timeout_ms < 0 ? 0 : ev_clock_ms() + (uint64_t)timeout_ms + 1;
 }
 
 /* Waits for events on fd until deadline: 0, -ETIMEDOUT or -errno. */
@@ -1113,7 +1106,7 @@ static int net_poll(int fd, short events, uint64_t deadline)
     for (;;) {
         int wait = -1;
         if (deadline) {
-            uint64_t now = net_mono_ms();
+            uint64_t now = ev_clock_ms();
             uint64_t left = deadline > now ? deadline - now : 0;
             wait = left > INT32_MAX ? INT32_MAX : (int)left;
         }

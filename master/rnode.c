@@ -5,16 +5,16 @@
  * which runs on the one storage thread and is the only code that touches
  * rn->log after rnode_open, or on the loop thread itself while no batch
  * is on the thread, for a follower or a leader's small batch on fast
- * storage (rnode_inline).  A job carries copies of
- * what it writes, since the core's Ready buffers die at raft_advance().
+ * storage (rnode_inline).  A job carries copies of what it writes, since
+ * the core's Ready buffers die at raft_advance().
  *
  * Invariants:
  *  1. raft_persisted(seq) is called only after the job holding that
  *     Ready's snapshot, entries and hard state returned from fdatasync;
  *     one batch at a time is written (on the storage thread or inline,
- *     never both) and batches hold jobs
- *     in Ready order, so seqs are confirmed in order (group commit: a
- *     batch is every job queued while the previous one was syncing).
+ *     never both) and batches hold jobs in Ready order, so seqs are
+ *     confirmed in order (group commit: a batch is every job queued while
+ *     the previous one was syncing).
  *  2. Committed entries reach cbs->apply in index order, each once.
  *  3. A storage error stops the node for good (cbs->fatal): a master that
  *     cannot persist must not vote or acknowledge.
@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/dfs_error.h"
 #include "common/ev.h"
@@ -140,13 +139,6 @@ static int rnode_store_entries(struct raftlog *log, const struct rnode_job *j)
     return rc;
 }
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Writes one job; entries are made durable by the batch's one sync. */
 static int rnode_store_job(struct raftlog *log, const struct rnode_job *j)
 {
@@ -175,13 +167,13 @@ static int rnode_store_work(void *arg)
 {
     struct rnode_batch *b = arg;
     struct raftlog *log = b->rn->log;
-    uint64_t t0 = mono_us();
+    uint64_t t0 = ev_clock_us();
     int rc = 0;
     for (struct rnode_job *j = b->jobs; j && rc == 0; j = j->next)
         rc = rnode_store_job(log, j);
     if (rc == 0)
         rc = raftlog_sync(log);
-    b->took_us = mono_us() - t0;
+    b->took_us = ev_clock_us() - t0;
     return rc;
 }
 

@@ -99,6 +99,16 @@ static ssize_t read_piece(struct dfs_file *f, uint64_t size, uint64_t i, uint8_t
     return n < 0 || n == (ssize_t)want ? n : -EIO;
 }
 
+/* Writes out a piece read (n: its length, or its read's error). */
+static int write_piece(int fd, const uint8_t *buf, ssize_t n,
+                       struct toolkit_progress *prog)
+{
+    int rc = n < 0 ? (int)n : write_all(fd, buf, (size_t)n);
+    if (rc == 0)
+        toolkit_progress_add(prog, (uint64_t)n);
+    return rc;
+}
+
 static void *reader_main(void *arg)
 {
     struct get_pipe *p = arg;
@@ -133,9 +143,7 @@ static int write_pieces(struct get_pipe *p, int fd, struct toolkit_progress *pro
             pthread_cond_wait(&p->cv, &p->mu);
         ssize_t n = p->got[slot];
         pthread_mutex_unlock(&p->mu);
-        rc = n < 0 ? (int)n : write_all(fd, p->bufs[slot], (size_t)n);
-        if (rc == 0)
-            toolkit_progress_add(prog, (uint64_t)n);
+        rc = write_piece(fd, p->bufs[slot], n, prog);
         pthread_mutex_lock(&p->mu);
         p->filled[slot] = false;
         p->written++;
@@ -164,12 +172,8 @@ static int copy_pieces(struct get *g, struct dfs_file *f, int fd, uint64_t size,
         rc = write_pieces(&p, fd, prog);
     } else {
         /* One piece, or no thread to be had: each in turn, here. */
-        for (uint64_t i = 0; rc == 0 && i < npieces; i++) {
-            ssize_t n = read_piece(f, size, i, g->bufs[0]);
-            rc = n < 0 ? (int)n : write_all(fd, g->bufs[0], (size_t)n);
-            if (rc == 0)
-                toolkit_progress_add(prog, (uint64_t)n);
-        }
+        for (uint64_t i = 0; rc == 0 && i < npieces; i++)
+            rc = write_piece(fd, g->bufs[0], read_piece(f, size, i, g->bufs[0]), prog);
     }
     pthread_mutex_lock(&p.mu);
     p.stop = true;

@@ -297,16 +297,16 @@ static int dfs_call_lane(struct dfs *d, struct dfs_lane *l, uint16_t type,
             continue;   /* the next master at once: the backoff is for refusals */
         }
         const struct rpc_reply *again = dfs_refusal(r, n);
-        bool hint = again && again->hdr.status == -DFS_ENOTLEADER &&
-                    dfs_take_hint(d, again);
-        if (again && again->hdr.status == -DFS_ENOTLEADER)
-            dfs_disconnect(l);
-        if (again)
+        if (again) {
+            bool moved = again->hdr.status == -DFS_ENOTLEADER;
+            bool hint = moved && dfs_take_hint(d, again);
             dfs_replies_release(r, n);
-        if (hint)
-            continue;
-        if (again)
+            if (moved)
+                dfs_disconnect(l);
+            if (hint)
+                continue;
             goto retry;
+        }
         pthread_mutex_lock(&d->lead_mu);
         d->leader = l->at;
         d->have_leader = true;
@@ -671,7 +671,7 @@ void dfs_close(struct dfs *d)
     pthread_mutex_unlock(&d->mu);
     if (d->keepalive_running)
         pthread_join(d->keepalive, NULL);
-    dfs_releases_free(d->releases);     /* sends what it holds first */
+    dfs_releases_free(d->releases);     /* drops what it holds: SESSION_CLOSE releases it */
     if (d->session) {
         struct rpc_reply r;
         int saved = d->op_timeout_ms;

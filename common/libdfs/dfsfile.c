@@ -1450,12 +1450,10 @@ static int loc_get(struct dfs_inode *f, uint32_t index)
             .length = w->length, .where = w->chain,
         };
         f->r.cur.valid = true;
-        f->r.cur.index = index;
         return 0;
     }
     int rc = locate_settled(f, index, &f->r.cur.loc);
     f->r.cur.valid = rc == 0;
-    f->r.cur.index = index;
     return rc;
 }
 

@@ -293,13 +293,12 @@ int dfs_local_request(int conn, const uint8_t token[PROTO_LOCAL_TOKEN],
         free(c);
         return rc;
     }
+    atomic_init(&c->refs, 1);
     rc = crcs_load(c);
     if (rc < 0) {
-        close(c->fd);
-        free(c);
+        dfs_local_unref(c);     /* closes the descriptor, frees the CRCs */
         return rc;
     }
-    atomic_init(&c->refs, 1);
     *out = c;
     return 0;
 }
