@@ -1044,7 +1044,7 @@ int dfs_rename(struct dfs *d, uint64_t parent, const char *name,
 int dfs_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
                 struct dfs_attr *out)
 {
-    if (set->valid & DFS_SET_SIZE)
+    if (set->valid & (DFS_SET_SIZE | DFS_SET_MTIME | DFS_SET_MTIME_NOW))
         return dfsfile_setattr(d, ino, set, out);
     return dfs_setattr_call(d, ino, set, out);
 }

@@ -173,12 +173,12 @@ struct dfs_inodes {
 };
 struct dfs_inodes *dfs_inodes_of(struct dfs *d);
 
-/* SETATTR at the master, nothing else (dfs_setattr routes size changes
- * of open files through dfsfile_setattr first). */
+/* SETATTR at the master, nothing else (dfs_setattr routes size and mtime
+ * changes of open files through dfsfile_setattr first). */
 int dfs_setattr_call(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
                      struct dfs_attr *out);
-/* A size change: when the file is open here, its pending writes land
- * first and its handles see the new size. */
+/* A size or mtime change: when the file is open here, its pending writes
+ * land first (and its handles see a new size). */
 int dfsfile_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
                     struct dfs_attr *out);
 /* Counts in a->size what this session wrote to the file and has not yet

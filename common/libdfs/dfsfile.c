@@ -1195,22 +1195,29 @@ ssize_t dfs_file_pwrite(struct dfs_file *h, const void *buf, size_t len,
 
 /* A size change at the master, after what this session wrote landed (its
  * write session ends: the truncate gives the chunk a new version). */
-static int inode_set_size(struct dfs_inode *f, const struct dfs_setattr *set,
-                          struct dfs_attr *out, bool grow_only)
+/* A SETATTR on an inode this client may hold unwritten data of.  The data
+ * is committed first and its leases released: a WRITE_END after the call
+ * would set the mtime again, undoing the mtime a program such as tar or
+ * cp -p sets after writing, and a size change must land after the writes
+ * before it. */
+static int inode_setattr(struct dfs_inode *f, const struct dfs_setattr *set,
+                         struct dfs_attr *out, bool grow_only)
 {
+    bool sizing = set->valid & DFS_SET_SIZE;
     pthread_mutex_lock(&f->mu);
-    if (grow_only && f->size >= set->size) {
+    if (sizing && grow_only && f->size >= set->size) {
         pthread_mutex_unlock(&f->mu);
         return 0;
     }
-    read_cache_drop(f);
+    if (sizing)
+        read_cache_drop(f);
     int rc = flush_all(f, false);
     /* Committed now: the attributes of the reply must not show the old
      * uncommitted size. */
     publish(f);
     if (rc == 0)
         rc = dfs_setattr_call(f->d, f->ino, set, out);
-    if (rc == 0)
+    if (rc == 0 && sizing)
         f->size = set->size;
     publish(f);
     pthread_mutex_unlock(&f->mu);
@@ -1223,7 +1230,7 @@ int dfsfile_setattr(struct dfs *d, uint64_t ino, const struct dfs_setattr *set,
     struct dfs_inode *in = inode_find(d, ino);
     if (!in)
         return dfs_setattr_call(d, ino, set, out);
-    int rc = inode_set_size(in, set, out, false);
+    int rc = inode_setattr(in, set, out, false);
     inode_detach(in);
     return rc;
 }
@@ -1232,14 +1239,14 @@ int dfs_file_truncate(struct dfs_file *h, uint64_t size)
 {
     struct dfs_setattr set = { .valid = DFS_SET_SIZE, .size = size };
     struct dfs_attr a;
-    return inode_set_size(h->in, &set, &a, false);
+    return inode_setattr(h->in, &set, &a, false);
 }
 
 int dfs_file_extend(struct dfs_file *h, uint64_t size)
 {
     struct dfs_setattr set = { .valid = DFS_SET_SIZE, .size = size };
     struct dfs_attr a;
-    return inode_set_size(h->in, &set, &a, true);
+    return inode_setattr(h->in, &set, &a, true);
 }
 
 /* A write-back failure h has not reported yet (caller holds in->mu). */

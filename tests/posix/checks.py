@@ -269,6 +269,32 @@ def t_utime():
     assert os.stat(f).st_atime_ns > 4_000_000_000, "utime(NULL) kept old atime"
 
 
+def t_utime_after_write():
+    """tar and cp -p set the times through the descriptor they wrote with,
+    before closing it: committing the writes at close must not move the
+    mtime they set.  Read through a second mount, which has not cached the
+    attributes the first one's SETATTR answered."""
+    need("write")
+    f = p("times-written")
+    f2 = os.path.join(mnt2(), "times-written")
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, b"x" * 5000)
+        os.utime(fd, ns=(1_000_000_000, 1_700_000_000_000_000_000))
+        os.write(fd, b"y")          # moves mtime: the utime after it counts
+        os.utime(fd, ns=(1_000_000_000, 1_600_000_000_000_000_000))
+    finally:
+        os.close(fd)
+    st = os.stat(f2)
+    eq((st.st_size, st.st_mtime_ns), (5001, 1_600_000_000_000_000_000),
+       "size and mtime set through the descriptor before close")
+    with open(f, "ab") as fh:
+        fh.write(b"z")
+    with open(f2, "rb") as fh:      # close-to-open: fresh attributes
+        assert os.fstat(fh.fileno()).st_mtime_ns > 1_700_000_000_000_000_000, \
+            "a write after the utime left the old mtime"
+
+
 def t_mkfifo():
     os.mkfifo(p("fifo"), 0o620)
     st = os.stat(p("fifo"))
@@ -1157,6 +1183,10 @@ def t_data_tar_files():
     r = subprocess.run(["diff", "-r", src, p("dtar", "dtree")], capture_output=True,
                        text=True, timeout=60)
     eq(r.returncode, 0, "diff -r (seed %d): %s" % (SEED, r.stdout[:300]))
+    # Contents, modes, owners and mtimes as the archive holds them.
+    r = subprocess.run(["tar", "--compare", "-f", tarball, "-C", p("dtar")],
+                       capture_output=True, text=True, timeout=60)
+    eq(r.returncode, 0, "tar --compare: %s" % (r.stdout + r.stderr)[:300])
 
 
 def t_mount_alive():
@@ -1168,8 +1198,8 @@ def t_mount_alive():
 CHECKS = [
     # the namespace
     t_mkdir_rmdir, t_mknod_stat_unlink, t_rename, t_renameat2, t_link_counts,
-    t_symlink_readlink, t_chmod_chown, t_utime, t_mkfifo, t_readdir_2000,
-    t_parallel, t_ls_la, t_statfs, t_fsyncdir,
+    t_symlink_readlink, t_chmod_chown, t_utime, t_utime_after_write, t_mkfifo,
+    t_readdir_2000, t_parallel, t_ls_la, t_statfs, t_fsyncdir,
     t_permissions_nobody, t_bad_mounts, t_mount_helper,
     # extended attributes and locks
     t_xattr_file, t_xattr_dir, t_xattr_namespaces, t_xattr_two_mounts,
