@@ -864,9 +864,8 @@ static void take_dirs(struct dfs *d, struct wire_reader *rd)
     }
 }
 
-static int dfs_attr_call(struct dfs *d, uint16_t type, bool mutating,
-                         struct wire_writer *body, unsigned skip_u64,
-                         struct dfs_attr *out)
+int dfs_attr_call(struct dfs *d, uint16_t type, bool mutating,
+                  struct wire_writer *body, unsigned skip_u64, struct dfs_attr *out)
 {
     struct rpc_reply r;
     int rc = body->err ? body->err : dfs_call(d, type, mutating, body, &r);

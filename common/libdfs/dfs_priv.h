@@ -62,6 +62,11 @@ int dfs_call_wait(struct dfs *d, uint16_t type, const struct wire_writer *body,
 int dfs_call_ok(struct dfs *d, uint16_t type, bool mutating,
                 struct wire_writer *body, struct rpc_reply *r);
 int dfs_call_void(struct dfs *d, uint16_t type, struct wire_writer *body);
+/* A call whose answer is an inode's attributes (after skip_u64 u64s), then
+ * for a mutation the directories it changed; *out (may be NULL) counts
+ * this session's uncommitted writes. */
+int dfs_attr_call(struct dfs *d, uint16_t type, bool mutating,
+                  struct wire_writer *body, unsigned skip_u64, struct dfs_attr *out);
 
 /*
  * A request to the chunkserver at addr ("host:port") on a pooled

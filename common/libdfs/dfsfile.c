@@ -1058,8 +1058,17 @@ static int stream_drain(struct dfs_inode *f, struct dfsfile_ws *w)
     return rc;
 }
 
+/* What the WRITE_ENDs of a flush stamp: the time of the commit, unless a
+ * utimens lands with them (its mtime, and its reply in attr). */
+struct dfsfile_stamp {
+    int64_t mtime;
+    struct dfs_attr *attr;
+    bool answered;              /* a WRITE_END filled attr */
+};
+
 /* WRITE_END: commits the chunk length and the file size. */
-static int write_end(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_lease)
+static int write_end(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_lease,
+                     struct dfsfile_stamp *st)
 {
     struct wire_writer b;
     wire_writer_init(&b);
@@ -1069,13 +1078,18 @@ static int write_end(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_lease)
     wire_put_u32(&b, w->version);
     wire_put_u32(&b, w->length);
     wire_put_u64(&b, f->size);
-    wire_put_i64(&b, now_ns());
+    wire_put_i64(&b, st ? st->mtime : now_ns());
     wire_put_u8(&b, keep_lease);
-    return dfs_call_void(f->d, PROTO_WRITE_END, &b);
+    if (!st)
+        return dfs_call_void(f->d, PROTO_WRITE_END, &b);
+    int rc = dfs_attr_call(f->d, PROTO_WRITE_END, true, &b, 0, st->attr);
+    st->answered |= rc == 0;
+    return rc;
 }
 
 /* Makes the leased chunk durable on its chain and commits it. */
-static int flush_chunk(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_lease)
+static int flush_chunk(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_lease,
+                       struct dfsfile_stamp *st)
 {
     bool held = w->dirty || w->npend || w->nunsynced;
     if (!w->leased || (!held && keep_lease))
@@ -1088,7 +1102,7 @@ static int flush_chunk(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_leas
     if (rc == 0)
         pending_clear(w);           /* every replica synced all of it */
     if (rc == 0)
-        rc = write_end(f, w, keep_lease);
+        rc = write_end(f, w, keep_lease, st);
     if (rc < 0 && w->leased)
         write_failed(f, w, rc);
     if (rc == 0) {
@@ -1101,14 +1115,19 @@ static int flush_chunk(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_leas
 
 /* flush_chunk of every chunk being written; the first failure, once all
  * were tried. */
-static int flush_all(struct dfs_inode *f, bool keep_lease)
+static int flush_stamped(struct dfs_inode *f, bool keep_lease, struct dfsfile_stamp *st)
 {
     int rc = 0;
     for (size_t i = 0; i < DFSFILE_SESSIONS; i++) {
-        int r = flush_chunk(f, &f->ws[i], keep_lease);
+        int r = flush_chunk(f, &f->ws[i], keep_lease, st);
         rc = rc < 0 ? rc : r;
     }
     return rc;
+}
+
+static int flush_all(struct dfs_inode *f, bool keep_lease)
+{
+    return flush_stamped(f, keep_lease, NULL);
 }
 
 /* The write session of chunk index, begun if need be: a free one, else
@@ -1126,7 +1145,7 @@ static int ws_for(struct dfs_inode *f, uint32_t index, struct dfsfile_ws **out)
             goto found;
         }
         if (c->leased && c->index + 1 == index && c->last_end == f->chunk_size) {
-            int rc = flush_chunk(f, c, false);
+            int rc = flush_chunk(f, c, false, NULL);
             if (rc < 0)
                 return rc;
         }
@@ -1134,7 +1153,7 @@ static int ws_for(struct dfs_inode *f, uint32_t index, struct dfsfile_ws **out)
             lru = c;
     }
     w = lru;
-    int rc = w->leased ? flush_chunk(f, w, false) : 0;
+    int rc = w->leased ? flush_chunk(f, w, false, NULL) : 0;
     if (rc == 0)
         rc = write_begin(f, w, index);
     if (rc < 0)
@@ -1199,11 +1218,17 @@ ssize_t dfs_file_pwrite(struct dfs_file *h, const void *buf, size_t len,
  * is committed first and its leases released: a WRITE_END after the call
  * would set the mtime again, undoing the mtime a program such as tar or
  * cp -p sets after writing, and a size change must land after the writes
- * before it. */
+ * before it.  A change of the mtime alone rides on those WRITE_ENDs, one
+ * commit fewer (tar's utimens after each file it extracts). */
 static int inode_setattr(struct dfs_inode *f, const struct dfs_setattr *set,
                          struct dfs_attr *out, bool grow_only)
 {
     bool sizing = set->valid & DFS_SET_SIZE;
+    bool mtime_only = !(set->valid & ~(uint32_t)(DFS_SET_MTIME | DFS_SET_MTIME_NOW));
+    struct dfsfile_stamp st = {
+        .mtime = (set->valid & DFS_SET_MTIME) ? set->mtime : now_ns(),
+        .attr = out,
+    };
     pthread_mutex_lock(&f->mu);
     if (sizing && grow_only && f->size >= set->size) {
         pthread_mutex_unlock(&f->mu);
@@ -1211,11 +1236,11 @@ static int inode_setattr(struct dfs_inode *f, const struct dfs_setattr *set,
     }
     if (sizing)
         read_cache_drop(f);
-    int rc = flush_all(f, false);
+    int rc = flush_stamped(f, false, mtime_only ? &st : NULL);
     /* Committed now: the attributes of the reply must not show the old
      * uncommitted size. */
     publish(f);
-    if (rc == 0)
+    if (rc == 0 && !st.answered)
         rc = dfs_setattr_call(f->d, f->ino, set, out);
     if (rc == 0 && sizing)
         f->size = set->size;
