@@ -1174,15 +1174,44 @@ int net_dial(const char *host, uint16_t port, int timeout_ms)
     return rc;
 }
 
+/* Drops the first done bytes of the iovec array *at[0..*n). */
+static void iov_advance(struct iovec **at, size_t *n, size_t done)
+{
+    while (*n > 0 && done >= (*at)->iov_len) {
+        done -= (*at)->iov_len;
+        (*at)++;
+        (*n)--;
+    }
+    if (*n > 0) {
+        (*at)->iov_base = (uint8_t *)(*at)->iov_base + done;
+        (*at)->iov_len -= done;
+    }
+}
+
 int net_write_all(int fd, const void *p, size_t n, int timeout_ms)
 {
-    const uint8_t *b = p;
+    struct iovec one = { (void *)p, n };
+    return net_writev_all(fd, &one, 1, timeout_ms);
+}
+
+int net_writev_all(int fd, const struct iovec *iov, size_t n, int timeout_ms)
+{
+    struct iovec v[NET_IOV_MAX];
+    if (n > NET_IOV_MAX)
+        return -EINVAL;
+    memcpy(v, iov, n * sizeof(*v));
+    struct iovec *at = v;
     uint64_t deadline = net_deadline(timeout_ms);
     while (n > 0) {
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (at->iov_len == 0) {
+            at++;
+            n--;
+            continue;
+        }
+        struct msghdr m = { .msg_iov = at, .msg_iovlen = n };
+        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w >= 0) {
-            b += w;
-            n -= (size_t)w;
+            iov_advance(&at, &n, (size_t)w);
             continue;
         }
         if (errno == EINTR)

@@ -213,6 +213,8 @@ int net_dial(const char *host, uint16_t port, int timeout_ms);
 
 /* Writes all n bytes to socket fd within timeout_ms: 0 or a negative errno. */
 int net_write_all(int fd, const void *p, size_t n, int timeout_ms);
+/* The same for the bytes of iov[0..n), in order (iov is not changed). */
+int net_writev_all(int fd, const struct iovec *iov, size_t n, int timeout_ms);
 
 /*
  * Reads exactly n bytes from socket fd within timeout_ms: 0, -ETIMEDOUT,

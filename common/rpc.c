@@ -462,6 +462,26 @@ int rpc_send_fd_many(int fd, uint16_t type, const struct iovec *payloads,
     return rc;
 }
 
+int rpc_send_fd_parts(int fd, uint16_t type, const struct iovec *parts, size_t n,
+                      uint64_t req_id, int timeout_ms)
+{
+    struct iovec v[8];
+    size_t len = 0;
+    if (n >= sizeof(v) / sizeof(v[0]))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        v[i + 1] = parts[i];
+        len += parts[i].iov_len;
+    }
+    if (len > WIRE_MAX_PAYLOAD)
+        return -DFS_ETOOBIG;
+    uint8_t hdr[WIRE_HDR_SIZE];
+    struct wire_hdr h = { .type = type, .req_id = req_id, .payload_len = (uint32_t)len };
+    wire_hdr_encode(&h, hdr);
+    v[0] = (struct iovec){ hdr, sizeof(hdr) };
+    return net_writev_all(fd, v, n + 1, timeout_ms);
+}
+
 int rpc_recv_reply_fd(int fd, uint32_t max_payload, int timeout_ms,
                       struct rpc_reply *r)
 {

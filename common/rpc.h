@@ -145,6 +145,10 @@ int rpc_call_fd(int fd, uint16_t type, const void *payload, size_t len,
  */
 int rpc_send_fd_many(int fd, uint16_t type, const struct iovec *payloads,
                      size_t n, uint64_t first_id, int timeout_ms);
+/* One request whose payload is the concatenation of parts[0..n), n < 8,
+ * written from where the parts lie (no copy of a large data section). */
+int rpc_send_fd_parts(int fd, uint16_t type, const struct iovec *parts, size_t n,
+                      uint64_t req_id, int timeout_ms);
 int rpc_recv_reply_fd(int fd, uint32_t max_payload, int timeout_ms,
                       struct rpc_reply *r);
 

@@ -417,6 +417,14 @@ static size_t block_piece(uint64_t at, size_t left)
 void wire_put_blocks(struct wire_writer *w, uint64_t offset, const void *data,
                      size_t len)
 {
+    wire_put_blocks_head(w, offset, data, len);
+    if (!w->err)
+        wire_put_raw(w, data, len);
+}
+
+void wire_put_blocks_head(struct wire_writer *w, uint64_t offset, const void *data,
+                          size_t len)
+{
     if (len > UINT32_MAX || offset > UINT64_MAX - len) {
         writer_fail(w, -DFS_ETOOBIG);
         return;
@@ -434,7 +442,6 @@ void wire_put_blocks(struct wire_writer *w, uint64_t offset, const void *data,
         store_le(crcs + 4 * i, crc32c(0, p + pos, n), 4);
         pos += n;
     }
-    wire_put_raw(w, data, len);
 }
 
 int wire_get_blocks(struct wire_reader *r, struct wire_blocks *b,

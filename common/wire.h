@@ -208,6 +208,10 @@ struct wire_blocks {
  * block CRCs.  len over UINT32_MAX sets -DFS_ETOOBIG. */
 void wire_put_blocks(struct wire_writer *w, uint64_t offset, const void *data,
                      size_t len);
+/* The same section without its data: data[0..len) must follow it on the
+ * wire (sent from where it lies instead of copied in). */
+void wire_put_blocks_head(struct wire_writer *w, uint64_t offset, const void *data,
+                          size_t len);
 
 /*
  * Reads a data section.  A length over max_len is -DFS_ETOOBIG, an nblocks

@@ -630,6 +630,15 @@ static void blocks_round_trip(uint64_t offset, const uint8_t *data, size_t len)
     uint32_t bad = 77;
     assert_int_equal(wire_verify_blocks(&b, &bad), 0);
     assert_int_equal(bad, 77);
+
+    /* The head alone is the same section up to its data. */
+    struct wire_writer h;
+    wire_writer_init(&h);
+    wire_put_blocks_head(&h, offset, data, len);
+    assert_int_equal(h.err, 0);
+    assert_int_equal(h.len + len, w.len);
+    assert_memory_equal(h.buf, w.buf, h.len);
+    wire_writer_release(&h);
     wire_writer_release(&w);
 }
 
