@@ -1023,9 +1023,10 @@ static bool sync_in_window(const struct dfsfile_ws *w)
     return false;
 }
 
-/* Sends one CS_WRITE of at most PROTO_DATA_MAX bytes on the stream. */
+/* Sends one CS_WRITE of at most PROTO_DATA_MAX bytes on the stream; with
+ * sync, one that makes it and every write before it durable. */
 static int stream_send(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off,
-                       const uint8_t *data, size_t len)
+                       const uint8_t *data, size_t len, bool sync)
 {
     int rc = 0;
     while (rc == 0 && w->npend == DFSFILE_WINDOW)
@@ -1041,7 +1042,8 @@ static int stream_send(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off,
     p->data = data_take(w, len);
     if (!p->data)
         return -ENOMEM;
-    memcpy(p->data, data, len);
+    if (len)
+        memcpy(p->data, data, len);
     p->off = off;
     p->len = len;
     p->acked = false;
@@ -1050,7 +1052,7 @@ static int stream_send(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off,
      * Each server takes a connection's writes in order (chunkserver/csio),
      * so when it syncs it has written every request sent before: all of
      * them are durable once this one is acknowledged. */
-    p->sync = !sync_in_window(w) && w->unsynced_bytes >= DFSFILE_SYNC_BYTES;
+    p->sync = sync || (!sync_in_window(w) && w->unsynced_bytes >= DFSFILE_SYNC_BYTES);
     p->covers = p->id - 1;
     w->npend++;
     struct wire_writer b;
@@ -1072,7 +1074,7 @@ static int stream_write(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off,
     int rc = 0;
     for (size_t done = 0; rc == 0 && done < len;) {
         size_t piece = len - done < PROTO_DATA_MAX ? len - done : PROTO_DATA_MAX;
-        rc = stream_send(f, w, off + done, data + done, piece);
+        rc = stream_send(f, w, off + done, data + done, piece, false);
         done += piece;
     }
     return rc;
@@ -1125,9 +1127,16 @@ static int flush_chunk(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_leas
     if (!w->leased || (!held && keep_lease))
         return 0;                   /* nothing to commit, the lease stays */
     int rc = 0;
-    if (held)
-        rc = stream_drain(f, w);
+    /* A sync behind the stream's last write: the chain's answers to the
+     * window are then the durability too, one round trip instead of a
+     * drain and a sync after it (a small file's close). */
+    if (held && w->npend && !w->pend[w->npend - 1].sync)
+        rc = stream_send(f, w, w->length, NULL, 0, true);
     if (rc == 0 && held)
+        rc = stream_drain(f, w);
+    /* Acknowledged writes no sync covered (a stream resent plain after a
+     * failure, or one that ended before the sync above) still need one. */
+    if (rc == 0 && held && w->nunsynced)
         rc = chain_write_retry(f, w, w->length, NULL, 0, PROTO_WRITE_SYNC);
     if (rc == 0)
         pending_clear(w);           /* every replica synced all of it */
