@@ -394,14 +394,14 @@ static void write_start(struct csio_client *cl, const struct wire_frame *f)
 {
     size_t len = f->hdr.payload_len;
     struct csio_write *w = calloc(1, sizeof(*w));
-    uint8_t *buf = malloc(len ? len : 1);
+    /* A 1 MiB write arrived in a buffer of its own: kept, not copied. */
+    uint8_t *buf = w ? rpc_frame_take(cl->rc, f) : NULL;
     if (!w || !buf) {
         free(w);
         free(buf);
         client_reply(cl, f, -ENOMEM, NULL, 0);
         return;
     }
-    memcpy(buf, f->payload, len);
     w->cl = cl;
     w->req.hdr = f->hdr;
     w->buf = buf;

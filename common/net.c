@@ -33,6 +33,9 @@
  *  6. In CLOSING, reads are drained and dropped until peer EOF: closing a
  *     socket with unread input makes the kernel send RST, which can destroy
  *     our own unacknowledged bytes in flight to the peer.
+ *  7. While a read target is set (net_conn_read_into), input fills it
+ *     before anything else: the buffered bytes first, then the socket's;
+ *     on_read is not offered bytes until on_filled ran.
  */
 #include "net.h"
 
@@ -89,6 +92,8 @@ struct net_conn {
 
     uint8_t *rbuf;
     size_t rpos, rlen, rcap;
+    uint8_t *target;      /* net_conn_read_into's buffer (the owner's) */
+    size_t tlen, tfill;
     bool read_paused;
     bool peer_eof;
     bool wr_shut;         /* CLOSING: our write side is shut down */
@@ -582,10 +587,47 @@ static void conn_rbuf_idle(struct net_conn *c)
     }
 }
 
+int net_conn_read_into(struct net_conn *c, uint8_t *buf, size_t len)
+{
+    if (!c->cbs || !c->cbs->on_filled || !buf || len == 0 || c->target)
+        return -EINVAL;
+    c->target = buf;
+    c->tlen = len;
+    c->tfill = 0;
+    return 0;
+}
+
+/* Moves buffered bytes into the read target; true once it is full, after
+ * on_filled ran (invariant 7). */
+static bool conn_target_fill(struct net_conn *c)
+{
+    size_t n = c->tlen - c->tfill < c->rlen ? c->tlen - c->tfill : c->rlen;
+    if (n)
+        memcpy(c->target + c->tfill, c->rbuf + c->rpos, n);
+    c->tfill += n;
+    c->rpos += n;
+    c->rlen -= n;
+    if (c->tfill < c->tlen)
+        return false;
+    uint8_t *buf = c->target;
+    size_t len = c->tlen;
+    c->target = NULL;
+    c->tlen = c->tfill = 0;
+    c->cbs->on_filled(c, buf, len);
+    return true;
+}
+
 /* Offers buffered bytes to on_read while it consumes and we may read. */
 static void conn_deliver(struct net_conn *c)
 {
-    while (c->rlen > 0 && c->state == NET_OPEN && !c->read_paused) {
+    while (c->state == NET_OPEN && !c->read_paused) {
+        if (c->target) {
+            if (!conn_target_fill(c))
+                break;
+            continue;
+        }
+        if (c->rlen == 0)
+            break;
         size_t used = c->cbs->on_read(c, c->rbuf + c->rpos, c->rlen);
         if (c->state == NET_CLOSED)
             return;
@@ -611,13 +653,18 @@ static void conn_deliver(struct net_conn *c)
 
 static void conn_read_open(struct net_conn *c)
 {
-    int rc = conn_rbuf_room(c);
-    if (rc < 0) {
-        conn_finish(c, rc);
-        return;
+    uint8_t *dst = c->target ? c->target + c->tfill : NULL;
+    size_t room = c->tlen - c->tfill;
+    if (!dst) {
+        int rc = conn_rbuf_room(c);
+        if (rc < 0) {
+            conn_finish(c, rc);
+            return;
+        }
+        dst = c->rbuf + c->rpos + c->rlen;
+        room = c->rcap - c->rpos - c->rlen;
     }
-    uint8_t *end = c->rbuf + c->rpos + c->rlen;
-    ssize_t n = recv(c->fd, end, c->rcap - c->rpos - c->rlen, 0);
+    ssize_t n = recv(c->fd, dst, room, 0);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             conn_finish(c, -errno);
@@ -628,7 +675,10 @@ static void conn_read_open(struct net_conn *c)
         conn_begin_close(c);
         return;
     }
-    c->rlen += (size_t)n;
+    if (c->target)
+        c->tfill += (size_t)n;
+    else
+        c->rlen += (size_t)n;
     conn_deliver(c);
 }
 

@@ -30,6 +30,8 @@ enum rpc_state { RPC_HANDSHAKE, RPC_READY, RPC_CLOSED };
 /* A peer that has not proved the key by then is dropped: an idle or
  * foreign connection must not hold a descriptor for ever. */
 #define RPC_HANDSHAKE_MS 5000
+/* Payloads from this size on are read into their own buffer. */
+#define RPC_DIRECT_MIN (128u * 1024)
 /* Frames held before the handshake ends, at most: as much as net lets a
  * connection queue (write_max), since a chunkserver forwards a client's
  * pipelined writes on a downstream connection it has just opened. */
@@ -56,14 +58,23 @@ struct rpc_conn {
     uint64_t next_req_id;
     struct rpc_call_slot *calls;     /* pending rpc_call()s */
     uint64_t handshake_timer;        /* 0 once the handshake ended */
+    /* A large frame's payload, read into its own buffer (rpc_read_direct)
+     * and, during its delivery, the consumer's to take (rpc_frame_take). */
+    struct {
+        uint8_t *buf;
+        struct wire_hdr hdr;
+        bool taken;
+    } direct;
 };
 
 static size_t rpc_on_read(struct net_conn *nc, const uint8_t *data, size_t len);
+static void rpc_on_filled(struct net_conn *nc, uint8_t *buf, size_t len);
 static void rpc_on_close(struct net_conn *nc, int err);
 
 static const struct net_conn_cbs rpc_net_cbs = {
     .on_read = rpc_on_read,
     .on_close = rpc_on_close,
+    .on_filled = rpc_on_filled,
 };
 
 static struct rpc_conn *rpc_new(struct ev_loop *loop, const struct auth_key *key,
@@ -354,6 +365,57 @@ static size_t rpc_handshake_read(struct rpc_conn *c, const uint8_t *data,
     return used;
 }
 
+/*
+ * A frame not all here yet: when its header is, and its payload is large
+ * (a chunk write), the payload is read into a buffer of its own, which
+ * its consumer may keep (rpc_frame_take) instead of copying it out of the
+ * connection's buffer.  Returns what on_read consumes: the header, or 0.
+ */
+static size_t rpc_read_direct(struct rpc_conn *c, const uint8_t *data, size_t len)
+{
+    struct wire_hdr h;
+    if (wire_hdr_decode(data, len, c->max_payload, &h) < 0 ||
+        h.payload_len < RPC_DIRECT_MIN)
+        return 0;
+    uint8_t *buf = malloc(h.payload_len);
+    if (!buf)
+        return 0;                   /* the connection's buffer will do */
+    if (net_conn_read_into(c->nc, buf, h.payload_len) < 0) {
+        free(buf);
+        return 0;
+    }
+    c->direct.buf = buf;
+    c->direct.hdr = h;
+    c->direct.taken = false;
+    return WIRE_HDR_SIZE;
+}
+
+static void rpc_on_filled(struct net_conn *nc, uint8_t *buf, size_t len)
+{
+    struct rpc_conn *c = net_conn_ctx(nc);
+    struct wire_frame f = { .hdr = c->direct.hdr, .payload = buf,
+                            .span = WIRE_HDR_SIZE + len };
+    if (c->state == RPC_READY && !rpc_complete_call(c, &f))
+        c->cbs->on_frame(c, &f);
+    if (!c->direct.taken)
+        free(buf);
+    c->direct.buf = NULL;
+    c->direct.taken = false;
+}
+
+uint8_t *rpc_frame_take(struct rpc_conn *c, const struct wire_frame *f)
+{
+    if (f->payload && f->payload == c->direct.buf && !c->direct.taken) {
+        c->direct.taken = true;
+        return c->direct.buf;
+    }
+    size_t len = f->hdr.payload_len;
+    uint8_t *b = malloc(len ? len : 1);
+    if (b && len)
+        memcpy(b, f->payload, len);
+    return b;
+}
+
 static size_t rpc_on_read(struct net_conn *nc, const uint8_t *data, size_t len)
 {
     struct rpc_conn *c = net_conn_ctx(nc);
@@ -365,7 +427,7 @@ static size_t rpc_on_read(struct net_conn *nc, const uint8_t *data, size_t len)
     struct wire_frame f;
     int rc = wire_frame_split(data, len, c->max_payload, &f);
     if (rc == 0)
-        return 0;
+        return rpc_read_direct(c, data, len);
     if (rc < 0) {
         log_warn("rpc: closing %s: %s", net_conn_peer(nc), dfs_strerror(rc));
         c->state = RPC_CLOSED;
@@ -386,6 +448,8 @@ static void rpc_on_close(struct net_conn *nc, int err)
         err = -ECONNRESET;
     c->state = RPC_CLOSED;
     rpc_stop_handshake_timer(c);
+    free(c->direct.buf);            /* a payload cut off by the close */
+    c->direct.buf = NULL;
     int call_err = err ? err : -ECONNRESET;
     while (c->calls) {
         struct rpc_call_slot *s = c->calls;

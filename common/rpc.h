@@ -36,7 +36,8 @@ struct rpc_cbs {
     /* Optional: the handshake succeeded; frames flow from now on. */
     void (*on_ready)(struct rpc_conn *c);
     /* Required: a frame that is not a reply to one of our calls.  f and
-     * its payload are valid only during the call. */
+     * its payload are valid only during the call (rpc_frame_take keeps
+     * the payload). */
     void (*on_frame)(struct rpc_conn *c, const struct wire_frame *f);
     /* Required: called once; c is freed when it returns.  err is 0 for a
      * local close or orderly end, else negative (a refused handshake is
@@ -44,6 +45,13 @@ struct rpc_cbs {
      * wire error).  Calls still pending got their callback just before. */
     void (*on_close)(struct rpc_conn *c, int err);
 };
+
+/*
+ * In on_frame: the payload of f as a buffer the caller owns (free()), or
+ * NULL on ENOMEM.  A large payload is read into a buffer of its own, which
+ * is handed over as it is; a small one is copied.
+ */
+uint8_t *rpc_frame_take(struct rpc_conn *c, const struct wire_frame *f);
 
 /*
  * Reply callback.  status: the reply's status (0 or a negative error the

@@ -1,7 +1,8 @@
 /*
  * Tests of rpc: handshake then frames over real sockets on 127.0.0.1.
  * The server is an echo: it replies to every request with its payload,
- * except type ECHO_SILENT, which it never answers.
+ * except type ECHO_SILENT, which it never answers; type TAKE echoes from
+ * the payload it took (rpc_frame_take).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +21,7 @@
 #include "common/net.h"
 #include "common/rpc.h"
 
-enum { ECHO = 7, ECHO_SILENT = 8, ONE_WAY = 9 };
+enum { ECHO = 7, ECHO_SILENT = 8, ONE_WAY = 9, TAKE = 10 };
 
 struct server {
     struct ev_loop *loop;
@@ -40,6 +41,12 @@ static void srv_on_frame(struct rpc_conn *c, const struct wire_frame *f)
     }
     if (f->hdr.type == ECHO)
         rpc_reply(c, f, 0, f->payload, f->hdr.payload_len);
+    if (f->hdr.type == TAKE) {
+        uint8_t *b = rpc_frame_take(c, f);
+        assert_non_null(b);
+        rpc_reply(c, f, 0, b, f->hdr.payload_len);
+        free(b);
+    }
 }
 
 static void srv_on_close(struct rpc_conn *c, int err)
@@ -262,6 +269,17 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* Stops the thread running the server's loop, then frees both. */
+static void loop_thread_stop(struct loop_thread *t, pthread_t th, struct server *s)
+{
+    t->stop = 1;
+    pthread_join(th, NULL);
+    for (int i = 0; i < 20; i++)
+        ev_run_once(t->loop, 5);
+    net_listener_free(s->l);
+    ev_loop_free(t->loop);
+}
+
 static void test_blocking_client(void **state)
 {
     (void)state;
@@ -288,12 +306,63 @@ static void test_blocking_client(void **state)
     memset(wrong.bytes, 0x66, sizeof(wrong.bytes));
     assert_int_equal(rpc_dial("127.0.0.1", port, &wrong, 2000), -DFS_EAUTH);
 
-    t.stop = 1;
-    pthread_join(th, NULL);
-    for (int i = 0; i < 20; i++)
-        ev_run_once(loop, 5);
-    net_listener_free(s.l);
-    ev_loop_free(loop);
+    loop_thread_stop(&t, th, &s);
+}
+
+/* Frames around the size from which a payload is read into its own
+ * buffer, sent back to back so that one's end and the next one's start
+ * share a read: each comes back whole, taken or not. */
+static void test_large_frames_back_to_back(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = ev_loop_new();
+    struct server s;
+    server_start(&s, loop, 0x57);
+    struct loop_thread t = { .loop = loop };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, loop_main, &t), 0);
+    int fd = rpc_dial("127.0.0.1", net_listener_port(s.l), &s.key, 2000);
+    assert_true(fd >= 0);
+
+    static const size_t sizes[] = { 5, 200000, (1u << 20) + 3, 17, 131072,
+                                    131071, 0, 4u << 20, 1 };
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    uint8_t *bufs[N];
+    for (size_t round = 0; round < 2; round++) {
+        struct iovec iov[N];
+        for (size_t i = 0; i < N; i++) {
+            bufs[i] = malloc(sizes[i] + 1);
+            for (size_t k = 0; k < sizes[i]; k++)
+                bufs[i][k] = (uint8_t)(k * 31 + i + round);
+            iov[i] = (struct iovec){ bufs[i], sizes[i] };
+        }
+        uint16_t type = round ? TAKE : ECHO;
+        assert_int_equal(rpc_send_fd_many(fd, type, iov, N, 100, 5000), 0);
+        for (size_t i = 0; i < N; i++) {
+            struct rpc_reply r;
+            assert_int_equal(rpc_recv_reply_fd(fd, 0, 5000, &r), 0);
+            assert_int_equal(r.hdr.req_id, 100 + i);
+            assert_int_equal(r.len, sizes[i]);
+            if (sizes[i])
+                assert_memory_equal(r.payload, bufs[i], sizes[i]);
+            rpc_reply_release(&r);
+            free(bufs[i]);
+        }
+    }
+    /* A large payload whose sender stops halfway: the server drops the
+     * conn cleanly when the client goes, with the buffer freed. */
+    uint8_t hdr[WIRE_HDR_SIZE];
+    struct wire_hdr h = { .type = ECHO, .req_id = 1, .payload_len = 1u << 20 };
+    wire_hdr_encode(&h, hdr);
+    assert_int_equal(net_write_all(fd, hdr, sizeof(hdr), 2000), 0);
+    uint8_t half[4096] = { 0 };
+    assert_int_equal(net_write_all(fd, half, sizeof(half), 2000), 0);
+    close(fd);
+    for (int i = 0; i < 200 && __atomic_load_n(&s.closes, __ATOMIC_ACQUIRE) < 1; i++)
+        usleep(5000);
+    assert_int_equal(s.closes, 1);
+
+    loop_thread_stop(&t, th, &s);
 }
 
 int main(void)
@@ -305,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_call_timeout_then_close_fails_pending),
         cmocka_unit_test(test_garbage_after_handshake_closes_only_that_conn),
         cmocka_unit_test(test_blocking_client),
+        cmocka_unit_test(test_large_frames_back_to_back),
         cmocka_unit_test(test_silent_peer_dropped),
     };
     return cmocka_run_group_tests_name("rpc", tests, NULL, NULL);
