@@ -394,7 +394,8 @@ static void write_start(struct csio_client *cl, const struct wire_frame *f)
 {
     size_t len = f->hdr.payload_len;
     struct csio_write *w = calloc(1, sizeof(*w));
-    /* A 1 MiB write arrived in a buffer of its own: kept, not copied. */
+    /* A large write arrived in a buffer of its own (unless it was whole in
+     * the connection's already): kept, not copied. */
     uint8_t *buf = w ? rpc_frame_take(cl->rc, f) : NULL;
     if (!w || !buf) {
         free(w);

@@ -94,6 +94,7 @@ struct net_conn {
     size_t rpos, rlen, rcap;
     uint8_t *target;      /* net_conn_read_into's buffer (the owner's) */
     size_t tlen, tfill;
+    bool in_read;         /* inside on_read: a target may be set */
     bool read_paused;
     bool peer_eof;
     bool wr_shut;         /* CLOSING: our write side is shut down */
@@ -589,7 +590,7 @@ static void conn_rbuf_idle(struct net_conn *c)
 
 int net_conn_read_into(struct net_conn *c, uint8_t *buf, size_t len)
 {
-    if (!c->cbs || !c->cbs->on_filled || !buf || len == 0 || c->target)
+    if (!c->in_read || !c->cbs->on_filled || !buf || len == 0 || c->target)
         return -EINVAL;
     c->target = buf;
     c->tlen = len;
@@ -628,7 +629,9 @@ static void conn_deliver(struct net_conn *c)
         }
         if (c->rlen == 0)
             break;
+        c->in_read = true;
         size_t used = c->cbs->on_read(c, c->rbuf + c->rpos, c->rlen);
+        c->in_read = false;
         if (c->state == NET_CLOSED)
             return;
         if (used > c->rlen) {

@@ -145,13 +145,15 @@ int net_conn_send(struct net_conn *conn, const void *p, size_t n);
 int net_conn_sendv(struct net_conn *conn, const struct iovec *iov, int iovcnt);
 
 /*
- * Called from on_read: the len bytes after those on_read consumes go to
+ * Only from on_read: the len bytes after those on_read consumes go to
  * buf (the caller's, len > 0) instead of to on_read — what is buffered
  * already is copied, the rest read from the socket straight into it — and
  * on_filled(conn, buf, len) runs once all are there; then on_read resumes.
  * A large frame's payload so lands where its consumer keeps it, with no
- * copy.  If the conn closes first, on_close runs and buf is still the
- * caller's.  0, or -EINVAL (no on_filled, len 0, a target set already).
+ * copy (the caller allocates it as it sees the length: read_max does not
+ * bound it).  If the conn closes first, on_close runs and buf is still
+ * the caller's.  0, or -EINVAL (outside on_read, no on_filled, len 0, a
+ * target set already).
  */
 int net_conn_read_into(struct net_conn *conn, uint8_t *buf, size_t len);
 

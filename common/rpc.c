@@ -369,7 +369,10 @@ static size_t rpc_handshake_read(struct rpc_conn *c, const uint8_t *data,
  * A frame not all here yet: when its header is, and its payload is large
  * (a chunk write), the payload is read into a buffer of its own, which
  * its consumer may keep (rpc_frame_take) instead of copying it out of the
- * connection's buffer.  Returns what on_read consumes: the header, or 0.
+ * connection's buffer.  The buffer is allocated as the header arrives, up
+ * to max_payload: a peer (one that proved the key) holds that much with a
+ * header alone, as it could by sending the bytes.  Returns what on_read
+ * consumes: the header, or 0.
  */
 static size_t rpc_read_direct(struct rpc_conn *c, const uint8_t *data, size_t len)
 {

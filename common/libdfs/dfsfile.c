@@ -1067,6 +1067,15 @@ static int stream_send(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off,
     return rc < 0 ? stream_recover(f, w, rc, 0) : 0;
 }
 
+/* Sends a SYNC behind the stream's last write, unless that one is a SYNC
+ * or nothing is in flight. */
+static int stream_sync_behind(struct dfs_inode *f, struct dfsfile_ws *w)
+{
+    if (!w->npend || w->pend[w->npend - 1].sync)
+        return 0;
+    return stream_send(f, w, w->length, NULL, 0, true);
+}
+
 /* Queues data for [off, off + len) of the leased chunk on the stream. */
 static int stream_write(struct dfs_inode *f, struct dfsfile_ws *w, uint64_t off,
                         const uint8_t *data, size_t len)
@@ -1126,12 +1135,10 @@ static int flush_chunk(struct dfs_inode *f, struct dfsfile_ws *w, bool keep_leas
     bool held = w->dirty || w->npend || w->nunsynced;
     if (!w->leased || (!held && keep_lease))
         return 0;                   /* nothing to commit, the lease stays */
-    int rc = 0;
     /* A sync behind the stream's last write: the chain's answers to the
      * window are then the durability too, one round trip instead of a
      * drain and a sync after it (a small file's close). */
-    if (held && w->npend && !w->pend[w->npend - 1].sync)
-        rc = stream_send(f, w, w->length, NULL, 0, true);
+    int rc = held ? stream_sync_behind(f, w) : 0;
     if (rc == 0 && held)
         rc = stream_drain(f, w);
     /* Acknowledged writes no sync covered (a stream resent plain after a
@@ -1170,10 +1177,12 @@ static int flush_all(struct dfs_inode *f, bool keep_lease)
 }
 
 /* The write session of chunk index, begun if need be: a free one, else
- * the least recently written one, committed first.  The chunk just before
- * index is committed at once when its last write ended at its end: a
- * sequential writer is done with it, and what it held need not wait in
- * memory. */
+ * the least recently written one, committed first.  A chunk before index
+ * whose last write ended at its end is one a sequential writer is done
+ * with: the one just before gets its SYNC at once and goes on syncing
+ * while the next one streams (draining it here stalled the writer for a
+ * whole window at every chunk), the one two back is committed, since its
+ * answers are in by then and what it held need not wait in memory. */
 static int ws_for(struct dfs_inode *f, uint32_t index, struct dfsfile_ws **out)
 {
     struct dfsfile_ws *w = NULL, *lru = NULL;
@@ -1183,8 +1192,10 @@ static int ws_for(struct dfs_inode *f, uint32_t index, struct dfsfile_ws **out)
             w = c;
             goto found;
         }
-        if (c->leased && c->index + 1 == index && c->last_end == f->chunk_size) {
-            int rc = flush_chunk(f, c, false, NULL);
+        bool done_with = c->leased && c->last_end == f->chunk_size;
+        if (done_with && (c->index + 1 == index || c->index + 2 == index)) {
+            int rc = c->index + 1 == index ? stream_sync_behind(f, c)
+                                           : flush_chunk(f, c, false, NULL);
             if (rc < 0)
                 return rc;
         }
@@ -1251,34 +1262,45 @@ ssize_t dfs_file_pwrite(struct dfs_file *h, const void *buf, size_t len,
     return inode_pwrite(h->in, buf, len, off);
 }
 
-/* A size change at the master, after what this session wrote landed (its
- * write session ends: the truncate gives the chunk a new version). */
-/* A SETATTR on an inode this client may hold unwritten data of.  The data
+static bool any_leased(const struct dfs_inode *f)
+{
+    for (size_t i = 0; i < DFSFILE_SESSIONS; i++)
+        if (f->ws[i].leased)
+            return true;
+    return false;
+}
+
+/*
+ * A SETATTR on an inode this client may hold unwritten data of.  The data
  * is committed first and its leases released: a WRITE_END after the call
  * would set the mtime again, undoing the mtime a program such as tar or
  * cp -p sets after writing, and a size change must land after the writes
- * before it.  A change of the mtime alone rides on those WRITE_ENDs, one
- * commit fewer (tar's utimens after each file it extracts). */
+ * before it (the truncate gives the chunk a new version).  An explicit
+ * mtime alone rides on those WRITE_ENDs, one commit fewer (tar's utimens
+ * after each file it extracts); UTIME_NOW stays the master's clock.  A
+ * write-back that fails fails a size change; other changes are made all
+ * the same, the failure being reported at fsync and close.
+ */
 static int inode_setattr(struct dfs_inode *f, const struct dfs_setattr *set,
                          struct dfs_attr *out, bool grow_only)
 {
     bool sizing = set->valid & DFS_SET_SIZE;
-    bool mtime_only = !(set->valid & ~(uint32_t)(DFS_SET_MTIME | DFS_SET_MTIME_NOW));
-    struct dfsfile_stamp st = {
-        .mtime = (set->valid & DFS_SET_MTIME) ? set->mtime : now_ns(),
-        .attr = out,
-    };
+    struct dfsfile_stamp st = { .mtime = set->mtime, .attr = out };
     pthread_mutex_lock(&f->mu);
-    if (sizing && grow_only && f->size >= set->size) {
+    if ((sizing && grow_only && f->size >= set->size) || (!sizing && !any_leased(f))) {
+        /* Nothing to do, or nothing of ours to commit first: readers of
+         * the file need not wait for the SETATTR. */
         pthread_mutex_unlock(&f->mu);
-        return 0;
+        return sizing ? 0 : dfs_setattr_call(f->d, f->ino, set, out);
     }
     if (sizing)
         read_cache_drop(f);
-    int rc = flush_stamped(f, false, mtime_only ? &st : NULL);
+    int rc = flush_stamped(f, false, set->valid == DFS_SET_MTIME ? &st : NULL);
     /* Committed now: the attributes of the reply must not show the old
      * uncommitted size. */
     publish(f);
+    if (!sizing)
+        rc = 0;
     if (rc == 0 && !st.answered)
         rc = dfs_setattr_call(f->d, f->ino, set, out);
     if (rc == 0 && sizing)

@@ -288,6 +288,27 @@ def t_utime_after_write():
     st = os.stat(f2)
     eq((st.st_size, st.st_mtime_ns), (5001, 1_600_000_000_000_000_000),
        "size and mtime set through the descriptor before close")
+    # The mtime alone (atime UTIME_OMIT, as tar sets it), then UTIME_NOW,
+    # each while the file holds unwritten data.
+    g = p("times-written-2")
+    g2 = os.path.join(mnt2(), "times-written-2")
+    with open(g, "wb") as fh:
+        fh.write(b"x" * 7000)
+        fh.flush()
+        utimensat(g, UTIME_OMIT, (1_500_000_000, 7))
+        st = os.stat(g2)
+        eq((st.st_size, st.st_mtime_ns), (7000, 1_500_000_000_000_000_007),
+           "mtime alone set while written (seen before close)")
+        fh.write(b"y")
+    with open(g, "ab") as fh:
+        fh.write(b"z")
+        before = time.time_ns()
+        utimensat(g, UTIME_OMIT, UTIME_NOW)
+    with open(g2, "rb") as fh:
+        st = os.fstat(fh.fileno())
+    eq(st.st_size, 7002, "size after the UTIME_NOW")
+    assert st.st_mtime_ns >= before - 2_000_000_000, \
+        "UTIME_NOW while written left mtime at %d" % st.st_mtime_ns
     with open(f, "ab") as fh:
         fh.write(b"z")
     with open(f2, "rb") as fh:      # close-to-open: fresh attributes
