@@ -371,24 +371,23 @@ static size_t rpc_handshake_read(struct rpc_conn *c, const uint8_t *data,
  * its consumer may keep (rpc_frame_take) instead of copying it out of the
  * connection's buffer.  The buffer is allocated as the header arrives, up
  * to max_payload: a peer (one that proved the key) holds that much with a
- * header alone, as it could by sending the bytes.  Returns what on_read
- * consumes: the header, or 0.
+ * header alone, as it could by sending the bytes.  f is wire_frame_split's
+ * answer of 0: its span counts the payload once the header decoded.
+ * Returns what on_read consumes: the header, or 0.
  */
-static size_t rpc_read_direct(struct rpc_conn *c, const uint8_t *data, size_t len)
+static size_t rpc_read_direct(struct rpc_conn *c, const struct wire_frame *f)
 {
-    struct wire_hdr h;
-    if (wire_hdr_decode(data, len, c->max_payload, &h) < 0 ||
-        h.payload_len < RPC_DIRECT_MIN)
+    if (f->span < (size_t)WIRE_HDR_SIZE + RPC_DIRECT_MIN)
         return 0;
-    uint8_t *buf = malloc(h.payload_len);
+    uint8_t *buf = malloc(f->hdr.payload_len);
     if (!buf)
         return 0;                   /* the connection's buffer will do */
-    if (net_conn_read_into(c->nc, buf, h.payload_len) < 0) {
+    if (net_conn_read_into(c->nc, buf, f->hdr.payload_len) < 0) {
         free(buf);
         return 0;
     }
     c->direct.buf = buf;
-    c->direct.hdr = h;
+    c->direct.hdr = f->hdr;
     c->direct.taken = false;
     return WIRE_HDR_SIZE;
 }
@@ -430,7 +429,7 @@ static size_t rpc_on_read(struct net_conn *nc, const uint8_t *data, size_t len)
     struct wire_frame f;
     int rc = wire_frame_split(data, len, c->max_payload, &f);
     if (rc == 0)
-        return rpc_read_direct(c, data, len);
+        return rpc_read_direct(c, &f);
     if (rc < 0) {
         log_warn("rpc: closing %s: %s", net_conn_peer(nc), dfs_strerror(rc));
         c->state = RPC_CLOSED;

@@ -862,7 +862,7 @@ static uint8_t *data_take(struct dfsfile_ws *w, size_t len)
 {
     if (len == PROTO_DATA_MAX && w->nspare)
         return w->spare[--w->nspare];
-    return malloc(len == PROTO_DATA_MAX ? PROTO_DATA_MAX : len ? len : 1);
+    return malloc(len ? len : 1);
 }
 
 static void data_give(struct dfsfile_ws *w, struct dfsfile_pending *p)
